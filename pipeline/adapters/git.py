@@ -1,0 +1,41 @@
+"""What the pipeline asks of git: the commit, the branch and whether the tree is dirty.
+
+Each answer is ``None`` outside a git checkout (a source tarball), never an error.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def head_sha(root: Path, short: bool = True) -> str | None:
+    return _git(root, "rev-parse", "--short=12" if short else "--verify", "HEAD")
+
+
+@dataclass(frozen=True)
+class GitInfo:
+    sha: str | None
+    full_sha: str | None
+    branch: str | None
+    dirty: bool
+
+
+def info(root: Path) -> GitInfo:
+    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD")
+    return GitInfo(
+        sha=head_sha(root),
+        full_sha=head_sha(root, short=False),
+        branch=None if branch in (None, "HEAD") else branch,
+        dirty=bool(status),
+    )

@@ -1,0 +1,261 @@
+"""The command line: parses, prints, and maps the exception tree to exit codes (SPEC §3).
+
+This is the only module that reads the process environment (handing it to ``config.load``) and the
+only one that decides exit codes. Heavy libraries (docker, boto3, scikit-learn) are imported by the
+stages that use them, when they run, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional, TypeVar
+
+import typer
+
+from pipeline import config as config_mod
+from pipeline.errors import EXIT_INTERRUPTED, EXIT_PREREQUISITE, PipelineError, UsageError
+
+app = typer.Typer(
+    name="pipeline",
+    help="CI/CD for the Iris ML service: lint, train, test, trivy-fs, build, trivy-image, smoke, push, deploy.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+T = TypeVar("T")
+
+ProfileOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--profile", "-p", help="Profile of pipeline.toml ([profiles.NAME]); default 'local' or $PIPELINE_PROFILE."
+    ),
+]
+SetOpt = Annotated[
+    Optional[list[str]], typer.Option("--set", help="Override a config value: dotted.key=value (repeatable).")
+]
+StageOpt = Annotated[str, typer.Option("--stage", "-s", help="'all' or stage names, comma-separated.")]
+
+
+def plain_output() -> bool:
+    """Plain text when not on a terminal, under NO_COLOR or in CI (SPEC §3)."""
+    return not sys.stdout.isatty() or "NO_COLOR" in os.environ or bool(os.environ.get("CI"))
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest directory holding pipeline.toml, walking up from the working directory."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / config_mod.CONFIG_FILE).is_file():
+            return candidate
+    return here
+
+
+def _load_config(profile: str | None, overrides: list[str] | None, extra: list[str] = ()) -> config_mod.Config:
+    return config_mod.load(find_root(), profile=profile, overrides=[*(overrides or []), *extra], environ=os.environ)
+
+
+def _console() -> Any:
+    from pipeline.report import make_console  # pylint: disable=import-outside-toplevel
+
+    return make_console(plain=plain_output())
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    """Run a command body; turn the pipeline's errors into a message and the documented exit code."""
+    try:
+        return fn()
+    except PipelineError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        if exc.hint:
+            typer.echo(f"  → {exc.hint}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+@app.command()
+def run(
+    stage: StageOpt = "all",
+    from_: Annotated[Optional[str], typer.Option("--from", help="Start at this stage (in pipeline order).")] = None,
+    skip: Annotated[Optional[str], typer.Option("--skip", help="Stages to leave out, comma-separated.")] = None,
+    profile: ProfileOpt = None,
+    set_: SetOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and the commands; run nothing.")] = False,
+    keep_going: Annotated[
+        bool, typer.Option("--keep-going", help="Go on with stages that do not depend on a failed one.")
+    ] = False,
+    jobs: Annotated[
+        Optional[int], typer.Option("--jobs", "-j", min=1, help="Run up to N independent stages at once.")
+    ] = None,
+    report_dir: Annotated[
+        Optional[Path], typer.Option("--report-dir", help="Where reports go (default reports/).")
+    ] = None,
+) -> None:
+    """Run the selected stages in dependency order; reports go to the report dir."""
+
+    def body() -> int:
+        from pipeline import report  # pylint: disable=import-outside-toplevel
+        from pipeline import runner as runner_mod  # pylint: disable=import-outside-toplevel
+        from pipeline.stages import STAGES  # pylint: disable=import-outside-toplevel
+        from pipeline.state import RunState  # pylint: disable=import-outside-toplevel
+
+        extra = [f"pipeline.report_dir={report_dir}"] if report_dir else []
+        cfg = _load_config(profile, set_, extra)
+        plan = runner_mod.select(STAGES, stage=stage, start=from_, skip=skip)
+        state = RunState.load(cfg.state_file)
+        console = _console()
+        if dry_run:
+            _print_plan(console, cfg, plan, state)
+            return 0
+        runner_mod.check_inputs(plan, cfg, state)
+        runner_mod.preflight(plan, cfg)
+        reporter = report.PlainReporter(console) if plain_output() else report.LiveReporter(console)
+        runner = runner_mod.Runner(
+            cfg, state, reporter, jobs=jobs or cfg.pipeline.jobs, keep_going=keep_going or cfg.pipeline.keep_going
+        )
+        result = runner.execute(plan)
+        written = report.write_reports(result, cfg.report_dir)
+        console.print(f"reports: {', '.join(str(p) for p in written)}, {cfg.report_dir / 'stages'}/", markup=False)
+        return result.exit_code
+
+    code = _guard(body)
+    raise typer.Exit(code)
+
+
+def _print_plan(console: Any, cfg: config_mod.Config, plan: Any, state: Any) -> None:
+    from pipeline import runner as runner_mod  # pylint: disable=import-outside-toplevel
+
+    console.print(f"plan (profile {cfg.profile}, dry run: nothing is executed)", markup=False)
+    try:
+        runner_mod.check_inputs(plan, cfg, state)
+    except PipelineError as exc:
+        console.print(f"  note: a real run would refuse: {exc}", markup=False)
+    for i, stage in enumerate(plan.stages, 1):
+        needs = ", ".join(stage.needs) or "-"
+        console.print(
+            f"{i}. {stage.name}  (needs: {needs}; timeout {cfg.timeouts.for_stage(stage.name):g}s)", markup=False
+        )
+        for line in stage.plan(cfg) if stage.implemented else ["not implemented yet: would fail"]:
+            console.print(f"     {line}", markup=False)
+    for name in plan.skipped:
+        console.print(f"-  {name}  (skipped)", markup=False)
+
+
+@app.command("list")
+def list_stages() -> None:
+    """The stages in pipeline order, with what each needs."""
+    from pipeline.stages import STAGES  # pylint: disable=import-outside-toplevel
+
+    width = max(len(s.name) for s in STAGES)
+    for s in STAGES:
+        needs = ",".join(s.needs) or "-"
+        flag = "" if s.implemented else "  [not implemented]"
+        typer.echo(f"{s.name:<{width}}  needs {needs:<22} {s.description}{flag}")
+
+
+@app.command()
+def doctor(stage: StageOpt = "all", profile: ProfileOpt = None, set_: SetOpt = None) -> None:
+    """Check what the selected stages need: tools, engine, registry, credentials. Exit 3 if something is missing."""
+
+    def body() -> int:
+        from rich.table import Table  # pylint: disable=import-outside-toplevel
+
+        from pipeline import runner as runner_mod  # pylint: disable=import-outside-toplevel
+        from pipeline.stages import STAGES  # pylint: disable=import-outside-toplevel
+
+        cfg = _load_config(profile, set_)
+        plan = runner_mod.select(STAGES, stage=stage)
+        table = Table(title=f"doctor (profile {cfg.profile})", title_justify="left")
+        for col in ("", "stage", "check", "detail", "what to do"):
+            table.add_column(col, overflow="fold")
+        table.add_row("✓", "-", "config", f"{cfg.root / config_mod.CONFIG_FILE} is valid", "")
+        missing = 0
+        for s in plan.stages:
+            for check in s.checks(cfg) if s.implemented else []:
+                mark = "✓" if check.ok else ("✗" if check.required else "!")
+                missing += int(check.required and not check.ok)
+                table.add_row(mark, s.name, check.name, check.detail, "" if check.ok else check.fix)
+            if not s.implemented:
+                table.add_row("!", s.name, "stage", "not implemented yet", f"--skip {s.name}")
+        _console().print(table)
+        if missing:
+            typer.echo(f"{missing} requirement(s) missing", err=True)
+            return EXIT_PREREQUISITE
+        return 0
+
+    raise typer.Exit(_guard(body))
+
+
+@app.command()
+def status() -> None:
+    """The last run's state: each stage's result and what it left (model, image, digest, deployment)."""
+
+    def body() -> int:
+        from pipeline.stages import ORDER  # pylint: disable=import-outside-toplevel
+        from pipeline.state import RunState  # pylint: disable=import-outside-toplevel
+
+        cfg = _load_config(None, None)
+        state = RunState.load(cfg.state_file)
+        if not state.stages:
+            typer.echo(f"no run recorded in {cfg.state_file}")
+            return 0
+        for name in ORDER:
+            rec = state.record(name)
+            if rec is None:
+                continue
+            typer.echo(f"{name:<12} {rec.status:<8} {rec.finished_at}  {rec.summary}")
+            for key, value in sorted(rec.outputs.items()):
+                typer.echo(f"{'':<12}   {key}: {value}")
+        return 0
+
+    raise typer.Exit(_guard(body))
+
+
+@app.command("config")
+def show_config(profile: ProfileOpt = None, set_: SetOpt = None) -> None:
+    """The effective configuration, each value with its source; secrets redacted."""
+
+    def body() -> int:
+        cfg = _load_config(profile, set_)
+        typer.echo(f"# profile: {cfg.profile}; file: {cfg.root / config_mod.CONFIG_FILE}")
+        rows = config_mod.redacted(cfg)
+        width = max(len(k) for k, _, _ in rows)
+        for key, value, source in rows:
+            shown = list(value) if isinstance(value, tuple) else value
+            typer.echo(f"{key:<{width}} = {shown!r:<40} # {source}")
+        return 0
+
+    raise typer.Exit(_guard(body))
+
+
+@app.command()
+def rollback(profile: ProfileOpt = None, set_: SetOpt = None) -> None:
+    """Put the previous release recorded in the state back on the deploy target."""
+
+    def body() -> int:
+        from pipeline.state import RunState  # pylint: disable=import-outside-toplevel
+
+        cfg = _load_config(profile, set_)
+        state = RunState.load(cfg.state_file)
+        releases = state.extra.get("releases", {}).get(cfg.deploy.target)
+        if not releases:
+            raise UsageError(
+                f"no deploy target has run: the state has no release for target '{cfg.deploy.target}'",
+                hint="deploy first: python -m pipeline run --stage deploy",
+            )
+        from pipeline.stages import BY_NAME  # pylint: disable=import-outside-toplevel
+
+        typer.echo(BY_NAME["deploy"].rollback(cfg, state))  # type: ignore[attr-defined]
+        return 0
+
+    raise typer.Exit(_guard(body))
+
+
+def main() -> None:
+    app()

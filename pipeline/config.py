@@ -1,0 +1,480 @@
+"""Configuration: ``pipeline.toml`` + profile + environment + ``--set``, parsed and validated once.
+
+The schema is the tree of frozen dataclasses below; every leaf has a type, a default and a dotted key
+(``deploy.ecs.cluster``). Loading walks the layers lowest first (SPEC §4), checks every key and value
+against the schema and remembers which layer set each value, so ``pipeline config`` can say where a
+value came from. Nothing else in the pipeline reads ``os.environ``: what stages need from the
+environment (registry credentials, AWS settings) is read here and carried in :class:`Config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError
+
+SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+DEFAULT_PROFILE = "local"
+CONFIG_FILE = "pipeline.toml"
+
+
+@dataclass(frozen=True)
+class PipelineSection:
+    report_dir: str = "reports"
+    state_dir: str = ".pipeline"
+    jobs: int = 1
+    keep_going: bool = False
+
+
+@dataclass(frozen=True)
+class TimeoutsSection:
+    """Seconds each stage may run before it is stopped and failed."""
+
+    lint: float = 600
+    train: float = 600
+    test: float = 1200
+    trivy_fs: float = 600
+    build: float = 1800
+    trivy_image: float = 900
+    smoke: float = 300
+    push: float = 900
+    deploy: float = 1200
+
+    def for_stage(self, stage: str) -> float:
+        return float(getattr(self, stage.replace("-", "_")))
+
+
+@dataclass(frozen=True)
+class LintSection:
+    paths: tuple[str, ...] = ("pipeline", "app", "model_training", "tests", "benchmarks")
+    pylint_fail_under: float = 9.5
+    linter: str = "ruff"
+    black: bool = True
+    hadolint_failure_threshold: str = "warning"
+    dockerfiles: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = (".git", ".venv", "node_modules", ".pipeline", "reports", "model", ".testbed")
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    output_dir: str = "model"
+    min_cv_accuracy: float = 0.90
+    inputs: tuple[str, ...] = ("model_training",)
+
+
+@dataclass(frozen=True)
+class TestSection:
+    paths: tuple[str, ...] = ("tests",)
+    markers: str = "not integration"
+    coverage: tuple[str, ...] = ("pipeline", "app", "model_training")
+    extra_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ImageSection:
+    repository: str = "iris-classifier"
+    base: str = "python:3.11-slim"
+    tags: tuple[str, ...] = ("{git_sha}", "latest@default-branch")
+    dockerfile: str = "Dockerfile"
+    context: str = "."
+    source_url: str = ""
+    default_branch: str = "main"
+
+
+@dataclass(frozen=True)
+class RegistrySection:
+    url: str = "localhost:5000"
+    timeout_s: float = 30
+    push_retries: int = 3
+
+
+@dataclass(frozen=True)
+class TrivySection:
+    scanners: tuple[str, ...] = ("vuln", "secret", "misconfig")
+    severity: str = "HIGH"
+    ignore_unfixed: bool = False
+    ignore_file: str = ".trivyignore"
+    cache_dir: str = ""
+    skip_db_update: bool = False
+    db_repository: str = ""
+    skip_dirs: tuple[str, ...] = (".git", ".venv", ".pipeline", "reports", "model", ".testbed", "node_modules")
+    sbom: bool = True
+
+
+@dataclass(frozen=True)
+class SmokeSection:
+    ready_timeout_s: float = 60
+    expected_label: str = "setosa"
+
+
+@dataclass(frozen=True)
+class LocalDeploySection:
+    container_name: str = "iris-classifier"
+    port: int = 8080
+    ready_timeout_s: float = 60
+
+
+@dataclass(frozen=True)
+class EcsDeploySection:
+    cluster: str = ""
+    service: str = ""
+    container: str = "iris-classifier"
+    region: str = ""
+    endpoint_url: str = ""
+    timeout_s: float = 900
+    rollback: bool = True
+    mode: str = "rolling"
+
+
+@dataclass(frozen=True)
+class DeploySection:
+    target: str = "local"
+    image: str = ""
+    local: LocalDeploySection = field(default_factory=LocalDeploySection)
+    ecs: EcsDeploySection = field(default_factory=EcsDeploySection)
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Credentials from the environment; never printed, never written to disk by the pipeline."""
+
+    registry_username: str = ""
+    registry_password: str = ""
+
+    def __repr__(self) -> str:  # keep secrets out of tracebacks and debug prints
+        return f"Secrets(registry_username={self.registry_username!r}, registry_password=<redacted>)"
+
+
+@dataclass(frozen=True)
+class Config:
+    pipeline: PipelineSection = field(default_factory=PipelineSection)
+    timeouts: TimeoutsSection = field(default_factory=TimeoutsSection)
+    lint: LintSection = field(default_factory=LintSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    test: TestSection = field(default_factory=TestSection)
+    image: ImageSection = field(default_factory=ImageSection)
+    registry: RegistrySection = field(default_factory=RegistrySection)
+    trivy: TrivySection = field(default_factory=TrivySection)
+    smoke: SmokeSection = field(default_factory=SmokeSection)
+    deploy: DeploySection = field(default_factory=DeploySection)
+    profile: str = DEFAULT_PROFILE
+    root: Path = Path(".")
+    sources: Mapping[str, str] = field(default_factory=dict)
+    secrets: Secrets = field(default_factory=Secrets, repr=False)
+    docker_host: str = ""
+
+    def get(self, dotted: str) -> Any:
+        """The value at a dotted key, e.g. ``deploy.ecs.cluster``."""
+        node: Any = self
+        for part in dotted.split("."):
+            node = getattr(node, part)
+        return node
+
+    def path(self, relative: str) -> Path:
+        """A configured path resolved against the repository root."""
+        p = Path(relative)
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def report_dir(self) -> Path:
+        return self.path(self.pipeline.report_dir)
+
+    @property
+    def state_file(self) -> Path:
+        return self.path(self.pipeline.state_dir) / "state.json"
+
+
+# --- the schema, derived from the dataclasses ------------------------------------------------------
+
+_META_FIELDS = {"profile", "root", "sources", "secrets", "docker_host"}
+
+
+@dataclass(frozen=True)
+class Leaf:
+    key: str
+    type: Any
+    default: Any
+
+
+def _leaves(cls: type, prefix: str = "") -> dict[str, Leaf]:
+    hints = typing.get_type_hints(cls)
+    out: dict[str, Leaf] = {}
+    for f in dataclasses.fields(cls):
+        if not prefix and f.name in _META_FIELDS:
+            continue
+        key = prefix + f.name
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            out.update(_leaves(hint, key + "."))
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            out[key] = Leaf(key, hint, default)
+    return out
+
+
+SCHEMA: dict[str, Leaf] = _leaves(Config)
+SECTIONS = {k.rsplit(".", 1)[0] for k in SCHEMA if "." in k} | {k.split(".")[0] for k in SCHEMA}
+
+# Environment variables that map onto config keys (besides PIPELINE_SECTION__KEY for any key).
+ENV_ALIASES: dict[str, str] = {
+    "AWS_ENDPOINT_URL": "deploy.ecs.endpoint_url",
+    "AWS_REGION": "deploy.ecs.region",
+    "AWS_DEFAULT_REGION": "deploy.ecs.region",
+}
+
+# Checked in this order: the first variable present wins (REGISTRY_* before DOCKERHUB_*).
+SECRET_ENV = {
+    "registry_username": ("REGISTRY_USERNAME", "DOCKERHUB_USERNAME"),
+    "registry_password": ("REGISTRY_PASSWORD", "DOCKERHUB_TOKEN"),
+}
+
+
+def _type_name(tp: Any) -> str:
+    if tp == tuple[str, ...]:
+        return "list of strings"
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(leaf: Leaf, value: Any, source: str) -> Any:
+    """Check ``value`` against the leaf's type; TOML values must already have the right type."""
+    tp = leaf.type
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"expected {expected}, got {type(value).__name__} {value!r}", key=leaf.key, source=source)
+
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise bad("a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if tp == tuple[str, ...]:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of strings")
+        return tuple(value)
+    raise ConfigError(f"unsupported type {tp!r}", key=leaf.key, source=source)  # pragma: no cover
+
+
+def parse_text(leaf: Leaf, text: str, source: str) -> Any:
+    """Turn a string from ``--set`` or the environment into a value of the leaf's type."""
+    tp = leaf.type
+    try:
+        if tp is bool:
+            lowered = text.strip().lower()
+            if lowered in ("true", "1", "yes", "on"):
+                return True
+            if lowered in ("false", "0", "no", "off"):
+                return False
+            raise ValueError
+        if tp is int:
+            return int(text)
+        if tp is float:
+            return coerce(leaf, float(text), source)
+        if tp == tuple[str, ...]:
+            stripped = text.strip()
+            if stripped.startswith("["):
+                return coerce(leaf, json.loads(stripped), source)
+            return tuple(part.strip() for part in stripped.split(",") if part.strip())
+        return text
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read {text!r} as {_type_name(tp)}", key=leaf.key, source=source) from exc
+
+
+def _flatten(table: Mapping[str, Any], source: str, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in table.items():
+        key = prefix + name
+        if isinstance(value, dict):
+            if key not in SECTIONS:
+                raise _unknown(key, source)
+            out.update(_flatten(value, source, key + "."))
+        else:
+            out[key] = value
+    return out
+
+
+def _unknown(key: str, source: str) -> ConfigError:
+    close = [k for k in SCHEMA if k.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]]
+    hint = f"did you mean {close[0]}?" if close else "see 'python -m pipeline config' for the valid keys"
+    return ConfigError("unknown key", key=key, source=source, hint=hint)
+
+
+def _apply(values: dict[str, Any], sources: dict[str, str], flat: dict[str, Any], source: str) -> None:
+    for key, value in flat.items():
+        leaf = SCHEMA.get(key)
+        if leaf is None:
+            raise _unknown(key, source)
+        values[key] = coerce(leaf, value, source)
+        sources[key] = source
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    """Split a ``--set key=value`` argument."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {text!r} is not KEY=VALUE", hint="e.g. --set trivy.severity=CRITICAL")
+    return key, value
+
+
+def load(
+    root: Path,
+    *,
+    profile: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Config:
+    """Build the one :class:`Config` of this invocation, lowest layer first (SPEC §4)."""
+    environ = environ if environ is not None else {}
+    path = config_file or root / CONFIG_FILE
+    values: dict[str, Any] = {k: leaf.default for k, leaf in SCHEMA.items()}
+    sources: dict[str, str] = {k: "default" for k in SCHEMA}
+
+    document = _read_toml(path) if path.exists() else {}
+    profiles = document.pop("profiles", {})
+    if not isinstance(profiles, dict):
+        raise ConfigError("must be a table of profiles", key="profiles", source=str(path.name))
+    _apply(values, sources, _flatten(document, path.name), path.name)
+
+    profile = profile or environ.get("PIPELINE_PROFILE") or DEFAULT_PROFILE
+    if profile not in profiles and profile != DEFAULT_PROFILE:
+        known = ", ".join(sorted(profiles)) or "none"
+        raise ConfigError(
+            f"unknown profile '{profile}'",
+            key="--profile",
+            hint=f"profiles in {path.name}: {known}",
+        )
+    table = profiles.get(profile, {})
+    if not isinstance(table, dict):
+        raise ConfigError("must be a table", key=f"profiles.{profile}", source=path.name)
+    _apply(values, sources, _flatten(table, f"{path.name} [profiles.{profile}]"), f"{path.name} [profiles.{profile}]")
+
+    for name, text in sorted(environ.items()):
+        key = ENV_ALIASES.get(name)
+        if key is None and name.startswith("PIPELINE_") and "__" in name:
+            key = name[len("PIPELINE_") :].lower().replace("__", ".")
+        if key is None:
+            continue
+        leaf = SCHEMA.get(key)
+        if leaf is None:
+            raise _unknown(key, f"environment variable {name}")
+        values[key] = parse_text(leaf, text, f"env {name}")
+        sources[key] = f"env {name}"
+
+    for text in overrides:
+        key, raw = parse_assignment(text)
+        leaf = SCHEMA.get(key)
+        if leaf is None:
+            raise _unknown(key, "--set")
+        values[key] = parse_text(leaf, raw, "--set")
+        sources[key] = "--set"
+
+    _validate(values, sources)
+    secrets = Secrets(
+        **{name: next((environ[var] for var in names if environ.get(var)), "") for name, names in SECRET_ENV.items()}
+    )
+    sections = _build(Config, values, "")
+    return dataclasses.replace(
+        sections,
+        profile=profile,
+        root=root,
+        sources=sources,
+        secrets=secrets,
+        docker_host=environ.get("DOCKER_HOST", ""),
+    )
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if not prefix and f.name in _META_FIELDS:
+            continue
+        key = prefix + f.name
+        if dataclasses.is_dataclass(hints[f.name]):
+            kwargs[f.name] = _build(hints[f.name], values, key + ".")
+        else:
+            kwargs[f.name] = values[key]
+    return cls(**kwargs)
+
+
+def _choice(values: dict[str, Any], sources: dict[str, str], key: str, allowed: tuple[str, ...]) -> None:
+    value = values[key]
+    items = value if isinstance(value, tuple) else (value,)
+    for item in items:
+        if item not in allowed:
+            raise ConfigError(f"{item!r} is not one of {', '.join(allowed)}", key=key, source=sources[key])
+
+
+def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
+    """Checks of range and choice that a type alone cannot say."""
+    _choice(values, sources, "deploy.target", ("local", "ecs"))
+    _choice(values, sources, "deploy.ecs.mode", ("rolling",))
+    _choice(values, sources, "trivy.severity", SEVERITIES)
+    _choice(values, sources, "trivy.scanners", ("vuln", "secret", "misconfig", "license"))
+    _choice(values, sources, "lint.linter", ("ruff", "flake8"))
+    _choice(values, sources, "lint.hadolint_failure_threshold", ("error", "warning", "info", "style"))
+    if values["pipeline.jobs"] < 1:
+        raise ConfigError("must be at least 1", key="pipeline.jobs", source=sources["pipeline.jobs"])
+    for key, leaf in SCHEMA.items():
+        if leaf.type is float and (key.startswith("timeouts.") or key.endswith("timeout_s")) and values[key] <= 0:
+            raise ConfigError("must be greater than 0", key=key, source=sources[key])
+    if not 0 <= values["lint.pylint_fail_under"] <= 10:
+        raise ConfigError(
+            "must be between 0 and 10", key="lint.pylint_fail_under", source=sources["lint.pylint_fail_under"]
+        )
+    if not 0 <= values["train.min_cv_accuracy"] <= 1:
+        raise ConfigError(
+            "must be between 0 and 1", key="train.min_cv_accuracy", source=sources["train.min_cv_accuracy"]
+        )
+    deploy_image = values["deploy.image"]
+    if deploy_image and "@sha256:" not in deploy_image:
+        raise ConfigError(
+            "must be a digest reference repo@sha256:...",
+            key="deploy.image",
+            source=sources["deploy.image"],
+            hint="a tag can move; deploy what was pushed, by digest",
+        )
+    port = values["deploy.local.port"]
+    if not 1 <= port <= 65535:
+        raise ConfigError("must be a TCP port (1-65535)", key="deploy.local.port", source=sources["deploy.local.port"])
+    if not values["image.repository"]:
+        raise ConfigError("must not be empty", key="image.repository", source=sources["image.repository"])
+
+
+def redacted(config: Config) -> list[tuple[str, Any, str]]:
+    """Every key with its value and source, plus the secrets (presence only), for ``pipeline config``."""
+    rows = [(key, config.get(key), config.sources.get(key, "default")) for key in SCHEMA]
+    for name, names in SECRET_ENV.items():
+        value = getattr(config.secrets, name)
+        rows.append((f"secrets.{name}", "<set>" if value else "<not set>", " or ".join(names)))
+    return rows

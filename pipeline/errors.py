@@ -1,0 +1,121 @@
+"""The pipeline's exception tree.
+
+Every failure the pipeline knows about is one of these; the CLI (``pipeline.cli``) is the one place
+that turns them into exit codes (SPEC §3)::
+
+    PipelineError                   base; exit 1
+    ├── UsageError                  exit 2: a bad command line (stage names, flags)
+    │   ├── ConfigError             exit 2: pipeline.toml, a profile, an env var or --set is invalid
+    │   └── MissingPrerequisite     exit 2: a selected stage needs the output of a stage not yet run
+    ├── EnvironmentProblem          exit 3: a tool, the Docker engine or a credential is missing
+    │   ├── ToolNotFound            an executable is not on PATH
+    │   └── EngineUnavailable       the Docker engine does not answer
+    ├── StageFailed                 exit 1: a stage ran and failed (a gate, a tool error)
+    │   ├── ToolFailed              an outside tool exited non-zero or said "error"
+    │   ├── StageTimeout            the stage ran past its configured timeout
+    │   └── GateFailed              the stage's quality or security gate refused the result
+    └── Interrupted                 exit 130: Ctrl-C / SIGINT / SIGTERM
+
+Messages say what went wrong and what to do about it; they never carry a secret.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_STAGE_FAILED = 1
+EXIT_USAGE = 2
+EXIT_PREREQUISITE = 3
+EXIT_INTERRUPTED = 130
+
+
+class PipelineError(Exception):
+    """Base of every error the pipeline raises on purpose."""
+
+    exit_code = EXIT_STAGE_FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class UsageError(PipelineError):
+    """The command line asks for something that cannot be done."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(UsageError):
+    """A configuration value is unknown, of the wrong type or out of range."""
+
+    def __init__(
+        self, message: str, *, key: str | None = None, source: str | None = None, hint: str | None = None
+    ) -> None:
+        where = ""
+        if key:
+            where = f"{key}"
+            if source:
+                where += f" (from {source})"
+            where += ": "
+        super().__init__(where + message, hint=hint)
+        self.key = key
+        self.source = source
+
+
+class MissingPrerequisite(UsageError):
+    """A stage was selected whose prerequisite output is not in the run state."""
+
+    def __init__(self, stage: str, run_first: str, what: str) -> None:
+        super().__init__(
+            f"stage '{stage}' needs {what}, which is not in the run state",
+            hint=f"run 'python -m pipeline run --stage {run_first}' first",
+        )
+        self.stage = stage
+        self.run_first = run_first
+
+
+class EnvironmentProblem(PipelineError):
+    """Something the selected stages need is missing from this machine."""
+
+    exit_code = EXIT_PREREQUISITE
+
+
+class ToolNotFound(EnvironmentProblem):
+    """An executable the stage calls is not on PATH."""
+
+    def __init__(self, tool: str, hint: str | None = None) -> None:
+        super().__init__(
+            f"'{tool}' is not on PATH", hint=hint or "install the dev requirements: pip install -r requirements/dev.txt"
+        )
+        self.tool = tool
+
+
+class EngineUnavailable(EnvironmentProblem):
+    """The Docker engine does not answer."""
+
+
+class StageFailed(PipelineError):
+    """A stage ran and did not pass."""
+
+
+class ToolFailed(StageFailed):
+    """An outside tool failed."""
+
+
+class StageTimeout(StageFailed):
+    """A stage ran past its timeout."""
+
+
+class GateFailed(StageFailed):
+    """A quality or security gate refused the result."""
+
+
+class Interrupted(PipelineError):
+    """The run was interrupted by a signal."""
+
+    exit_code = EXIT_INTERRUPTED

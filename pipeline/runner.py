@@ -1,0 +1,388 @@
+"""Plan a run (select, order, check needs and prerequisites) and execute it, serially or ``--jobs N``.
+
+The runner knows stages only through ``pipeline.stages.base.Stage``; it knows nothing of Docker,
+Trivy or AWS. One scheduler serves both modes: ``--jobs 1`` is the same loop with one slot. Each
+stage runs in a worker thread with its own cancel event, which the main thread sets on Ctrl-C,
+SIGTERM or when the stage passes its timeout; the stage's tools are stopped through that event.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pipeline.adapters import git
+from pipeline.config import Config
+from pipeline.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_STAGE_FAILED,
+    EnvironmentProblem,
+    Interrupted,
+    MissingPrerequisite,
+    PipelineError,
+    UsageError,
+)
+from pipeline.stages.base import (
+    CACHED,
+    FAILED,
+    NOT_RUN,
+    PASSED,
+    SKIPPED,
+    CheckResult,
+    Stage,
+    StageContext,
+    StageResult,
+)
+from pipeline.state import RunState, StageRecord
+
+# How long a stage past its timeout (or a run after Ctrl-C) gets to wind down before we move on.
+_WIND_DOWN_S = 15.0
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass
+class StageRun:
+    """One stage's line in the reports (SPEC §5)."""
+
+    name: str
+    status: str = NOT_RUN
+    started_at: str | None = None
+    duration_s: float = 0.0
+    summary: str = ""
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    started_at: str
+    profile: str
+    git_sha: str | None
+    stages: list[StageRun]
+    finished_at: str | None = None
+    status: str = "running"
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "interrupted":
+            return EXIT_INTERRUPTED
+        return EXIT_OK if self.status == PASSED else EXIT_STAGE_FAILED
+
+
+class Reporter(Protocol):
+    """What the runner tells whoever shows the run (``pipeline.report``)."""
+
+    def run_started(self, result: RunResult) -> None: ...
+    def stage_started(self, run: StageRun) -> None: ...
+    def stage_progress(self, name: str, line: str) -> None: ...
+    def stage_finished(self, run: StageRun) -> None: ...
+    def run_finished(self, result: RunResult) -> None: ...
+
+
+# --- planning ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    stages: tuple[Stage, ...]
+    skipped: tuple[str, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.stages)
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def select(
+    registry: Sequence[Stage],
+    *,
+    stage: str | None = "all",
+    start: str | None = None,
+    skip: str | None = None,
+) -> Plan:
+    """Resolve ``--stage``, ``--from`` and ``--skip`` against the registry, in the registry's order."""
+    order = [s.name for s in registry]
+    by_name = {s.name: s for s in registry}
+
+    def known(names: Iterable[str], flag: str) -> list[str]:
+        names = list(names)
+        for name in names:
+            if name not in by_name:
+                raise UsageError(f"{flag}: unknown stage '{name}'", hint=f"stages are: {', '.join(order)}")
+        return names
+
+    requested = _split(stage) or ["all"]
+    if "all" in requested:
+        if len(requested) > 1:
+            raise UsageError("--stage: 'all' cannot be combined with stage names")
+        wanted = set(order)
+    else:
+        wanted = set(known(requested, "--stage"))
+    if start:
+        known([start], "--from")
+        wanted &= set(order[order.index(start) :])
+    skipped = set(known(_split(skip), "--skip"))
+    chosen = [by_name[n] for n in order if n in wanted and n not in skipped]
+    if not chosen:
+        raise UsageError("the selection is empty: nothing to run", hint="check --stage, --from and --skip")
+    return Plan(tuple(chosen), tuple(n for n in order if n in skipped and n in wanted))
+
+
+def check_inputs(plan: Plan, config: Config, state: RunState) -> None:
+    """Refuse (exit 2) a selection whose prerequisite output is neither selected nor in the state."""
+    satisfied = set(plan.names) | set(plan.skipped)
+    for stage in plan.stages:
+        missing = stage.missing_input(config, state, satisfied)
+        if missing is not None:
+            run_first, what = missing
+            raise MissingPrerequisite(stage.name, run_first, what)
+
+
+def preflight(plan: Plan, config: Config) -> list[tuple[str, CheckResult]]:
+    """Every check of the selected stages; raises EnvironmentProblem (exit 3) if a required one fails."""
+    rows = [(stage.name, check) for stage in plan.stages for check in stage.checks(config)]
+    failing = [(name, c) for name, c in rows if c.required and not c.ok]
+    if failing:
+        lines = "; ".join(f"{name}: {c.name}: {c.detail}" + (f" ({c.fix})" if c.fix else "") for name, c in failing)
+        raise EnvironmentProblem(
+            f"missing before any stage ran: {lines}", hint="'python -m pipeline doctor' shows every check"
+        )
+    return rows
+
+
+# --- execution -----------------------------------------------------------------------------------
+
+
+class _Running:
+    """Book-keeping for one stage in flight."""
+
+    def __init__(
+        self, stage: Stage, run: StageRun, future: Future[StageResult], ctx: StageContext, started: float, log_file: Any
+    ) -> None:
+        self.stage = stage
+        self.run = run
+        self.future = future
+        self.ctx = ctx
+        self.started = started
+        self.log_file = log_file
+
+
+class Runner:
+    """Executes a :class:`Plan`: one scheduler loop, ``jobs`` worker threads."""
+
+    def __init__(
+        self,
+        config: Config,
+        state: RunState,
+        reporter: Reporter,
+        *,
+        jobs: int = 1,
+        keep_going: bool = False,
+        run_id: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.reporter = reporter
+        self.jobs = max(1, jobs)
+        self.keep_going = keep_going
+        self.run_id = run_id or new_run_id()
+        self.clock = clock
+        self.interrupted = threading.Event()
+
+    def execute(self, plan: Plan) -> RunResult:
+        result = RunResult(
+            run_id=self.run_id,
+            started_at=utcnow(),
+            profile=self.config.profile,
+            git_sha=git.head_sha(self.config.root),
+            stages=[StageRun(name) for name in plan.names]
+            + [StageRun(n, status=SKIPPED, summary="--skip") for n in plan.skipped],
+        )
+        runs = {r.name: r for r in result.stages}
+        self.reporter.run_started(result)
+        previous = _install_sigterm()
+        try:
+            self._schedule(plan, runs)
+        finally:
+            _restore_sigterm(previous)
+        result.finished_at = utcnow()
+        if self.interrupted.is_set():
+            result.status = "interrupted"
+        elif all(r.status in (PASSED, CACHED, SKIPPED) for r in result.stages):
+            result.status = PASSED
+        else:
+            result.status = FAILED
+        self.reporter.run_finished(result)
+        return result
+
+    def _schedule(self, plan: Plan, runs: dict[str, StageRun]) -> None:
+        pending = list(plan.stages)
+        selected = set(plan.names)
+        done: set[str] = set()
+        running: dict[str, _Running] = {}
+        stop_new = False
+        try:
+            while pending or running:
+                for stage in [] if stop_new else list(pending):
+                    if len(running) >= self.jobs:
+                        break
+                    verdict = _readiness(stage, selected, done, runs)
+                    if verdict == "wait":
+                        continue
+                    pending.remove(stage)
+                    if verdict == "blocked":
+                        runs[stage.name].summary = "not run: a stage it needs did not pass"
+                        done.add(stage.name)
+                        continue
+                    running[stage.name] = self._start(stage, runs[stage.name])
+                if not running:
+                    break
+                time.sleep(0.05)
+                for name, item in list(running.items()):
+                    if self._poll(item):
+                        del running[name]
+                        done.add(name)
+                        if item.run.status == FAILED and not self.keep_going:
+                            stop_new = True
+        except KeyboardInterrupt:
+            self.interrupted.set()
+            self._interrupt(running)
+
+    def _start(self, stage: Stage, run: StageRun) -> _Running:
+        log_path = self.config.report_dir / "stages" / f"{stage.name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_file = log_path.open("w", encoding="utf-8")
+        timeout_s = self.config.timeouts.for_stage(stage.name)
+        ctx = StageContext(
+            stage=stage.name,
+            config=self.config,
+            state=self.state,
+            run_id=self.run_id,
+            log_file=log_file,
+            progress=lambda line, _n=stage.name: self.reporter.stage_progress(_n, line),
+            cancel=threading.Event(),
+            timeout_s=timeout_s,
+        )
+        run.started_at = utcnow()
+        run.status = "running"
+        self.reporter.stage_started(run)
+        ctx.log(f"# stage {stage.name}, run {self.run_id}, started {run.started_at}")
+        future: Future[StageResult] = Future()
+
+        def work() -> None:
+            # A daemon thread, so a stage stuck past its timeout cannot keep the process alive.
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(stage.run(ctx))
+            except BaseException as exc:  # pylint: disable=broad-exception-caught
+                future.set_exception(exc)
+
+        threading.Thread(target=work, name=f"stage-{stage.name}", daemon=True).start()
+        return _Running(stage, run, future, ctx, self.clock(), log_file)
+
+    def _poll(self, item: _Running) -> bool:
+        """Finish ``item`` if its stage is done or past its timeout; True when it is finished."""
+        elapsed = self.clock() - item.started
+        if not item.future.done():
+            if elapsed <= item.ctx.timeout_s:
+                return False
+            item.ctx.cancel.set()
+            item.future.cancel()
+            self._finish(
+                item,
+                None,
+                f"timed out after {item.ctx.timeout_s:g} s and was stopped "
+                f"(raise timeouts.{item.stage.name.replace('-', '_')} if this is expected)",
+            )
+            return True
+        try:
+            outcome = item.future.result()
+            if not isinstance(outcome, StageResult):
+                raise TypeError(f"stage returned {type(outcome).__name__}, not StageResult")
+            self._finish(item, outcome, None)
+        except Interrupted as exc:
+            self._finish(item, None, str(exc))
+        except PipelineError as exc:
+            self._finish(item, None, str(exc))
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            item.ctx.log(traceback.format_exc())
+            self._finish(item, None, f"internal error in stage '{item.stage.name}': {type(exc).__name__}: {exc}")
+        return True
+
+    def _finish(self, item: _Running, outcome: StageResult | None, error: str | None) -> None:
+        run = item.run
+        run.duration_s = round(self.clock() - item.started, 3)
+        if outcome is not None:
+            run.status = outcome.status
+            run.summary = outcome.summary
+            run.artifacts = dict(outcome.artifacts)
+        else:
+            run.status = FAILED
+            run.error = error
+            run.summary = run.summary or (error or "").split("\n", 1)[0]
+            item.ctx.log(f"# FAILED: {error}")
+        item.ctx.log(f"# {run.status} in {run.duration_s:.1f} s")
+        item.log_file.close()
+        outputs = item.ctx.outputs if run.status in (PASSED, CACHED) else {}
+        self.state.put(run.name, StageRecord(run.status, utcnow(), self.run_id, run.summary, outputs))
+        self.reporter.stage_finished(run)
+
+    def _interrupt(self, running: dict[str, _Running]) -> None:
+        for item in running.values():
+            item.ctx.cancel.set()
+        deadline = time.monotonic() + _WIND_DOWN_S
+        for item in running.values():
+            try:
+                item.future.result(timeout=max(0.1, deadline - time.monotonic()))
+            except BaseException:  # pylint: disable=broad-exception-caught
+                pass
+            self._finish(item, None, "interrupted (SIGINT/SIGTERM): the stage was stopped")
+
+
+def _readiness(stage: Stage, selected: set[str], done: set[str], runs: dict[str, StageRun]) -> str:
+    """``ready`` when every selected need passed, ``blocked`` when one did not, else ``wait``."""
+    needs = [n for n in stage.needs if n in selected]
+    if any(n in done and runs[n].status not in (PASSED, CACHED) for n in needs):
+        return "blocked"
+    if all(n in done for n in needs):
+        return "ready"
+    return "wait"
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:  # pragma: no cover - exercised via subprocess
+    del signum, frame
+    raise KeyboardInterrupt
+
+
+def _install_sigterm() -> Any:
+    """Treat SIGTERM (Jenkins' abort, ``docker stop``) like Ctrl-C; only the main thread may do this."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _restore_sigterm(previous: Any) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,188 @@
+"""The stage interface: what the runner knows of a stage, and what a stage gets to work with.
+
+A stage is a small class with a ``name``, the stages it ``needs``, the ``checks`` of what it requires
+on this machine (tools, engine, credentials), the ``plan`` it would carry out (for ``--dry-run``) and
+``run(ctx)``, which returns a :class:`StageResult` or raises an error of ``pipeline.errors``. What a
+later stage or a later run reads, it records in the run state through ``ctx.record``. A stage writes
+its output to its log (``ctx.log``) and a one-line live status (``ctx.progress``), never to the
+terminal.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, ClassVar
+
+from pipeline.adapters import process
+from pipeline.adapters.process import ProcessResult
+from pipeline.config import Config
+from pipeline.errors import Interrupted, StageFailed
+from pipeline.state import RunState
+
+PASSED = "passed"
+FAILED = "failed"
+SKIPPED = "skipped"
+CACHED = "cached"
+NOT_RUN = "not-run"
+STATUSES = (PASSED, FAILED, SKIPPED, CACHED, NOT_RUN)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One line of ``doctor``: a requirement, whether it holds, and what to do when it does not."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+@dataclass
+class StageResult:
+    """What a stage returns; the runner adds timing and the error text."""
+
+    status: str = PASSED
+    summary: str = ""
+    artifacts: dict[str, Any] = field(default_factory=dict)
+
+
+class StageContext:
+    """Everything a running stage may use: config, state, its log, progress, and cancellation."""
+
+    def __init__(
+        self,
+        *,
+        stage: str,
+        config: Config,
+        state: RunState,
+        run_id: str,
+        log_file: IO[str],
+        progress: Callable[[str], None],
+        cancel: threading.Event,
+        timeout_s: float,
+    ) -> None:
+        self.stage = stage
+        self.config = config
+        self.state = state
+        self.run_id = run_id
+        self.cancel = cancel
+        self.timeout_s = timeout_s
+        self.deadline = time.monotonic() + timeout_s
+        self._log_file = log_file
+        self._progress = progress
+        self._lock = threading.Lock()
+        self.outputs: dict[str, Any] = {}
+
+    @property
+    def root(self) -> Path:
+        return self.config.root
+
+    @property
+    def report_dir(self) -> Path:
+        return self.config.report_dir
+
+    def log(self, line: str) -> None:
+        """Append one line to the stage's log (``reports/stages/NAME.log``)."""
+        with self._lock:
+            self._log_file.write(line.rstrip("\n") + "\n")
+            self._log_file.flush()
+
+    def progress(self, line: str) -> None:
+        """Show a one-line status for this stage in the live view (and log it)."""
+        self._progress(line)
+
+    def remaining_s(self) -> float:
+        """Seconds left before the stage's timeout; tools get this as their own timeout."""
+        return max(1.0, self.deadline - time.monotonic())
+
+    def report_path(self, suffix: str) -> Path:
+        """A tool report beside the stage log: ``reports/stages/<stage><suffix>``."""
+        path = self.report_dir / "stages" / f"{self.stage}{suffix}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def run_tool(
+        self, argv: list[str], *, cwd: Path | None = None, hint: str | None = None, env: dict[str, str] | None = None
+    ) -> ProcessResult:
+        """Run an outside command with its output in this stage's log, under the stage's timeout."""
+        return process.run(
+            argv,
+            log=self.log,
+            cwd=cwd or self.root,
+            env=env,
+            timeout_s=self.remaining_s(),
+            cancel=self.cancel,
+            hint=hint,
+        )
+
+    def check_cancelled(self) -> None:
+        if self.cancel.is_set():
+            raise Interrupted(f"stage '{self.stage}' was interrupted")
+
+    def record(self, **outputs: Any) -> None:
+        """Leave values in the run state for later stages and later runs."""
+        self.outputs.update(outputs)
+
+
+class Stage:
+    """Base class of the nine stages; subclasses set the class attributes and implement ``run``."""
+
+    name: ClassVar[str]
+    needs: ClassVar[tuple[str, ...]] = ()
+    description: ClassVar[str] = ""
+    implemented: ClassVar[bool] = True
+
+    def checks(self, config: Config) -> list[CheckResult]:  # pylint: disable=unused-argument
+        """What this stage needs on the machine; every ``ok=False, required=True`` stops the run (exit 3)."""
+        return []
+
+    def plan(self, config: Config) -> list[str]:  # pylint: disable=unused-argument
+        """The commands and settings this stage would use, for ``--dry-run``."""
+        return []
+
+    def missing_input(self, config: Config, state: RunState, selected: set[str]) -> tuple[str, str] | None:
+        """``(stage to run first, what is missing)`` when a prerequisite's output is not available.
+
+        By default a stage needs each of its ``needs`` either selected in this run or recorded as
+        passed in the run state. Stages that read specific outputs refine this.
+        """
+        del config
+        for need in self.needs:
+            if need not in selected and not state.passed(need):
+                return need, f"a passing '{need}' run"
+        return None
+
+    def run(self, ctx: StageContext) -> StageResult:
+        raise NotImplementedError
+
+
+class NotImplementedStage(Stage):
+    """A registered stage whose implementation has not landed yet: it fails clearly if selected."""
+
+    implemented = False
+
+    def run(self, ctx: StageContext) -> StageResult:
+        raise StageFailed(f"stage '{self.name}' is not implemented yet", hint=f"skip it: --skip {self.name}")
+
+
+def tool_check(
+    tool: str, *, fix: str, version_args: tuple[str, ...] = ("--version",), with_version: bool = False
+) -> CheckResult:
+    """Is ``tool`` installed (on PATH or in this venv)? With ``with_version``, say which version."""
+    path = process.find_tool(tool)
+    if path is None:
+        return CheckResult(tool, False, "not found on PATH", fix)
+    if not with_version:
+        return CheckResult(tool, True, path)
+    try:
+        out = subprocess.run([path, *version_args], capture_output=True, text=True, timeout=20, check=False)
+        first = (out.stdout or out.stderr).strip().splitlines()
+        return CheckResult(tool, True, first[0] if first else path)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return CheckResult(tool, False, f"{path} does not run: {exc}", fix)

@@ -1,0 +1,197 @@
+"""``lint``: pylint, ruff (or flake8), black ``--check`` and hadolint; any gate failure fails the stage.
+
+Every linter runs even when an earlier one failed, so one run lists every finding. black only ever
+runs with ``--check``: the pipeline never rewrites the tree it checks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.config import Config
+from pipeline.errors import GateFailed
+from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, tool_check
+
+_PYLINT_SCORE = re.compile(r"rated at (-?[\d.]+)/10")
+_PYLINT_MESSAGE = re.compile(r"^\S+:\d+: \[[A-Z]\d+")
+_FIX = "pip install -r requirements/dev.txt"
+
+
+@dataclass
+class GateOutcome:
+    """One linter's verdict: did it pass, how many findings, a short phrase for the summary."""
+
+    tool: str
+    ok: bool
+    findings: int
+    phrase: str
+
+
+def find_dockerfiles(root: Path, config: Config) -> list[Path]:
+    """Dockerfiles to lint: the configured ones, else every ``Dockerfile``/``*.Dockerfile`` in the tree."""
+    if config.lint.dockerfiles:
+        return [root / p for p in config.lint.dockerfiles]
+    excluded = set(config.lint.exclude)
+    found = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(part in excluded for part in rel.parts) or any(str(rel).startswith(e + "/") for e in excluded):
+            continue
+        name = path.name
+        if path.is_file() and (name == "Dockerfile" or name.startswith("Dockerfile.") or name.endswith(".Dockerfile")):
+            found.append(path)
+    return found
+
+
+class LintStage(Stage):
+    name = "lint"
+    description = "pylint, ruff/flake8, black --check, hadolint on every Dockerfile"
+
+    def checks(self, config: Config) -> list[CheckResult]:
+        tools = ["pylint", config.lint.linter, "hadolint"] + (["black"] if config.lint.black else [])
+        return [tool_check(t, fix=_FIX) for t in tools]
+
+    def plan(self, config: Config) -> list[str]:
+        paths = " ".join(config.lint.paths)
+        lines = [
+            f"pylint --fail-under {config.lint.pylint_fail_under} --fail-on E,F {paths}",
+            f"{config.lint.linter} {'check ' if config.lint.linter == 'ruff' else ''}{paths}",
+        ]
+        if config.lint.black:
+            lines.append(f"black --check {paths}")
+        dockerfiles = [str(p.relative_to(config.root)) for p in find_dockerfiles(config.root, config)]
+        threshold = config.lint.hadolint_failure_threshold
+        lines.append(f"hadolint --failure-threshold {threshold} {' '.join(dockerfiles) or '(no Dockerfile)'}")
+        return lines
+
+    def run(self, ctx: StageContext) -> StageResult:
+        paths = [p for p in ctx.config.lint.paths if (ctx.root / p).exists()]
+        outcomes = []
+        if paths:
+            outcomes.append(self._pylint(ctx, paths))
+            outcomes.append(self._ruff(ctx, paths) if ctx.config.lint.linter == "ruff" else self._flake8(ctx, paths))
+            if ctx.config.lint.black:
+                outcomes.append(self._black(ctx, paths))
+        outcomes.append(self._hadolint(ctx))
+        summary = ", ".join(o.phrase for o in outcomes)
+        failed = [o.tool for o in outcomes if not o.ok]
+        findings = sum(o.findings for o in outcomes)
+        ctx.record(findings=findings)
+        if failed:
+            raise GateFailed(f"{', '.join(failed)} failed: {summary}", hint=f"see {ctx.report_dir}/stages/lint.log")
+        return StageResult(summary=summary, artifacts={"findings": findings})
+
+    # -- one method per linter ---------------------------------------------------------------
+    def _pylint(self, ctx: StageContext, paths: list[str]) -> GateOutcome:
+        threshold = ctx.config.lint.pylint_fail_under
+        report = ctx.report_path("-pylint.txt")
+        ctx.progress("pylint")
+        res = ctx.run_tool(
+            [
+                sys.executable,
+                "-m",
+                "pylint",
+                "--output-format=parseable",
+                "--score=y",
+                f"--fail-under={threshold}",
+                "--fail-on=E,F",
+                *paths,
+            ],
+            hint=_FIX,
+        )
+        report.write_text(res.output + "\n", encoding="utf-8")
+        match = _PYLINT_SCORE.search(res.output)
+        score = float(match.group(1)) if match else None
+        messages = sum(1 for line in res.output.splitlines() if _PYLINT_MESSAGE.match(line))
+        if score is None:
+            return GateOutcome("pylint", False, messages, f"pylint did not finish (exit {res.returncode})")
+        # pylint's exit status carries --fail-under and --fail-on; usage errors (32) also fail.
+        ok = res.returncode == 0
+        return GateOutcome("pylint", ok, messages, f"pylint {score:.2f}/10 ({messages} messages, min {threshold:g})")
+
+    def _ruff(self, ctx: StageContext, paths: list[str]) -> GateOutcome:
+        report = ctx.report_path("-ruff.json")
+        ctx.progress("ruff")
+        res = ctx.run_tool(
+            [
+                sys.executable,
+                "-m",
+                "ruff",
+                "check",
+                "--no-cache",
+                "--output-format=json",
+                f"--output-file={report}",
+                *paths,
+            ],
+            hint=_FIX,
+        )
+        try:
+            findings = json.loads(report.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return GateOutcome("ruff", False, 0, f"ruff did not finish (exit {res.returncode})")
+        for item in findings:
+            loc = item.get("location") or {}
+            ctx.log(
+                f"ruff: {item.get('filename')}:{loc.get('row')}:{loc.get('column')}: "
+                f"{item.get('code')} {item.get('message')}"
+            )
+        ok = res.returncode == 0 and not findings
+        return GateOutcome("ruff", ok, len(findings), f"ruff {len(findings)} findings")
+
+    def _flake8(self, ctx: StageContext, paths: list[str]) -> GateOutcome:
+        report = ctx.report_path("-flake8.txt")
+        ctx.progress("flake8")
+        res = ctx.run_tool([sys.executable, "-m", "flake8", *paths], hint=_FIX)
+        report.write_text(res.output + "\n", encoding="utf-8")
+        count = sum(1 for line in res.output.splitlines() if re.match(r"^\S+:\d+:\d+: ", line))
+        return GateOutcome("flake8", res.returncode == 0, count, f"flake8 {count} findings")
+
+    def _black(self, ctx: StageContext, paths: list[str]) -> GateOutcome:
+        report = ctx.report_path("-black.txt")
+        ctx.progress("black --check")
+        res = ctx.run_tool([sys.executable, "-m", "black", "--check", "--no-color", *paths], hint=_FIX)
+        report.write_text(res.output + "\n", encoding="utf-8")
+        would = [line for line in res.output.splitlines() if line.startswith("would reformat")]
+        if res.returncode not in (0, 1):
+            return GateOutcome("black", False, 0, f"black did not finish (exit {res.returncode})")
+        return GateOutcome("black", res.returncode == 0, len(would), f"black {len(would)} files to reformat")
+
+    def _hadolint(self, ctx: StageContext) -> GateOutcome:
+        dockerfiles = find_dockerfiles(ctx.root, ctx.config)
+        if not dockerfiles:
+            return GateOutcome("hadolint", True, 0, "hadolint: no Dockerfile")
+        hadolint = tool_check("hadolint", fix=_FIX)
+        ctx.progress("hadolint")
+        threshold = ctx.config.lint.hadolint_failure_threshold
+        res = ctx.run_tool(
+            [
+                hadolint.detail if hadolint.ok else "hadolint",
+                "--format",
+                "json",
+                "--no-color",
+                "--failure-threshold",
+                threshold,
+                *[str(p.relative_to(ctx.root)) for p in dockerfiles],
+            ],
+            hint=_FIX,
+        )
+        ctx.report_path("-hadolint.json").write_text(res.output + "\n", encoding="utf-8")
+        try:
+            findings = json.loads(res.output.splitlines()[-1]) if res.output.strip() else []
+        except ValueError:
+            return GateOutcome("hadolint", False, 0, f"hadolint did not finish (exit {res.returncode})")
+        for item in findings:
+            ctx.log(
+                f"hadolint: {item.get('file')}:{item.get('line')}: {item.get('code')} "
+                f"{item.get('level')}: {item.get('message')}"
+            )
+        return GateOutcome(
+            "hadolint",
+            res.returncode == 0,
+            len(findings),
+            f"hadolint {len(findings)} findings in {len(dockerfiles)} Dockerfile{'s' if len(dockerfiles) != 1 else ''}",
+        )

@@ -1,0 +1,112 @@
+"""``test``: pytest with JUnit XML and coverage XML in the report dir.
+
+The stage runs the configured selection (the fast suite by default); the counts come from pytest's own
+JUnit report, so skipped tests are shown, never hidden.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.config import Config
+from pipeline.errors import GateFailed, StageFailed
+from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, tool_check
+
+# pytest's exit codes (pytest.ExitCode) that mean "the suite itself could not run".
+_PYTEST_INTERNAL = {2: "interrupted", 3: "an internal error", 4: "a usage error", 5: "no tests collected"}
+
+
+@dataclass(frozen=True)
+class TestCounts:
+    """Totals of a pytest JUnit report."""
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    tests: int
+    failures: int
+    errors: int
+    skipped: int
+
+    @property
+    def passed(self) -> int:
+        return self.tests - self.failures - self.errors - self.skipped
+
+    def phrase(self) -> str:
+        text = f"{self.passed} passed, {self.failures} failed, {self.skipped} skipped"
+        return text + (f", {self.errors} errors" if self.errors else "")
+
+
+def read_junit(path: Path) -> TestCounts:
+    """Sum the counts of every ``testsuite`` in a JUnit XML file."""
+    root = ET.parse(path).getroot()
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    totals = [0, 0, 0, 0]
+    for suite in suites:
+        for i, attr in enumerate(("tests", "failures", "errors", "skipped")):
+            totals[i] += int(suite.get(attr, "0"))
+    return TestCounts(*totals)
+
+
+def failed_tests(path: Path, limit: int = 5) -> list[str]:
+    root = ET.parse(path).getroot()
+    names = []
+    for case in root.iter("testcase"):
+        if case.find("failure") is not None or case.find("error") is not None:
+            names.append(f"{case.get('classname', '')}::{case.get('name', '')}")
+    return names[:limit]
+
+
+class TestStage(Stage):
+    __test__ = False
+
+    name = "test"
+    needs = ("train",)
+    description = "pytest (fast suite by default) with JUnit XML and coverage XML"
+
+    def checks(self, config: Config) -> list[CheckResult]:
+        del config
+        return [tool_check("pytest", fix="pip install -r requirements/dev.txt")]
+
+    def argv(self, config: Config, junit: Path, coverage: Path) -> list[str]:
+        args = [sys.executable, "-m", "pytest", *config.test.paths, f"--junitxml={junit}", "-q", "-rfE"]
+        if config.test.markers:
+            args += ["-m", config.test.markers]
+        if config.test.coverage:
+            args += [f"--cov={pkg}" for pkg in config.test.coverage]
+            args += [f"--cov-report=xml:{coverage}", "--cov-report=term"]
+        return args + list(config.test.extra_args)
+
+    def plan(self, config: Config) -> list[str]:
+        stages = config.report_dir / "stages"
+        return [shlex.join(self.argv(config, stages / "test-junit.xml", stages / "test-coverage.xml"))]
+
+    def run(self, ctx: StageContext) -> StageResult:
+        junit = ctx.report_path("-junit.xml")
+        coverage = ctx.report_path("-coverage.xml")
+        junit.unlink(missing_ok=True)
+        ctx.progress("pytest")
+        res = ctx.run_tool(self.argv(ctx.config, junit, coverage))
+        if res.returncode in _PYTEST_INTERNAL:
+            raise StageFailed(
+                f"pytest could not run the suite: {_PYTEST_INTERNAL[res.returncode]} (exit {res.returncode})",
+                hint="see reports/stages/test.log",
+            )
+        if not junit.exists():
+            raise StageFailed(f"pytest exited {res.returncode} without writing {junit}")
+        counts = read_junit(junit)
+        artifacts = {
+            "junit": str(junit),
+            "coverage": str(coverage) if coverage.exists() else None,
+            "passed": counts.passed,
+            "failed": counts.failures + counts.errors,
+            "skipped": counts.skipped,
+        }
+        ctx.record(**{k: v for k, v in artifacts.items() if k in ("passed", "failed", "skipped")})
+        if res.returncode != 0 or counts.failures or counts.errors:
+            names = ", ".join(failed_tests(junit))
+            raise GateFailed(f"{counts.phrase()}" + (f": {names}" if names else ""), hint="see reports/stages/test.log")
+        return StageResult(summary=counts.phrase(), artifacts=artifacts)

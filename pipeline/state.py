@@ -1,0 +1,136 @@
+"""The run state, ``.pipeline/state.json``: what each stage left for later stages and later runs.
+
+It is written after every stage by writing a temporary file beside it, flushing it to disk and
+renaming it over the old one, so a crash mid-write leaves the previous state readable. A state file
+that cannot be read is kept aside (``state.json.corrupt``) rather than silently overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError
+
+STATE_VERSION = 1
+
+
+@dataclass
+class StageRecord:
+    """The last result of one stage, as later invocations see it."""
+
+    status: str
+    finished_at: str
+    run_id: str
+    summary: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+class RunState:
+    """Stage outputs keyed by stage name, plus free-form sections (``releases`` for deploy)."""
+
+    def __init__(
+        self, path: Path, stages: dict[str, StageRecord] | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
+        self.path = path
+        self.stages: dict[str, StageRecord] = stages or {}
+        self.extra: dict[str, Any] = extra or {}
+        self._lock = threading.Lock()
+
+    # -- reading -------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: Path) -> RunState:
+        if not path.exists():
+            return cls(path)
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION:
+                raise ValueError("unknown state format")
+            stages = {
+                name: StageRecord(
+                    status=rec["status"],
+                    finished_at=rec["finished_at"],
+                    run_id=rec["run_id"],
+                    summary=rec.get("summary", ""),
+                    outputs=dict(rec.get("outputs", {})),
+                )
+                for name, rec in doc.get("stages", {}).items()
+            }
+            extra = dict(doc.get("extra", {}))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(
+                f"the run state {path} cannot be read ({exc})",
+                hint=f"move it aside (mv {path} {path}.old) to start from an empty state",
+            ) from exc
+        return cls(path, stages, extra)
+
+    def record(self, stage: str) -> StageRecord | None:
+        return self.stages.get(stage)
+
+    def output(self, stage: str, key: str, default: Any = None) -> Any:
+        rec = self.stages.get(stage)
+        if rec is None:
+            return default
+        return rec.outputs.get(key, default)
+
+    def passed(self, stage: str) -> bool:
+        rec = self.stages.get(stage)
+        return rec is not None and rec.status in ("passed", "cached")
+
+    # -- writing -------------------------------------------------------------------------------
+    def put(self, stage: str, record: StageRecord) -> None:
+        """Record a stage's result and save the whole state at once."""
+        with self._lock:
+            self.stages[stage] = record
+            self._save_locked()
+
+    def set_extra(self, key: str, value: Any) -> None:
+        with self._lock:
+            self.extra[key] = value
+            self._save_locked()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "stages": {
+                name: {
+                    "status": rec.status,
+                    "finished_at": rec.finished_at,
+                    "run_id": rec.run_id,
+                    "summary": rec.summary,
+                    "outputs": rec.outputs,
+                }
+                for name, rec in sorted(self.stages.items())
+            },
+            "extra": self.extra,
+        }
+
+    def save(self) -> None:
+        with self._lock:
+            self._save_locked()
+
+    def _save_locked(self) -> None:
+        atomic_write_text(self.path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see either the old or the new file, whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
