@@ -1,0 +1,47 @@
+"""Fixtures shared by the whole suite: the repository root and small throw-away repositories."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
+
+
+def write_tree(base: Path, files: dict[str, str]) -> Path:
+    """Create ``files`` (path -> text, dedented) under ``base``."""
+    for rel, text in files.items():
+        path = base / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return base
+
+
+@pytest.fixture
+def make_repo(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
+    """A fresh directory holding the given files, a pipeline.toml among them."""
+
+    def make(files: dict[str, str]) -> Path:
+        return write_tree(tmp_path / "repo", files)
+
+    return make
+
+
+def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m pipeline ARGS`` as a real subprocess, not on a terminal."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    full_env.pop("PIPELINE_PROFILE", None)
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout, check=False)

@@ -1,0 +1,77 @@
+"""The lint stage against fixture repositories with one planted problem each; real linters."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+TOML = '[lint]\npaths = ["pkg"]\npylint_fail_under = 9.0\n'
+CLEAN = {
+    "pipeline.toml": TOML,
+    "pkg/__init__.py": '"""A tiny package."""\n',
+    "pkg/good.py": '"""Good code."""\n\n\ndef add(a: int, b: int) -> int:\n    """Add."""\n    return a + b\n',
+    "Dockerfile": (
+        "FROM python:3.11-slim\n"
+        "WORKDIR /app\n"
+        "COPY pkg/ ./pkg/\n"
+        "USER 10001\n"
+        'CMD ["python3", "-c", "import pkg"]\n'
+    ),
+}
+
+
+def lint(repo: Path) -> tuple[int, str, dict]:
+    proc = run_cli(["run", "--stage", "lint"], repo)
+    log = (repo / "reports" / "stages" / "lint.log").read_text(encoding="utf-8")
+    doc = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))
+    return proc.returncode, log, doc["stages"][0]
+
+
+def test_clean_repo_passes(make_repo) -> None:
+    code, _, stage = lint(make_repo(CLEAN))
+    assert code == 0, stage
+    assert stage["status"] == "passed"
+    assert "ruff 0 findings" in stage["summary"] and "hadolint 0 findings in 1 Dockerfile" in stage["summary"]
+
+
+def test_pylint_error_fails_and_is_named(make_repo) -> None:
+    repo = make_repo({**CLEAN, "pkg/bad.py": '"""Bad."""\n\n\ndef f() -> int:\n    """F."""\n    return undefined_name  # noqa: F821\n'})
+    code, log, stage = lint(repo)
+    assert code == 1
+    assert "pylint failed" in stage["error"]
+    assert "E0602" in log and "undefined-variable" in log
+
+
+def test_black_unformatted_file_fails_and_is_left_unchanged(make_repo) -> None:
+    ugly = '"""Ugly."""\n\n\ndef g( a:int,b :int)->int :\n    """G."""\n    return a+b\n'
+    repo = make_repo({**CLEAN, "pkg/ugly.py": ugly})
+    before = hashlib.sha256((repo / "pkg" / "ugly.py").read_bytes()).hexdigest()
+    code, log, stage = lint(repo)
+    assert code == 1
+    assert "black failed" in stage["error"] and "black 1 files to reformat" in stage["error"]
+    assert "would reformat" in log and "ugly.py" in log
+    assert hashlib.sha256((repo / "pkg" / "ugly.py").read_bytes()).hexdigest() == before
+
+
+def test_bad_dockerfile_fails_with_the_rule_named(make_repo) -> None:
+    repo = make_repo({**CLEAN, "Dockerfile": "FROM ubuntu:latest\nRUN apt-get update && apt-get install -y curl\n"})
+    code, log, stage = lint(repo)
+    assert code == 1
+    assert "hadolint failed" in stage["error"]
+    assert "DL3007" in log  # using latest
+    assert "DL3008" in log  # unpinned apt packages
+
+
+@pytest.mark.parametrize("linter", ["ruff", "flake8"])
+def test_style_linter_findings_fail(make_repo, linter: str) -> None:
+    repo = make_repo({**CLEAN, "pipeline.toml": TOML + f'linter = "{linter}"\n',
+                      "pkg/unused.py": '"""Unused import."""\n\nimport os\n'})
+    code, log, stage = lint(repo)
+    assert code == 1
+    assert f"{linter} failed" in stage["error"]
+    assert "F401" in log

@@ -1,0 +1,54 @@
+"""The test stage against fixture repositories: counts from pytest's JUnit report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import run_cli
+
+TOML = '[test]\npaths = ["tests"]\nmarkers = "not integration"\ncoverage = ["pkg"]\n'
+TRAINED = json.dumps({"version": 1, "extra": {}, "stages": {
+    "train": {"status": "passed", "finished_at": "t", "run_id": "r0", "outputs": {}}}})
+FILES = {
+    "pipeline.toml": TOML,
+    ".pipeline/state.json": TRAINED,
+    "pkg/__init__.py": "def add(a, b):\n    return a + b\n",
+    "tests/test_pkg.py": (
+        "import pytest\nfrom pkg import add\n\n"
+        "def test_add():\n    assert add(1, 2) == 3\n\n"
+        "@pytest.mark.skip(reason='no server here')\ndef test_skipped():\n    pass\n"
+    ),
+    "pytest.ini": "[pytest]\nmarkers =\n    integration: needs a server\n",
+}
+
+
+def stage_of(repo: Path) -> dict:
+    return json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))["stages"][0]
+
+
+def test_passing_suite_reports_counts_and_reports(make_repo) -> None:
+    repo = make_repo(FILES)
+    proc = run_cli(["run", "--stage", "test"], repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    stage = stage_of(repo)
+    assert stage["summary"] == "1 passed, 0 failed, 1 skipped"
+    assert (repo / "reports" / "stages" / "test-junit.xml").exists()
+    assert (repo / "reports" / "stages" / "test-coverage.xml").exists()
+
+
+def test_failing_test_fails_the_stage(make_repo) -> None:
+    repo = make_repo({**FILES, "tests/test_broken.py": "def test_broken():\n    assert 2 + 2 == 5\n"})
+    proc = run_cli(["run", "--stage", "test"], repo)
+    assert proc.returncode == 1
+    stage = stage_of(repo)
+    assert stage["status"] == "failed"
+    assert "1 passed, 1 failed, 1 skipped" in stage["error"]
+    assert "test_broken" in stage["error"]
+
+
+def test_no_tests_is_a_failure_not_a_pass(make_repo) -> None:
+    repo = make_repo({**FILES, "tests/test_pkg.py": "# nothing here\n"})
+    proc = run_cli(["run", "--stage", "test"], repo)
+    assert proc.returncode == 1
+    assert "no tests collected" in stage_of(repo)["error"]

@@ -1,0 +1,165 @@
+"""pipeline.cli through typer's runner and as a real ``python -m pipeline`` subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from tests.conftest import ROOT, run_cli
+
+ANSI = "\x1b["
+
+FIXTURE_TOML = """
+[lint]
+paths = ["pkg"]
+[test]
+paths = ["tests"]
+markers = ""
+coverage = []
+"""
+
+
+def invoke(args: list[str], cwd: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str] | None = None):
+    monkeypatch.chdir(cwd)
+    for key, value in (env or {}).items():
+        monkeypatch.setenv(key, value)
+    return CliRunner().invoke(app, args)
+
+
+def test_list_and_help(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = invoke(["list"], ROOT, monkeypatch)
+    assert result.exit_code == 0
+    assert [line.split()[0] for line in result.output.splitlines()] == [
+        "lint", "train", "test", "trivy-fs", "build", "trivy-image", "smoke", "push", "deploy",
+    ]
+    result = invoke(["run", "--help"], ROOT, monkeypatch)
+    for flag in ("--stage", "--from", "--skip", "--profile", "--set", "--dry-run", "--keep-going", "--jobs", "--report-dir"):
+        assert flag in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "--stage", "nope"], "unknown stage 'nope'"),
+        (["run", "--set", "trivy.severity"], "not KEY=VALUE"),
+        (["run", "--set", "trivy.sevrity=LOW"], "trivy.sevrity"),
+        (["run", "--profile", "prod"], "unknown profile 'prod'"),
+        (["config", "--set", "pipeline.jobs=many"], "pipeline.jobs"),
+        (["doctor", "--set", "deploy.target=mars"], "deploy.target"),
+    ],
+)
+def test_usage_and_config_errors_exit_2(monkeypatch: pytest.MonkeyPatch, args: list[str], needle: str) -> None:
+    result = invoke(args, ROOT, monkeypatch)
+    assert result.exit_code == 2, result.output
+    assert needle in result.output
+
+
+def test_missing_prerequisite_exits_2(make_repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = make_repo({"pipeline.toml": FIXTURE_TOML})
+    result = invoke(["run", "--stage", "test"], repo, monkeypatch)
+    assert result.exit_code == 2
+    assert "run 'python -m pipeline run --stage train' first" in result.output
+
+
+def test_config_shows_sources_and_hides_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = invoke(["config", "--profile", "aws", "--set", "trivy.severity=CRITICAL"], ROOT, monkeypatch,
+                    env={"REGISTRY_PASSWORD": "hunter2-very-secret", "REGISTRY_USERNAME": "ci-bot"})
+    assert result.exit_code == 0
+    line = next(line for line in result.output.splitlines() if line.startswith("trivy.severity"))
+    assert "'CRITICAL'" in line and "# --set" in line
+    assert "[profiles.aws]" in next(line for line in result.output.splitlines() if line.startswith("deploy.target"))
+    assert "hunter2" not in result.output
+    assert "<set>" in result.output
+
+
+def test_dry_run_runs_nothing(make_repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = make_repo({"pipeline.toml": FIXTURE_TOML})
+    result = invoke(["run", "--stage", "lint,train,test", "--dry-run"], repo, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert "1. lint" in result.output and "3. test" in result.output
+    assert "model_training --output-dir model" in result.output
+    assert not (repo / "reports").exists() and not (repo / ".pipeline").exists()
+
+
+def test_doctor_reports_missing_tool_with_exit_3(make_repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = make_repo({"pipeline.toml": FIXTURE_TOML})
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    result = invoke(["doctor", "--stage", "lint"], repo, monkeypatch)
+    assert result.exit_code == 3, result.output
+    assert "✗" in result.output and "pylint" in result.output
+
+
+def test_status_and_rollback_before_any_deploy(make_repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = make_repo({"pipeline.toml": FIXTURE_TOML})
+    assert "no run recorded" in invoke(["status"], repo, monkeypatch).output
+    result = invoke(["rollback"], repo, monkeypatch)
+    assert result.exit_code == 2
+    assert "no deploy target has run" in result.output
+
+
+def test_help_is_fast_and_imports_no_heavy_library() -> None:
+    code = (
+        "import sys\n"
+        "sys.argv = ['pipeline', '--help']\n"
+        "from pipeline.cli import app\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('docker', 'boto3', 'botocore', 'sklearn', 'onnxruntime') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "HEAVY []" in out.stdout
+
+
+def test_subprocess_plain_output_and_reports(make_repo) -> None:
+    repo = make_repo({
+        "pipeline.toml": FIXTURE_TOML,
+        "tests/test_ok.py": "def test_ok():\n    assert 1 + 1 == 2\n",
+        ".pipeline/state.json": json.dumps({"version": 1, "extra": {}, "stages": {
+            "train": {"status": "passed", "finished_at": "t", "run_id": "r0", "outputs": {}}}}),
+    })
+    proc = run_cli(["run", "--stage", "test"], repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ANSI not in proc.stdout and ANSI not in proc.stderr
+    assert "[test] passed" in proc.stdout and "1 passed, 0 failed, 0 skipped" in proc.stdout
+    doc = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))
+    assert doc["status"] == "passed" and doc["stages"][0]["name"] == "test"
+    assert (repo / "reports" / "pipeline-junit.xml").exists()
+    assert (repo / "reports" / "stages" / "test.log").exists()
+    assert (repo / "reports" / "stages" / "test-junit.xml").exists()
+
+
+def test_sigint_stops_the_stage_writes_reports_and_exits_130(make_repo) -> None:
+    repo = make_repo({
+        "pipeline.toml": FIXTURE_TOML,
+        "tests/test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(60)\n",
+        ".pipeline/state.json": json.dumps({"version": 1, "extra": {}, "stages": {
+            "train": {"status": "passed", "finished_at": "t", "run_id": "r0", "outputs": {}}}}),
+    })
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CI": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--stage", "test"], cwd=repo, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = repo / "reports" / "stages" / "test.log"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "$ " not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.1)
+    time.sleep(1.5)  # let pytest get into the sleeping test
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out
+    assert time.monotonic() - started < 15
+    doc = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))
+    assert doc["status"] == "interrupted"
+    assert doc["stages"][0]["status"] == "failed" and "interrupted" in doc["stages"][0]["error"]
+    leftover = subprocess.run(["pgrep", "-f", f"pytest tests --junitxml={repo}"], capture_output=True, text=True, check=False)
+    assert leftover.stdout.strip() == "", "the pytest child was stopped"

@@ -1,0 +1,123 @@
+"""pipeline.config: layers, types, sources, and the errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline import config
+from pipeline.errors import ConfigError, EXIT_USAGE
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "pipeline.toml").write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def test_defaults_without_a_file(tmp_path: Path) -> None:
+    cfg = config.load(tmp_path)
+    assert cfg.profile == "local"
+    assert cfg.deploy.target == "local"
+    assert cfg.sources["trivy.severity"] == "default"
+
+
+def test_precedence_file_profile_env_set(tmp_path: Path) -> None:
+    root = _write(tmp_path, """
+[trivy]
+severity = "LOW"
+[registry]
+url = "file:5000"
+[profiles.ci]
+trivy.severity = "MEDIUM"
+registry.url = "profile:5000"
+deploy.local.port = 9000
+""")
+    cfg = config.load(
+        root,
+        profile="ci",
+        environ={"PIPELINE_TRIVY__SEVERITY": "HIGH", "PIPELINE_DEPLOY__LOCAL__PORT": "9100"},
+        overrides=["trivy.severity=CRITICAL"],
+    )
+    assert cfg.trivy.severity == "CRITICAL" and cfg.sources["trivy.severity"] == "--set"
+    assert cfg.deploy.local.port == 9100 and cfg.sources["deploy.local.port"] == "env PIPELINE_DEPLOY__LOCAL__PORT"
+    assert cfg.registry.url == "profile:5000"
+    assert cfg.sources["registry.url"] == "pipeline.toml [profiles.ci]"
+
+
+def test_profile_from_environment(tmp_path: Path) -> None:
+    root = _write(tmp_path, '[profiles.aws]\ndeploy.target = "ecs"\n')
+    assert config.load(root, environ={"PIPELINE_PROFILE": "aws"}).deploy.target == "ecs"
+
+
+def test_aws_aliases_and_lists(tmp_path: Path) -> None:
+    cfg = config.load(tmp_path, environ={"AWS_ENDPOINT_URL": "http://127.0.0.1:5999", "AWS_REGION": "eu-west-1"},
+                      overrides=["trivy.scanners=secret,misconfig", "lint.paths=[\"a\", \"b\"]", "deploy.ecs.rollback=false"])
+    assert cfg.deploy.ecs.endpoint_url == "http://127.0.0.1:5999"
+    assert cfg.deploy.ecs.region == "eu-west-1"
+    assert cfg.trivy.scanners == ("secret", "misconfig")
+    assert cfg.lint.paths == ("a", "b")
+    assert cfg.deploy.ecs.rollback is False
+
+
+@pytest.mark.parametrize(
+    ("toml", "overrides", "key"),
+    [
+        ("[trivy]\nseverity_level = 'HIGH'\n", [], "trivy.severity_level"),
+        ("[nosuch]\nx = 1\n", [], "nosuch"),
+        ("[pipeline]\njobs = 'two'\n", [], "pipeline.jobs"),
+        ("[trivy]\nignore_unfixed = 'yes'\n", [], "trivy.ignore_unfixed"),
+        ("[lint]\npaths = 'pipeline'\n", [], "lint.paths"),
+        ("[deploy]\ntarget = 'heroku'\n", [], "deploy.target"),
+        ("[deploy]\nimage = 'repo:latest'\n", [], "deploy.image"),
+        ("", ["pipeline.jobs=0"], "pipeline.jobs"),
+        ("", ["deploy.local.port=99999"], "deploy.local.port"),
+        ("", ["timeouts.build=-1"], "timeouts.build"),
+        ("", ["trivy.ignore_unfixed=maybe"], "trivy.ignore_unfixed"),
+        ("", ["no.such.key=1"], "no.such.key"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path: Path, toml: str, overrides: list[str], key: str) -> None:
+    root = _write(tmp_path, toml)
+    with pytest.raises(ConfigError) as info:
+        config.load(root, overrides=overrides)
+    assert info.value.key == key
+    assert key in str(info.value)
+    assert info.value.exit_code == EXIT_USAGE
+
+
+def test_unknown_profile_lists_known_ones(tmp_path: Path) -> None:
+    root = _write(tmp_path, "[profiles.aws]\n[profiles.local]\n")
+    with pytest.raises(ConfigError, match="unknown profile 'prod'.*aws, local"):
+        config.load(root, profile="prod")
+
+
+def test_malformed_set_and_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not KEY=VALUE"):
+        config.load(tmp_path, overrides=["trivy.severity"])
+    root = _write(tmp_path, "[trivy\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        config.load(root)
+
+
+def test_unknown_env_key_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="PIPELINE_TRIVY__SEVERTY"):
+        config.load(tmp_path, environ={"PIPELINE_TRIVY__SEVERTY": "LOW"})
+
+
+def test_secrets_come_from_env_and_are_redacted(tmp_path: Path) -> None:
+    cfg = config.load(tmp_path, environ={"DOCKERHUB_USERNAME": "bob", "DOCKERHUB_TOKEN": "s3cr3t-token"})
+    assert cfg.secrets.registry_username == "bob"
+    assert cfg.secrets.registry_password == "s3cr3t-token"
+    assert "s3cr3t" not in repr(cfg) and "s3cr3t" not in repr(cfg.secrets)
+    rows = config.redacted(cfg)
+    assert all("s3cr3t" not in str(value) for _, value, _ in rows)
+    # REGISTRY_* wins over DOCKERHUB_*
+    cfg = config.load(tmp_path, environ={"REGISTRY_PASSWORD": "a", "DOCKERHUB_TOKEN": "b"})
+    assert cfg.secrets.registry_password == "a"
+
+
+def test_the_shipped_file_is_valid_for_both_profiles(repo_root: Path) -> None:
+    assert config.load(repo_root, profile="local").registry.url == "localhost:5000"
+    aws = config.load(repo_root, profile="aws")
+    assert aws.deploy.target == "ecs"
