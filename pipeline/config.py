@@ -49,7 +49,7 @@ class TimeoutsSection:
     deploy: float = 1200
 
     def for_stage(self, stage: str) -> float:
-        return float(getattr(self, stage.replace("-", "_")))
+        return float(getattr(self, stage.replace("-", "_"), 600))
 
 
 @dataclass(frozen=True)
