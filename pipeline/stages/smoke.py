@@ -1,0 +1,103 @@
+"""``smoke``: run the built image on a free loopback port and ask it the questions that matter.
+
+Ready within the timeout; ``[5.1, 3.5, 1.4, 0.2]`` is ``setosa``; ``/api/v1/model`` reports the model
+version that ``train`` recorded; the process is not root; a malformed request is a 400. The container
+is removed whatever happens, and its logs are kept in the stage log.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from pipeline.config import Config
+from pipeline.errors import GateFailed
+from pipeline.stages import _images
+from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult
+
+SETOSA = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+
+
+class SmokeStage(Stage):
+    name = "smoke"
+    needs = ("build",)
+    description = "run the built image, wait for /ready, check a known prediction and the model version"
+
+    def checks(self, config: Config) -> list[CheckResult]:
+        return [_images.engine_check(config)]
+
+    def missing_input(self, config: Config, state, selected: set[str]) -> tuple[str, str] | None:
+        if "build" not in selected and not state.output("build", "image_id"):
+            return "build", "a built image"
+        return None
+
+    def plan(self, config: Config) -> list[str]:
+        return [
+            "docker run -d -p 127.0.0.1:<free port>:5000 <built image>",
+            f"wait for /ready ({config.smoke.ready_timeout_s:g} s), POST /api/v1/predict {SETOSA} -> "
+            f"{config.smoke.expected_label}, GET /api/v1/model, uid != 0, malformed body -> 400; remove the container",
+        ]
+
+    def run(self, ctx: StageContext) -> StageResult:
+        from pipeline.adapters.docker_engine import free_port  # pylint: disable=import-outside-toplevel
+        from pipeline.adapters.service import ServiceClient  # pylint: disable=import-outside-toplevel
+
+        engine = _images.connect(ctx.config)
+        image = ctx.state.output("build", "image_id")
+        expected_version = ctx.state.output("build", "model_version") or ctx.state.output("train", "model_version")
+        port = free_port()
+        name = f"smoke-{ctx.run_id[-6:]}-{secrets.token_hex(2)}"
+        ctx.progress(f"starting {name} on 127.0.0.1:{port}")
+        container = engine.run_container(image, name=name, ports={5000: ("127.0.0.1", port)},
+                                         labels={"io.mlops.smoke": ctx.run_id})
+        try:
+            client = ServiceClient(f"http://127.0.0.1:{port}")
+
+            def alive() -> str | None:
+                state = engine.container_state(container)
+                return None if state.running else f"container exited with code {state.exit_code} {state.error}".strip()
+
+            ready_s = client.wait_ready(ctx.config.smoke.ready_timeout_s, alive=alive, cancel=ctx.cancel)
+            ctx.log(f"/ready after {ready_s:.2f} s")
+            failures = self._checks(ctx, client, engine, container, expected_version)
+        finally:
+            try:
+                ctx.log("--- container logs ---")
+                for line in engine.container_logs(container).splitlines():
+                    ctx.log(line)
+            finally:
+                engine.remove_container(container)
+                ctx.log(f"removed container {name}")
+        if failures:
+            raise GateFailed("; ".join(failures))
+        ctx.record(ready_s=round(ready_s, 2))
+        return StageResult(summary=f"ready in {ready_s:.1f}s, setosa ok, model {expected_version}, non-root, 400 on bad input",
+                           artifacts={"ready_s": round(ready_s, 2)})
+
+    def _checks(self, ctx: StageContext, client, engine, container: str, expected_version: str | None) -> list[str]:
+        failures = []
+        answer = client.post_json("/api/v1/predict", SETOSA)
+        ctx.log(f"POST /api/v1/predict {SETOSA} -> {answer.status} {answer.body}")
+        label = None
+        if answer.status == 200 and isinstance(answer.body, dict):
+            predictions = answer.body.get("predictions") or [{}]
+            label = predictions[0].get("label")
+        if label != ctx.config.smoke.expected_label:
+            failures.append(f"prediction for {SETOSA['instances'][0]} was {label!r} (HTTP {answer.status}), "
+                            f"expected {ctx.config.smoke.expected_label!r}")
+
+        answer = client.get("/api/v1/model")
+        ctx.log(f"GET /api/v1/model -> {answer.status} {answer.body}")
+        version = answer.body.get("model_version") if isinstance(answer.body, dict) else None
+        if expected_version and version != expected_version:
+            failures.append(f"/api/v1/model reports model {version!r}, train recorded {expected_version!r}")
+
+        uid = engine.container_uid(container)
+        ctx.log(f"container process uid {uid}")
+        if uid == 0:
+            failures.append("the service runs as root (uid 0)")
+
+        answer = client.post_raw("/api/v1/predict", b'{"instances": [[1, 2', "application/json")
+        ctx.log(f"POST malformed JSON -> {answer.status} {answer.body}")
+        if answer.status != 400:
+            failures.append(f"a malformed request got HTTP {answer.status}, expected 400")
+        return failures
