@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# The real test bed of TESTBED.md: Docker engine, a local base image, a plain image registry and a
+# fake Trivy vulnerability DB, all on this machine (no public registry is reachable here).
+#
+#   bash scripts/testbed.sh install   apt-get install what is missing
+#   bash scripts/testbed.sh up        start what is not running / build what is missing (idempotent)
+#   bash scripts/testbed.sh down      stop what `up` started (and nothing else)
+#   bash scripts/testbed.sh status    show what answers
+#   bash scripts/testbed.sh env       print the exports the pipeline needs on this test bed
+#
+# State (logs, pidfiles, registry storage, trivy cache) lives in .testbed/ at the repository root.
+# Overrides: TESTBED_DIR, TESTBED_BASE_IMAGE, TESTBED_REGISTRY_ADDR, DOCKER_HOST (unix:// only).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE=${TESTBED_DIR:-$ROOT/.testbed}
+BASE_IMAGE=${TESTBED_BASE_IMAGE:-local/python:3.11-bookworm}
+REGISTRY_ADDR=${TESTBED_REGISTRY_ADDR:-127.0.0.1:5000}
+DOCKER_SOCK=${DOCKER_HOST:-unix:///var/run/docker.sock}
+TRIVY_CACHE=$STATE/trivy-fake-cache
+APT_PACKAGES=(docker.io docker-registry debootstrap apache2-utils golang-go golang-github-coreos-bbolt-dev chromium wrk)
+ENGINE_TIMEOUT_S=${TESTBED_ENGINE_TIMEOUT_S:-60}
+
+STARTED=()
+
+say() { printf 'testbed: %s\n' "$*"; }
+die() {
+    printf 'testbed: error: %s\n' "$*" >&2
+    exit 1
+}
+
+# --- install -----------------------------------------------------------------------------------
+
+cmd_install() {
+    local missing=() pkg
+    for pkg in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$pkg")
+    done
+    if ((${#missing[@]} == 0)); then
+        say "all packages present: ${APT_PACKAGES[*]}"
+        return
+    fi
+    say "installing: ${missing[*]}"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+# --- engine ------------------------------------------------------------------------------------
+
+engine_answers() { DOCKER_HOST=$DOCKER_SOCK docker info >/dev/null 2>&1; }
+
+start_engine() {
+    if engine_answers; then
+        say "docker engine already answers at $DOCKER_SOCK"
+        return
+    fi
+    [[ $DOCKER_SOCK == unix://* ]] || die "DOCKER_HOST=$DOCKER_SOCK does not answer and is not a local socket I can start"
+    command -v dockerd >/dev/null || die "dockerd is missing: bash scripts/testbed.sh install"
+    say "starting dockerd on $DOCKER_SOCK (log: $STATE/dockerd.log)"
+    # setsid: the engine must outlive this script and not get the terminal's Ctrl-C.
+    setsid dockerd --host "$DOCKER_SOCK" --pidfile "$STATE/dockerd.pid" >"$STATE/dockerd.log" 2>&1 </dev/null &
+    local waited=0
+    until engine_answers; do
+        if ((waited >= ENGINE_TIMEOUT_S)); then
+            tail -n 20 "$STATE/dockerd.log" >&2 || true
+            die "dockerd did not answer within ${ENGINE_TIMEOUT_S}s; see $STATE/dockerd.log"
+        fi
+        sleep 1
+        waited=$((waited + 1))
+    done
+    STARTED+=("dockerd (pid $(cat "$STATE/dockerd.pid"))")
+}
+
+# --- base image --------------------------------------------------------------------------------
+
+make_base_image() {
+    if DOCKER_HOST=$DOCKER_SOCK docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+        say "base image $BASE_IMAGE present"
+        return
+    fi
+    command -v debootstrap >/dev/null || die "debootstrap is missing: bash scripts/testbed.sh install"
+    local started
+    ROOTFS=$(mktemp -d "${TMPDIR:-/tmp}/testbed-rootfs.XXXXXX")
+    # The rootfs is ~300 MB of root-owned files: never leave it behind, whatever happens.
+    trap remove_rootfs EXIT
+    local rootfs=$ROOTFS
+    started=$SECONDS
+    say "debootstrapping bookworm into $rootfs (about a minute; log: $STATE/debootstrap.log)"
+    debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
+        bookworm "$rootfs" >"$STATE/debootstrap.log" 2>&1 ||
+        die "debootstrap failed; see $STATE/debootstrap.log"
+    # The registries are reached through a TLS proxy whose CA only the host's bundle carries.
+    cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    tar -C "$rootfs" -c . | DOCKER_HOST=$DOCKER_SOCK docker import \
+        -c 'CMD ["python3"]' -c 'ENV LANG=C.UTF-8' - "$BASE_IMAGE" >/dev/null
+    remove_rootfs
+    trap - EXIT
+    STARTED+=("base image $BASE_IMAGE (made in $((SECONDS - started))s)")
+}
+
+# A failed debootstrap can leave /proc or /sys mounted inside the rootfs: unmount before removing.
+remove_rootfs() {
+    [[ -n ${ROOTFS:-} && -d $ROOTFS ]] || return 0
+    local mnt
+    while read -r mnt; do
+        umount -l "$mnt" 2>/dev/null || true
+    done < <(awk -v root="$ROOTFS/" 'index($2, root) == 1 { print $2 }' /proc/mounts | sort -r)
+    rm -rf --one-file-system "$ROOTFS"
+    ROOTFS=
+}
+
+# --- registry ----------------------------------------------------------------------------------
+
+registry_answers() { curl -fsS -o /dev/null --max-time 2 "http://$REGISTRY_ADDR/v2/" 2>/dev/null; }
+
+start_registry() {
+    if registry_answers; then
+        say "registry already answers at $REGISTRY_ADDR"
+        return
+    fi
+    command -v docker-registry >/dev/null || die "docker-registry is missing: bash scripts/testbed.sh install"
+    mkdir -p "$STATE/registry"
+    cat >"$STATE/registry.yml" <<EOF
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $STATE/registry
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY_ADDR
+EOF
+    say "starting docker-registry on $REGISTRY_ADDR (log: $STATE/registry.log)"
+    # The pid is written by the process that becomes the registry (exec), whatever setsid does.
+    setsid bash -c 'echo $$ >"$1"; exec docker-registry serve "$2"' _ "$STATE/registry.pid" "$STATE/registry.yml" \
+        >"$STATE/registry.log" 2>&1 </dev/null &
+    local waited=0
+    until [[ -s $STATE/registry.pid ]] || ((waited >= 10)); do
+        sleep 0.2
+        waited=$((waited + 1))
+    done
+    waited=0
+    until registry_answers; do
+        if ! kill -0 "$(cat "$STATE/registry.pid")" 2>/dev/null || ((waited >= 30)); then
+            tail -n 20 "$STATE/registry.log" >&2 || true
+            die "docker-registry did not answer at $REGISTRY_ADDR; see $STATE/registry.log"
+        fi
+        sleep 0.5
+        waited=$((waited + 1))
+    done
+    STARTED+=("registry at $REGISTRY_ADDR (pid $(cat "$STATE/registry.pid"))")
+}
+
+# --- trivy DB ----------------------------------------------------------------------------------
+
+build_trivy_db() {
+    if [[ -s $TRIVY_CACHE/db/trivy.db && -s $TRIVY_CACHE/db/metadata.json ]]; then
+        say "fake trivy DB present in $TRIVY_CACHE"
+        return
+    fi
+    bash "$ROOT/tests/support/trivydb/build.sh" "$TRIVY_CACHE" >/dev/null
+    STARTED+=("fake trivy DB in $TRIVY_CACHE")
+}
+
+cmd_up() {
+    mkdir -p "$STATE"
+    start_engine
+    make_base_image
+    start_registry
+    build_trivy_db
+    if ((${#STARTED[@]})); then
+        say "started/made:"
+        printf '  - %s\n' "${STARTED[@]}"
+    else
+        say "everything was already up"
+    fi
+    cat <<EOF
+testbed: environment to use:
+  export DOCKER_HOST=$DOCKER_SOCK
+  python -m pipeline run --stage all --set image.base=$BASE_IMAGE --set registry.url=$REGISTRY_ADDR
+  # vuln scanner against the fake DB (made-up advisories only):
+  #   --set trivy.cache_dir=$TRIVY_CACHE --set trivy.skip_db_update=true
+  # stop what this started: bash scripts/testbed.sh down
+EOF
+}
+
+# --- down / status -----------------------------------------------------------------------------
+
+stop_pidfile() {
+    local name=$1 pidfile=$2 pid waited=0
+    [[ -s $pidfile ]] || return 0
+    pid=$(cat "$pidfile")
+    if kill -0 "$pid" 2>/dev/null; then
+        say "stopping $name (pid $pid)"
+        kill -TERM "$pid"
+        while kill -0 "$pid" 2>/dev/null; do
+            if ((waited >= 30)); then
+                say "$name did not stop in 15s; killing it"
+                kill -KILL "$pid" 2>/dev/null || true
+                break
+            fi
+            sleep 0.5
+            waited=$((waited + 1))
+        done
+    fi
+    rm -f "$pidfile"
+}
+
+cmd_down() {
+    stop_pidfile docker-registry "$STATE/registry.pid"
+    stop_pidfile dockerd "$STATE/dockerd.pid"
+    say "down"
+}
+
+cmd_status() {
+    local ok="answers" no="does not answer"
+    say "docker engine ($DOCKER_SOCK): $(engine_answers && echo "$ok" || echo "$no")"
+    if engine_answers; then
+        say "base image $BASE_IMAGE: $(DOCKER_HOST=$DOCKER_SOCK docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 &&
+            echo present || echo missing)"
+    fi
+    say "registry ($REGISTRY_ADDR): $(registry_answers && echo "$ok" || echo "$no")"
+    say "fake trivy DB ($TRIVY_CACHE): $([[ -s $TRIVY_CACHE/db/trivy.db ]] && echo present || echo missing)"
+    local name
+    for name in dockerd registry; do
+        [[ -s $STATE/$name.pid ]] && kill -0 "$(cat "$STATE/$name.pid")" 2>/dev/null &&
+            say "$name was started by this script (pid $(cat "$STATE/$name.pid"))"
+    done
+    return 0
+}
+
+# Shell exports for the pipeline on this test bed (used by scripts/run-local.sh): the engine socket,
+# and the local base image when the default one (python:3.11-slim) cannot be had from Docker Hub.
+cmd_env() {
+    echo "export DOCKER_HOST=$DOCKER_SOCK"
+    if ! DOCKER_HOST=$DOCKER_SOCK docker image inspect python:3.11-slim >/dev/null 2>&1; then
+        echo "export PIPELINE_IMAGE__BASE=$BASE_IMAGE"
+    fi
+}
+
+main() {
+    case ${1:-} in
+    env) cmd_env ;;
+    install) cmd_install ;;
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    *)
+        echo "usage: bash scripts/testbed.sh install|up|down|status|env" >&2
+        exit 2
+        ;;
+    esac
+}
+
+main "$@"

@@ -1,0 +1,64 @@
+"""How DockerEngine reads the engine's JSON streams: errors hide inside them (docker/docker-py#1772)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pipeline.adapters.docker_engine import (
+    DockerEngine,
+    Scrubber,
+    chunk_error,
+    is_auth_error,
+    is_connection_error,
+)
+from pipeline.errors import ToolFailed
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def _read_push(chunks: list[dict[str, Any]], lines: list[str], password: str = "hunter2-secret") -> str:
+    engine = DockerEngine(client=None)
+    return engine._read_push_stream(  # pylint: disable=protected-access
+        iter(chunks), "reg/app", "1", Scrubber([password]), lines.append, lambda _line: None, None
+    )
+
+
+def test_push_digest_from_aux_and_status() -> None:
+    lines: list[str] = []
+    chunks = [
+        {"status": "The push refers to repository [reg/app]"},
+        {"status": "Pushing", "id": "abc", "progress": "[=>  ]"},
+        {"status": "Pushing", "id": "abc", "progress": "[==> ]"},
+        {"status": f"1: digest: {DIGEST} size: 528"},
+        {"aux": {"Tag": "1", "Digest": DIGEST, "Size": 528}},
+    ]
+    assert _read_push(chunks, lines) == DIGEST
+    assert lines.count("abc: Pushing") == 1
+    assert _read_push([{"status": f"1: digest: {DIGEST} size: 528"}], []) == DIGEST
+
+
+def test_error_after_a_digest_still_fails_and_password_is_scrubbed() -> None:
+    lines: list[str] = []
+    chunks = [
+        {"status": f"1: digest: {DIGEST} size: 528"},
+        {"errorDetail": {"message": "denied: hunter2-secret is not allowed"}, "error": "denied"},
+    ]
+    with pytest.raises(ToolFailed) as caught:
+        _read_push(chunks, lines)
+    assert "refused authentication" in str(caught.value)
+    assert "hunter2-secret" not in str(caught.value) and "hunter2-secret" not in "\n".join(lines)
+
+
+def test_push_without_digest_fails() -> None:
+    with pytest.raises(ToolFailed, match="without the engine reporting a digest"):
+        _read_push([{"status": "The push refers to repository [reg/app]"}], [])
+
+
+def test_error_classification() -> None:
+    assert chunk_error({"error": "plain"}).message == "plain"  # type: ignore[union-attr]
+    assert chunk_error({"stream": "Step 1/2"}) is None
+    assert is_auth_error("unauthorized: authentication required")
+    assert is_connection_error('Get "http://127.0.0.1:1/v2/": dial tcp: connect: connection refused')
+    assert not is_connection_error("unauthorized: connection refused for this user")
