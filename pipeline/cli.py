@@ -178,8 +178,8 @@ def doctor(stage: StageOpt = "all", profile: ProfileOpt = None, set_: SetOpt = N
         missing = 0
         for s in plan.stages:
             for check in s.checks(cfg) if s.implemented else []:
-                mark = "✓" if check.ok else ("✗" if check.required else "!")
-                missing += int(check.required and not check.ok)
+                mark = "✓" if check.ok else "✗"
+                missing += int(not check.ok)
                 table.add_row(mark, s.name, check.name, check.detail, "" if check.ok else check.fix)
             if not s.implemented:
                 table.add_row("!", s.name, "stage", "not implemented yet", f"--skip {s.name}")

@@ -141,7 +141,8 @@ def select(
     chosen = [by_name[n] for n in order if n in wanted and n not in skipped]
     if not chosen:
         raise UsageError("the selection is empty: nothing to run", hint="check --stage, --from and --skip")
-    return Plan(tuple(chosen), tuple(n for n in order if n in skipped and n in wanted))
+    # Every --skip name waives that stage as a prerequisite, also outside the --stage/--from range.
+    return Plan(tuple(chosen), tuple(n for n in order if n in skipped))
 
 
 def check_inputs(plan: Plan, config: Config, state: RunState) -> None:

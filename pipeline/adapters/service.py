@@ -38,8 +38,9 @@ class ServiceClient:
         return self._answer(self._session.post(self.base_url + path, json=body, timeout=self.timeout_s))
 
     def post_raw(self, path: str, data: bytes, content_type: str) -> Answer:
-        response = self._session.post(self.base_url + path, data=data, timeout=self.timeout_s,
-                                      headers={"Content-Type": content_type})
+        response = self._session.post(
+            self.base_url + path, data=data, timeout=self.timeout_s, headers={"Content-Type": content_type}
+        )
         return self._answer(response)
 
     @staticmethod

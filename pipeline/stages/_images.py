@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 INPUTS_LABEL = "io.mlops.inputs-hash"
 MODEL_LABEL = "io.mlops.model.version"
-LOCAL_BASE_HINT = "on a machine without Docker Hub: bash scripts/testbed.sh up, then --set image.base=local/python:3.11-bookworm"
+LOCAL_BASE_HINT = (
+    "on a machine without Docker Hub: bash scripts/testbed.sh up, then --set image.base=local/python:3.11-bookworm"
+)
 
 
 def connect(config: Config) -> DockerEngine:
@@ -88,4 +90,4 @@ def auth_config(config: Config) -> dict[str, str] | None:
 def path_in_registry(config: Config, repo: str) -> str:
     """``localhost:5000/iris`` -> ``iris``: the name the registry API knows."""
     prefix = config.registry.url.rstrip("/") + "/"
-    return repo[len(prefix):] if repo.startswith(prefix) else repo
+    return repo[len(prefix) :] if repo.startswith(prefix) else repo

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.adapters import git
@@ -28,8 +28,11 @@ def context_hash(context: Path, dockerfile: str, buildargs: dict[str, str]) -> s
     ignore = context / ".dockerignore"
     patterns = []
     if ignore.exists():
-        patterns = [line.strip() for line in ignore.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and not line.startswith("#")]
+        patterns = [
+            line.strip()
+            for line in ignore.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")
+        ]
     digest = hashlib.sha256()
     for rel in sorted(exclude_paths(str(context), patterns, dockerfile=dockerfile)):
         path = context / rel
@@ -70,8 +73,11 @@ class BuildStage(Stage):
         context = config.path(config.image.context)
         info = git.info(config.root)
         model_version = _model_version(config)
-        shaping = {"PYTHON_IMAGE": config.image.base, "MODEL_VERSION": model_version,
-                   "SOURCE_URL": config.image.source_url or "unknown"}
+        shaping = {
+            "PYTHON_IMAGE": config.image.base,
+            "MODEL_VERSION": model_version,
+            "SOURCE_URL": config.image.source_url or "unknown",
+        }
         inputs = context_hash(context, config.image.dockerfile, shaping)
         repo = _images.repository(config)
         tags = [f"{repo}:{t}" for t in _images.resolve_tags(config, info, inputs[:12])]
@@ -83,24 +89,39 @@ class BuildStage(Stage):
                 engine.tag(cached, ref)
             ctx.log(f"image {cached} already holds these inputs: tagged, not rebuilt")
             self._record(ctx, cached, tags, inputs, model_version)
-            return StageResult(status=CACHED, summary=f"{cached[7:19]} (unchanged) {', '.join(tags)}",
-                               artifacts={"image_id": cached, "tags": tags})
+            return StageResult(
+                status=CACHED,
+                summary=f"{cached[7:19]} (unchanged) {', '.join(tags)}",
+                artifacts={"image_id": cached, "tags": tags},
+            )
 
-        buildargs = {**shaping, "VCS_REF": info.full_sha or "unknown",
-                     "BUILD_DATE": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        buildargs = {
+            **shaping,
+            "VCS_REF": info.full_sha or "unknown",
+            "BUILD_DATE": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         ctx.progress("docker build")
         try:
             image_id = engine.build(
-                context, config.image.dockerfile, tags, buildargs=buildargs,
-                labels={_images.INPUTS_LABEL: inputs}, log=ctx.log, progress=ctx.progress, cancel=ctx.cancel,
+                context,
+                config.image.dockerfile,
+                tags,
+                buildargs=buildargs,
+                labels={_images.INPUTS_LABEL: inputs},
+                log=ctx.log,
+                progress=ctx.progress,
+                cancel=ctx.cancel,
             )
         except ToolFailed as exc:
             if engine.image_id(config.image.base) is None:
-                raise ToolFailed(exc.message, hint=f"base image {config.image.base} is not local; "
-                                 + _images.LOCAL_BASE_HINT) from None
+                raise ToolFailed(
+                    exc.message, hint=f"base image {config.image.base} is not local; " + _images.LOCAL_BASE_HINT
+                ) from None
             raise
         self._record(ctx, image_id, tags, inputs, model_version)
-        return StageResult(summary=f"{image_id[7:19]} {', '.join(tags)}", artifacts={"image_id": image_id, "tags": tags})
+        return StageResult(
+            summary=f"{image_id[7:19]} {', '.join(tags)}", artifacts={"image_id": image_id, "tags": tags}
+        )
 
     @staticmethod
     def _record(ctx: StageContext, image_id: str, tags: list[str], inputs: str, model_version: str) -> None:

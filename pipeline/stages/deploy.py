@@ -9,7 +9,7 @@ Target ``ecs`` is not implemented yet and fails clearly.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.config import Config
@@ -51,14 +51,21 @@ class LocalTarget:
 
     def _start(self, image: str, name: str) -> str:
         return self.engine.run_container(
-            image, name=name, ports={5000: ("127.0.0.1", self.local.port)},
-            labels={RELEASE_LABEL: self.local.container_name}, restart_policy={"Name": "unless-stopped"},
+            image,
+            name=name,
+            ports={5000: ("127.0.0.1", self.local.port)},
+            labels={RELEASE_LABEL: self.local.container_name},
+            restart_policy={"Name": "unless-stopped"},
         )
 
     def _wait(self, container: str) -> float:
         def alive() -> str | None:
-            state = self.engine.container_state(container)
-            return None if state.running else f"container exited with code {state.exit_code}"
+            # With a restart policy a crashing service looks "running" between restarts: count them.
+            info = self.engine.client.api.inspect_container(container)
+            state = info.get("State") or {}
+            if not state.get("Running") or state.get("Restarting") or info.get("RestartCount"):
+                return f"container exited with code {state.get('ExitCode')} (restarts: {info.get('RestartCount', 0)})"
+            return None
 
         return self._client().wait_ready(self.local.ready_timeout_s, alive=alive, cancel=self.cancel)
 
@@ -109,8 +116,14 @@ class DeployStage(Stage):
     def checks(self, config: Config) -> list[CheckResult]:
         if config.deploy.target == "local":
             return [_images.engine_check(config)]
-        return [CheckResult("deploy target", False, f"target '{config.deploy.target}' is not implemented yet",
-                            "use --set deploy.target=local")]
+        return [
+            CheckResult(
+                "deploy target",
+                False,
+                f"target '{config.deploy.target}' is not implemented yet",
+                "use --set deploy.target=local",
+            )
+        ]
 
     def missing_input(self, config: Config, state: RunState, selected: set[str]) -> tuple[str, str] | None:
         if config.deploy.image or "push" in selected or state.output("push", "image"):
@@ -119,27 +132,42 @@ class DeployStage(Stage):
 
     def plan(self, config: Config) -> list[str]:
         local = config.deploy.local
-        return [f"target {config.deploy.target}: replace container {local.container_name} "
-                f"(127.0.0.1:{local.port}) with the pushed digest; wait for /ready; roll back if it never is"]
+        return [
+            f"target {config.deploy.target}: replace container {local.container_name} "
+            f"(127.0.0.1:{local.port}) with the pushed digest; wait for /ready; roll back if it never is"
+        ]
 
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
         if config.deploy.target != "local":
-            raise StageFailed(f"deploy target '{config.deploy.target}' is not implemented yet",
-                              hint="use --set deploy.target=local")
+            raise StageFailed(
+                f"deploy target '{config.deploy.target}' is not implemented yet", hint="use --set deploy.target=local"
+            )
         image = _deployed_image(config, ctx.state)
         if not image:
             raise StageFailed("nothing to deploy: no pushed image and no deploy.image")
         ctx.progress(f"deploying {image}")
         previous, ready_s = LocalTarget(config, ctx.log, ctx.cancel).deploy(image)
         releases = _releases(ctx.state, "local")
-        releases.append({"image": image, "run_id": ctx.run_id,
-                         "deployed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        releases.append(
+            {
+                "image": image,
+                "run_id": ctx.run_id,
+                "deployed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+        )
         _save_releases(ctx.state, "local", releases)
-        ctx.record(target="local", image=image, previous=previous, ready_s=round(ready_s, 2),
-                   url=f"http://127.0.0.1:{config.deploy.local.port}")
-        return StageResult(summary=f"{image} live on 127.0.0.1:{config.deploy.local.port} (ready in {ready_s:.1f}s)",
-                           artifacts={"image": image, "previous": previous})
+        ctx.record(
+            target="local",
+            image=image,
+            previous=previous,
+            ready_s=round(ready_s, 2),
+            url=f"http://127.0.0.1:{config.deploy.local.port}",
+        )
+        return StageResult(
+            summary=f"{image} live on 127.0.0.1:{config.deploy.local.port} (ready in {ready_s:.1f}s)",
+            artifacts={"image": image, "previous": previous},
+        )
 
     def rollback(self, config: Config, state: RunState) -> str:
         """Start the release before the current one again; called by ``pipeline rollback``."""

@@ -25,8 +25,17 @@ class PushStage(Stage):
             creds = "with credentials" if config.secrets.registry_username else "anonymous"
             checks.append(CheckResult("registry", True, f"{config.registry.url} answers ({creds})"))
         except (StageFailed, EnvironmentProblem) as exc:
-            checks.append(CheckResult("registry", False, exc.message, exc.hint or
-                                      "check registry.url and REGISTRY_USERNAME/REGISTRY_PASSWORD"))
+            # Not required before the run: a refused or absent registry is the push stage's own failure
+            # (exit 1, cause named); doctor still shows it as a problem.
+            checks.append(
+                CheckResult(
+                    "registry",
+                    False,
+                    exc.message,
+                    exc.hint or "check registry.url and REGISTRY_USERNAME/REGISTRY_PASSWORD",
+                    required=False,
+                )
+            )
         return checks
 
     def missing_input(self, config: Config, state, selected: set[str]) -> tuple[str, str] | None:
@@ -35,9 +44,11 @@ class PushStage(Stage):
         return super().missing_input(config, state, selected)
 
     def plan(self, config: Config) -> list[str]:
-        return [f"docker push {_images.repository(config)}:<each tag of build>",
-                f"HEAD {config.registry.url}/v2/{_images.path_in_registry(config, _images.repository(config))}"
-                "/manifests/<tag> must answer the pushed digest"]
+        return [
+            f"docker push {_images.repository(config)}:<each tag of build>",
+            f"HEAD {config.registry.url}/v2/{_images.path_in_registry(config, _images.repository(config))}"
+            "/manifests/<tag> must answer the pushed digest",
+        ]
 
     def run(self, ctx: StageContext) -> StageResult:
         from pipeline.adapters.docker_engine import split_image_ref  # pylint: disable=import-outside-toplevel
@@ -50,13 +61,22 @@ class PushStage(Stage):
         for ref in tags:
             repo, tag = split_image_ref(ref)
             ctx.progress(f"pushing {ref}")
-            pushed = engine.push(repo, tag, auth, log=ctx.log, progress=ctx.progress, cancel=ctx.cancel,
-                                 attempts=ctx.config.registry.push_retries)
+            pushed = engine.push(
+                repo,
+                tag,
+                auth,
+                log=ctx.log,
+                progress=ctx.progress,
+                cancel=ctx.cancel,
+                attempts=ctx.config.registry.push_retries,
+            )
             confirmed = registry.manifest_digest(_images.path_in_registry(ctx.config, repo), tag)
             ctx.log(f"{ref}: engine reported {pushed}, registry holds {confirmed}")
             if confirmed != pushed:
-                raise StageFailed(f"{ref}: the registry holds {confirmed or 'nothing'}, the engine pushed {pushed}",
-                                  hint="another push may have raced this one; push again")
+                raise StageFailed(
+                    f"{ref}: the registry holds {confirmed or 'nothing'}, the engine pushed {pushed}",
+                    hint="another push may have raced this one; push again",
+                )
             if digest is not None and pushed != digest:
                 raise StageFailed(f"tags of one image got different digests: {digest} and {pushed}")
             digest = pushed

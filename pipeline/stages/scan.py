@@ -6,7 +6,6 @@ above ``trivy.severity`` remains after ``ignore_unfixed`` and the ignore file, a
 
 from __future__ import annotations
 
-
 from pipeline.adapters import process
 from pipeline.config import Config
 from pipeline.errors import GateFailed, ToolNotFound
@@ -65,40 +64,57 @@ class _TrivyStage(Stage):
         if "vuln" in config.trivy.scanners and config.trivy.skip_db_update:
             cache = config.path(config.trivy.cache_dir) if config.trivy.cache_dir else None
             if cache is not None and not (cache / "db" / "trivy.db").exists():
-                checks.append(CheckResult("trivy db", False, f"no vulnerability DB in {cache}/db",
-                                          "set trivy.cache_dir to a directory holding db/trivy.db, "
-                                          "or drop 'vuln' from trivy.scanners"))
+                checks.append(
+                    CheckResult(
+                        "trivy db",
+                        False,
+                        f"no vulnerability DB in {cache}/db",
+                        "set trivy.cache_dir to a directory holding db/trivy.db, " "or drop 'vuln' from trivy.scanners",
+                    )
+                )
         return checks
 
     def plan(self, config: Config) -> list[str]:
         from pipeline.adapters.trivy import scan_flags  # pylint: disable=import-outside-toplevel
 
         flags = " ".join(scan_flags(scan_options(config, config.timeouts.for_stage(self.name))))
-        return [f"trivy {self.kind} {flags} --format json <target>",
-                f"gate: fail on findings at or above {config.trivy.severity}"]
+        return [
+            f"trivy {self.kind} {flags} --format json <target>",
+            f"gate: fail on findings at or above {config.trivy.severity}",
+        ]
 
     def gate(self, ctx: StageContext, report, target: str) -> StageResult:
         from pipeline.adapters.trivy import gate  # pylint: disable=import-outside-toplevel
 
         blocking, counts = gate(report.findings, ctx.config.trivy.severity)
         for finding in report.findings:
-            ctx.log(f"finding: {finding.target} | {finding.id} | {finding.severity} | {finding.title} | "
-                    f"fixed: {finding.fixed_version or '-'}")
+            ctx.log(
+                f"finding: {finding.target} | {finding.id} | {finding.severity} | {finding.title} | "
+                f"fixed: {finding.fixed_version or '-'}"
+            )
         phrase = counts_phrase(counts)
-        artifacts = {"json": str(report.json_path), "sarif": str(report.sarif_path), "table": str(report.table_path),
-                     "findings": len(report.findings), "blocking": len(blocking)}
+        artifacts = {
+            "json": str(report.json_path),
+            "sarif": str(report.sarif_path),
+            "table": str(report.table_path),
+            "findings": len(report.findings),
+            "blocking": len(blocking),
+        }
         if report.sbom_path:
             artifacts["sbom"] = str(report.sbom_path)
         ctx.record(findings=len(report.findings), blocking=len(blocking), target=target)
         if blocking:
             worst = "; ".join(f.describe() for f in blocking[:5])
             more = f" (+{len(blocking) - 5} more)" if len(blocking) > 5 else ""
-            raise GateFailed(f"{len(blocking)} findings at or above {ctx.config.trivy.severity}: {worst}{more}",
-                             hint=f"see {report.table_path}; accept one with an entry in {ctx.config.trivy.ignore_file}")
+            raise GateFailed(
+                f"{len(blocking)} findings at or above {ctx.config.trivy.severity}: {worst}{more}",
+                hint=f"see {report.table_path}; accept one with an entry in {ctx.config.trivy.ignore_file}",
+            )
         scanners = ",".join(ctx.config.trivy.scanners)
         note = "" if "vuln" in ctx.config.trivy.scanners else f" [{_OFFLINE_NOTE}: not scanned]"
-        return StageResult(summary=f"{phrase} (scanners {scanners}, gate {ctx.config.trivy.severity}){note}",
-                           artifacts=artifacts)
+        return StageResult(
+            summary=f"{phrase} (scanners {scanners}, gate {ctx.config.trivy.severity}){note}", artifacts=artifacts
+        )
 
 
 class TrivyFsStage(_TrivyStage):
@@ -110,8 +126,15 @@ class TrivyFsStage(_TrivyStage):
         from pipeline.adapters.trivy import scan_fs  # pylint: disable=import-outside-toplevel
 
         ctx.progress("trivy fs")
-        report = scan_fs(trivy_path(), ctx.root, scan_options(ctx.config, ctx.remaining_s()),
-                         ctx.report_dir / "stages", log=ctx.log, cancel=ctx.cancel, name=self.name)
+        report = scan_fs(
+            trivy_path(),
+            ctx.root,
+            scan_options(ctx.config, ctx.remaining_s()),
+            ctx.report_dir / "stages",
+            log=ctx.log,
+            cancel=ctx.cancel,
+            name=self.name,
+        )
         return self.gate(ctx, report, str(ctx.root))
 
 
@@ -134,8 +157,15 @@ class TrivyImageStage(_TrivyStage):
 
         image = ctx.state.output("build", "image")
         ctx.progress(f"trivy image {image}")
-        report = scan_image(trivy_path(), image, scan_options(ctx.config, ctx.remaining_s()),
-                            ctx.report_dir / "stages", log=ctx.log, cancel=ctx.cancel, name=self.name)
+        report = scan_image(
+            trivy_path(),
+            image,
+            scan_options(ctx.config, ctx.remaining_s()),
+            ctx.report_dir / "stages",
+            log=ctx.log,
+            cancel=ctx.cancel,
+            name=self.name,
+        )
         return self.gate(ctx, report, image)
 
 

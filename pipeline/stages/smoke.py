@@ -47,8 +47,9 @@ class SmokeStage(Stage):
         port = free_port()
         name = f"smoke-{ctx.run_id[-6:]}-{secrets.token_hex(2)}"
         ctx.progress(f"starting {name} on 127.0.0.1:{port}")
-        container = engine.run_container(image, name=name, ports={5000: ("127.0.0.1", port)},
-                                         labels={"io.mlops.smoke": ctx.run_id})
+        container = engine.run_container(
+            image, name=name, ports={5000: ("127.0.0.1", port)}, labels={"io.mlops.smoke": ctx.run_id}
+        )
         try:
             client = ServiceClient(f"http://127.0.0.1:{port}")
 
@@ -70,8 +71,10 @@ class SmokeStage(Stage):
         if failures:
             raise GateFailed("; ".join(failures))
         ctx.record(ready_s=round(ready_s, 2))
-        return StageResult(summary=f"ready in {ready_s:.1f}s, setosa ok, model {expected_version}, non-root, 400 on bad input",
-                           artifacts={"ready_s": round(ready_s, 2)})
+        return StageResult(
+            summary=f"ready in {ready_s:.1f}s, setosa ok, model {expected_version}, non-root, 400 on bad input",
+            artifacts={"ready_s": round(ready_s, 2)},
+        )
 
     def _checks(self, ctx: StageContext, client, engine, container: str, expected_version: str | None) -> list[str]:
         failures = []
@@ -82,8 +85,10 @@ class SmokeStage(Stage):
             predictions = answer.body.get("predictions") or [{}]
             label = predictions[0].get("label")
         if label != ctx.config.smoke.expected_label:
-            failures.append(f"prediction for {SETOSA['instances'][0]} was {label!r} (HTTP {answer.status}), "
-                            f"expected {ctx.config.smoke.expected_label!r}")
+            failures.append(
+                f"prediction for {SETOSA['instances'][0]} was {label!r} (HTTP {answer.status}), "
+                f"expected {ctx.config.smoke.expected_label!r}"
+            )
 
         answer = client.get("/api/v1/model")
         ctx.log(f"GET /api/v1/model -> {answer.status} {answer.body}")

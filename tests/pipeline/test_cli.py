@@ -39,10 +39,28 @@ def test_list_and_help(monkeypatch: pytest.MonkeyPatch) -> None:
     result = invoke(["list"], ROOT, monkeypatch)
     assert result.exit_code == 0
     assert [line.split()[0] for line in result.output.splitlines()] == [
-        "lint", "train", "test", "trivy-fs", "build", "trivy-image", "smoke", "push", "deploy",
+        "lint",
+        "train",
+        "test",
+        "trivy-fs",
+        "build",
+        "trivy-image",
+        "smoke",
+        "push",
+        "deploy",
     ]
     result = invoke(["run", "--help"], ROOT, monkeypatch)
-    for flag in ("--stage", "--from", "--skip", "--profile", "--set", "--dry-run", "--keep-going", "--jobs", "--report-dir"):
+    for flag in (
+        "--stage",
+        "--from",
+        "--skip",
+        "--profile",
+        "--set",
+        "--dry-run",
+        "--keep-going",
+        "--jobs",
+        "--report-dir",
+    ):
         assert flag in result.output
 
 
@@ -71,8 +89,12 @@ def test_missing_prerequisite_exits_2(make_repo, monkeypatch: pytest.MonkeyPatch
 
 
 def test_config_shows_sources_and_hides_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    result = invoke(["config", "--profile", "aws", "--set", "trivy.severity=CRITICAL"], ROOT, monkeypatch,
-                    env={"REGISTRY_PASSWORD": "hunter2-very-secret", "REGISTRY_USERNAME": "ci-bot"})
+    result = invoke(
+        ["config", "--profile", "aws", "--set", "trivy.severity=CRITICAL"],
+        ROOT,
+        monkeypatch,
+        env={"REGISTRY_PASSWORD": "hunter2-very-secret", "REGISTRY_USERNAME": "ci-bot"},
+    )
     assert result.exit_code == 0
     line = next(line for line in result.output.splitlines() if line.startswith("trivy.severity"))
     assert "'CRITICAL'" in line and "# --set" in line
@@ -121,12 +143,19 @@ def test_help_is_fast_and_imports_no_heavy_library() -> None:
 
 
 def test_subprocess_plain_output_and_reports(make_repo) -> None:
-    repo = make_repo({
-        "pipeline.toml": FIXTURE_TOML,
-        "tests/test_ok.py": "def test_ok():\n    assert 1 + 1 == 2\n",
-        ".pipeline/state.json": json.dumps({"version": 1, "extra": {}, "stages": {
-            "train": {"status": "passed", "finished_at": "t", "run_id": "r0", "outputs": {}}}}),
-    })
+    repo = make_repo(
+        {
+            "pipeline.toml": FIXTURE_TOML,
+            "tests/test_ok.py": "def test_ok():\n    assert 1 + 1 == 2\n",
+            ".pipeline/state.json": json.dumps(
+                {
+                    "version": 1,
+                    "extra": {},
+                    "stages": {"train": {"status": "passed", "finished_at": "t", "run_id": "r0", "outputs": {}}},
+                }
+            ),
+        }
+    )
     proc = run_cli(["run", "--stage", "test"], repo)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert ANSI not in proc.stdout and ANSI not in proc.stderr
@@ -139,15 +168,28 @@ def test_subprocess_plain_output_and_reports(make_repo) -> None:
 
 
 def test_sigint_stops_the_stage_writes_reports_and_exits_130(make_repo) -> None:
-    repo = make_repo({
-        "pipeline.toml": FIXTURE_TOML,
-        "tests/test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(60)\n",
-        ".pipeline/state.json": json.dumps({"version": 1, "extra": {}, "stages": {
-            "train": {"status": "passed", "finished_at": "t", "run_id": "r0", "outputs": {}}}}),
-    })
+    repo = make_repo(
+        {
+            "pipeline.toml": FIXTURE_TOML,
+            "tests/test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(60)\n",
+            ".pipeline/state.json": json.dumps(
+                {
+                    "version": 1,
+                    "extra": {},
+                    "stages": {"train": {"status": "passed", "finished_at": "t", "run_id": "r0", "outputs": {}}},
+                }
+            ),
+        }
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CI": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--stage", "test"], cwd=repo, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", "--stage", "test"],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     log = repo / "reports" / "stages" / "test.log"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and "$ " not in (log.read_text() if log.exists() else ""):
@@ -161,5 +203,7 @@ def test_sigint_stops_the_stage_writes_reports_and_exits_130(make_repo) -> None:
     doc = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))
     assert doc["status"] == "interrupted"
     assert doc["stages"][0]["status"] == "failed" and "interrupted" in doc["stages"][0]["error"]
-    leftover = subprocess.run(["pgrep", "-f", f"pytest tests --junitxml={repo}"], capture_output=True, text=True, check=False)
+    leftover = subprocess.run(
+        ["pgrep", "-f", f"pytest tests --junitxml={repo}"], capture_output=True, text=True, check=False
+    )
     assert leftover.stdout.strip() == "", "the pytest child was stopped"

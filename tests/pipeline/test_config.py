@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import config
-from pipeline.errors import ConfigError, EXIT_USAGE
+from pipeline.errors import EXIT_USAGE, ConfigError
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -23,7 +23,9 @@ def test_defaults_without_a_file(tmp_path: Path) -> None:
 
 
 def test_precedence_file_profile_env_set(tmp_path: Path) -> None:
-    root = _write(tmp_path, """
+    root = _write(
+        tmp_path,
+        """
 [trivy]
 severity = "LOW"
 [registry]
@@ -32,7 +34,8 @@ url = "file:5000"
 trivy.severity = "MEDIUM"
 registry.url = "profile:5000"
 deploy.local.port = 9000
-""")
+""",
+    )
     cfg = config.load(
         root,
         profile="ci",
@@ -51,8 +54,11 @@ def test_profile_from_environment(tmp_path: Path) -> None:
 
 
 def test_aws_aliases_and_lists(tmp_path: Path) -> None:
-    cfg = config.load(tmp_path, environ={"AWS_ENDPOINT_URL": "http://127.0.0.1:5999", "AWS_REGION": "eu-west-1"},
-                      overrides=["trivy.scanners=secret,misconfig", "lint.paths=[\"a\", \"b\"]", "deploy.ecs.rollback=false"])
+    cfg = config.load(
+        tmp_path,
+        environ={"AWS_ENDPOINT_URL": "http://127.0.0.1:5999", "AWS_REGION": "eu-west-1"},
+        overrides=["trivy.scanners=secret,misconfig", 'lint.paths=["a", "b"]', "deploy.ecs.rollback=false"],
+    )
     assert cfg.deploy.ecs.endpoint_url == "http://127.0.0.1:5999"
     assert cfg.deploy.ecs.region == "eu-west-1"
     assert cfg.trivy.scanners == ("secret", "misconfig")

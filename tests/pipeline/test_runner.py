@@ -45,9 +45,16 @@ class Recorder:
         self.events.append(("done", result.status))
 
 
-def make_stage(name: str, needs: tuple[str, ...] = (), *, sleep: float = 0.0, fail: bool = False,
-               outputs: dict[str, Any] | None = None, checks: list[CheckResult] | None = None,
-               log: list[tuple[str, float, float]] | None = None) -> Stage:
+def make_stage(
+    name: str,
+    needs: tuple[str, ...] = (),
+    *,
+    sleep: float = 0.0,
+    fail: bool = False,
+    outputs: dict[str, Any] | None = None,
+    checks: list[CheckResult] | None = None,
+    log: list[tuple[str, float, float]] | None = None,
+) -> Stage:
     class _S(Stage):
         def checks(self, cfg: config.Config) -> list[CheckResult]:
             return checks or []
@@ -89,8 +96,9 @@ def registry(**overrides: Stage) -> list[Stage]:
     return list(stages.values())
 
 
-def execute(cfg: config.Config, stages: list[Stage], *, jobs: int = 1, keep_going: bool = False,
-            **selection: str | None) -> runner.RunResult:
+def execute(
+    cfg: config.Config, stages: list[Stage], *, jobs: int = 1, keep_going: bool = False, **selection: str | None
+) -> runner.RunResult:
     plan = runner.select(stages, **selection)
     state = RunState.load(cfg.state_file)
     runner.check_inputs(plan, cfg, state)
@@ -127,7 +135,15 @@ def test_bad_selection_is_a_usage_error(selection: dict[str, str], message: str)
 
 def test_the_real_registry_has_the_nine_stages_in_order() -> None:
     assert [s.name for s in STAGES] == [
-        "lint", "train", "test", "trivy-fs", "build", "trivy-image", "smoke", "push", "deploy",
+        "lint",
+        "train",
+        "test",
+        "trivy-fs",
+        "build",
+        "trivy-image",
+        "smoke",
+        "push",
+        "deploy",
     ]
     names = {s.name for s in STAGES}
     for s in STAGES:

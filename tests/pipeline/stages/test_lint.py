@@ -40,7 +40,12 @@ def test_clean_repo_passes(make_repo) -> None:
 
 
 def test_pylint_error_fails_and_is_named(make_repo) -> None:
-    repo = make_repo({**CLEAN, "pkg/bad.py": '"""Bad."""\n\n\ndef f() -> int:\n    """F."""\n    return undefined_name  # noqa: F821\n'})
+    repo = make_repo(
+        {
+            **CLEAN,
+            "pkg/bad.py": '"""Bad."""\n\n\ndef f() -> int:\n    """F."""\n    return undefined_name  # noqa: F821\n',
+        }
+    )
     code, log, stage = lint(repo)
     assert code == 1
     assert "pylint failed" in stage["error"]
@@ -69,8 +74,13 @@ def test_bad_dockerfile_fails_with_the_rule_named(make_repo) -> None:
 
 @pytest.mark.parametrize("linter", ["ruff", "flake8"])
 def test_style_linter_findings_fail(make_repo, linter: str) -> None:
-    repo = make_repo({**CLEAN, "pipeline.toml": TOML + f'linter = "{linter}"\n',
-                      "pkg/unused.py": '"""Unused import."""\n\nimport os\n'})
+    repo = make_repo(
+        {
+            **CLEAN,
+            "pipeline.toml": TOML + f'linter = "{linter}"\n',
+            "pkg/unused.py": '"""Unused import."""\n\nimport os\n',
+        }
+    )
     code, log, stage = lint(repo)
     assert code == 1
     assert f"{linter} failed" in stage["error"]

@@ -8,8 +8,13 @@ from pathlib import Path
 from tests.conftest import run_cli
 
 TOML = '[test]\npaths = ["tests"]\nmarkers = "not integration"\ncoverage = ["pkg"]\n'
-TRAINED = json.dumps({"version": 1, "extra": {}, "stages": {
-    "train": {"status": "passed", "finished_at": "t", "run_id": "r0", "outputs": {}}}})
+TRAINED = json.dumps(
+    {
+        "version": 1,
+        "extra": {},
+        "stages": {"train": {"status": "passed", "finished_at": "t", "run_id": "r0", "outputs": {}}},
+    }
+)
 FILES = {
     "pipeline.toml": TOML,
     ".pipeline/state.json": TRAINED,

@@ -1,4 +1,6 @@
-"""Fixtures for the adapter tests: the real engine, real registries on free loopback ports, real trivy.
+"""Fixtures of the real test bed: the engine, registries on free loopback ports, trivy, the fake DB.
+
+Loaded for the whole suite by ``tests/conftest.py`` (adapter and stage tests both use them).
 
 Nothing is mocked. A missing tool fails the test (never skips it): a green run must mean the
 adapters really worked against the tools of TESTBED.md.

@@ -1,0 +1,346 @@
+"""The container stages against the real test bed: Docker engine, docker-registry, Trivy.
+
+The project itself (app, model_training, Dockerfile) is copied into a temporary directory and run
+through ``python -m pipeline`` as a user would; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import requests
+
+from pipeline.adapters.docker_engine import DockerEngine, free_port
+from pipeline.adapters.registry import RegistryClient
+from tests.conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.integration
+
+PROJECT_FILES = (
+    "app",
+    "model_training",
+    "requirements",
+    "Dockerfile",
+    ".dockerignore",
+    "gunicorn.conf.py",
+    "pipeline.toml",
+)
+
+
+def copy_project(dest: Path) -> Path:
+    dest.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+class Project:
+    """A copy of the project with settings pointing at this test's registry, port and names."""
+
+    def __init__(self, root: Path, registry: str, base_image: str) -> None:
+        self.root = root
+        self.unique = uuid.uuid4().hex[:8]
+        self.port = free_port()
+        self.container = f"iris-test-{self.unique}"
+        self.registry = registry
+        self.sets = [
+            f"image.base={base_image}",
+            f"image.repository=iris-{self.unique}",
+            f"registry.url={registry}",
+            "trivy.scanners=secret,misconfig",
+            f"deploy.local.port={self.port}",
+            f"deploy.local.container_name={self.container}",
+            "deploy.local.ready_timeout_s=40",
+        ]
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        sets = [item for s in self.sets for item in ("--set", s)]
+        return run_cli([*args, *sets], self.root, env=env, timeout=900)
+
+    def state(self) -> dict:
+        return json.loads((self.root / ".pipeline" / "state.json").read_text(encoding="utf-8"))
+
+    def stages(self) -> dict[str, dict]:
+        doc = json.loads((self.root / "reports" / "pipeline.json").read_text(encoding="utf-8"))
+        return {s["name"]: s for s in doc["stages"]}
+
+    def live_image(self, engine: DockerEngine) -> str:
+        return engine.client.api.inspect_container(self.container)["Config"]["Image"]
+
+
+@pytest.fixture
+def project(tmp_path: Path, start_registry, base_image: str, engine: DockerEngine):
+    registry = start_registry()
+    proj = Project(copy_project(tmp_path / "project"), registry.address, base_image)
+    yield proj
+    for name in (proj.container, f"{proj.container}-previous"):
+        engine.remove_container(name)
+    for image in engine.client.api.images(name=f"*/iris-{proj.unique}"):
+        engine.remove_image(image["Id"], force=True)
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_build_scan_smoke_push_deploy_rollback(project: Project, engine: DockerEngine) -> None:
+    ok(project.run("run", "--stage", "all", "--skip", "lint,test"))
+    stages = project.stages()
+    assert {n: s["status"] for n, s in stages.items()} == {
+        "train": "passed",
+        "trivy-fs": "passed",
+        "build": "passed",
+        "trivy-image": "passed",
+        "smoke": "passed",
+        "push": "passed",
+        "deploy": "passed",
+        "lint": "skipped",
+        "test": "skipped",
+    }
+    state = project.state()["stages"]
+    model_version = state["train"]["outputs"]["model_version"]
+    digest = state["push"]["outputs"]["digest"]
+    registry = RegistryClient(project.registry)
+    for ref in state["build"]["outputs"]["tags"]:
+        repo, tag = ref.rsplit(":", 1)
+        assert registry.manifest_digest(repo.split("/", 1)[1], tag) == digest
+    labels = engine.image_labels(state["build"]["outputs"]["image_id"])
+    assert labels["io.mlops.model.version"] == model_version
+    assert labels["org.opencontainers.image.revision"]
+    reports = project.root / "reports" / "stages"
+    for name in ("trivy-fs.json", "trivy-fs.sarif", "trivy-image.json", "trivy-image.sarif", "trivy-image.cdx.json"):
+        assert (reports / name).stat().st_size > 0, name
+    assert "removed container smoke-" in (reports / "smoke.log").read_text(encoding="utf-8")
+
+    # the service is live, by digest
+    base = f"http://127.0.0.1:{project.port}"
+    assert requests.get(f"{base}/api/v1/model", timeout=5).json()["model_version"] == model_version
+    first = project.live_image(engine)
+    assert first == state["push"]["outputs"]["image"]
+
+    # nothing changed: the build is served from the inputs-hash cache
+    ok(project.run("run", "--stage", "build", "--skip", "lint,test"))
+    assert project.stages()["build"]["status"] == "cached"
+
+    # a second release, then rollback to the first
+    with (project.root / "app" / "__init__.py").open("a", encoding="utf-8") as fh:
+        fh.write("\n# release 2\n")
+    ok(project.run("run", "--from", "build", "--skip", "lint,test"))
+    second = project.live_image(engine)
+    assert second != first and project.stages()["build"]["status"] == "passed"
+    out = ok(project.run("rollback"))
+    assert f"to {first}" in out
+    assert project.live_image(engine) == first
+    assert requests.get(f"{base}/ready", timeout=5).status_code == 200
+
+
+def test_broken_image_fails_smoke_and_local_deploy_rolls_back(project: Project, engine: DockerEngine) -> None:
+    ok(project.run("run", "--stage", "all", "--skip", "lint,test"))
+    good = project.live_image(engine)
+
+    init = project.root / "app" / "__init__.py"
+    init.write_text(init.read_text(encoding="utf-8") + '\nraise RuntimeError("broken on purpose")\n', encoding="utf-8")
+    proc = project.run("run", "--stage", "build,smoke", "--skip", "lint,test")
+    assert proc.returncode == 1
+    smoke = project.stages()["smoke"]
+    assert smoke["status"] == "failed" and "stopped before it was ready" in smoke["error"]
+    assert "broken on purpose" in (project.root / "reports" / "stages" / "smoke.log").read_text(encoding="utf-8")
+    run_id = json.loads((project.root / "reports" / "pipeline.json").read_text(encoding="utf-8"))["run_id"]
+    assert engine.containers_by_label("io.mlops.smoke", run_id) == [], "smoke removed its container"
+
+    # push the broken image by hand and deploy it: the deploy must put the good release back
+    broken = project.state()["stages"]["build"]["outputs"]["tags"][0]
+    repo, tag = broken.rsplit(":", 1)
+    digest = engine.push(repo, tag, log=lambda _line: None)
+    proc = project.run("run", "--stage", "deploy", "--set", f"deploy.image={repo}@{digest}")
+    assert proc.returncode == 1
+    deploy = project.stages()["deploy"]
+    assert "rolled back to" in deploy["error"] and good in deploy["error"]
+    assert project.live_image(engine) == good
+    assert requests.get(f"http://127.0.0.1:{project.port}/ready", timeout=5).status_code == 200
+
+
+def _state_with_image(root: Path, image_ref: str, image_id: str) -> None:
+    """A run state as build, trivy-image and smoke leave it, for an image made by the test."""
+    passed = {"status": "passed", "finished_at": "t", "run_id": "r0", "summary": ""}
+    state = {
+        "version": 1,
+        "extra": {},
+        "stages": {
+            "build": {**passed, "outputs": {"image_id": image_id, "image": image_ref, "tags": [image_ref]}},
+            "trivy-image": {**passed, "outputs": {}},
+            "smoke": {**passed, "outputs": {}},
+        },
+    }
+    (root / ".pipeline").mkdir(parents=True, exist_ok=True)
+    (root / ".pipeline" / "state.json").write_text(json.dumps(state), encoding="utf-8")
+
+
+def _tiny_image(engine: DockerEngine, context: Path, ref: str) -> str:
+    return engine.build(context, "Dockerfile", [ref], log=lambda _line: None)
+
+
+@pytest.mark.parametrize("case", ["wrong-credentials", "registry-stopped"])
+def test_push_failures_exit_1_and_never_leak_the_password(
+    case: str,
+    tmp_path: Path,
+    start_registry,
+    htpasswd_file: Callable[[str, str], Path],
+    engine: DockerEngine,
+    tiny_context: Path,
+) -> None:
+    password = f"pw-{uuid.uuid4().hex}"
+    registry = start_registry(htpasswd=htpasswd_file("ci", "the-right-one"))
+    ref = f"{registry.address}/tiny-{uuid.uuid4().hex[:8]}:v1"
+    image_id = _tiny_image(engine, tiny_context, ref)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "pipeline.toml").write_text(f'[registry]\nurl = "{registry.address}"\npush_retries = 2\n', encoding="utf-8")
+    _state_with_image(repo, ref, image_id)
+    if case == "registry-stopped":
+        registry.stop()
+    try:
+        proc = run_cli(["run", "--stage", "push"], repo, env={"REGISTRY_USERNAME": "ci", "REGISTRY_PASSWORD": password})
+    finally:
+        engine.remove_image(image_id, force=True)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    error = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))["stages"][0]["error"]
+    if case == "wrong-credentials":
+        assert "auth" in error.lower() or "credentials" in error.lower(), error
+    else:
+        assert "connect" in error.lower(), error
+    everything = (
+        proc.stdout
+        + proc.stderr
+        + "".join(p.read_text(encoding="utf-8", errors="replace") for p in (repo / "reports").rglob("*") if p.is_file())
+    )
+    assert password not in everything
+    assert password not in (repo / ".pipeline" / "state.json").read_text(encoding="utf-8")
+
+
+def test_trivy_fs_gates_on_a_planted_secret_and_a_root_dockerfile(make_repo) -> None:
+    key_id = "AKIA" + "QYLPMN5HHHFPZAM2"  # assembled at run time: the repository carries no key
+    repo = make_repo(
+        {
+            "pipeline.toml": '[trivy]\nscanners = ["secret", "misconfig"]\n',
+            "config/settings.py": f'AWS_ACCESS_KEY_ID = "{key_id}"\nAWS_SECRET_ACCESS_KEY = "{"w" * 8}J/K7MDENG/bPxRfiCYEXAMPLEKEY"\n',
+            "Dockerfile": 'FROM alpine:3.19\nRUN echo hi\nCMD ["sh"]\n',
+        }
+    )
+    proc = run_cli(["run", "--stage", "trivy-fs"], repo)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    log = (repo / "reports" / "stages" / "trivy-fs.log").read_text(encoding="utf-8")
+    assert "aws-access-key-id" in log and "CRITICAL" in log
+    assert "DS-0002" in log or "DS002" in log
+    error = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))["stages"][0]["error"]
+    assert "secret" in error and "CRITICAL" in error
+
+    # accept the secret by id, and raise the gate above the HIGH misconfiguration: it passes, and says what it saw
+    (repo / ".trivyignore").write_text("aws-access-key-id\naws-secret-access-key\n", encoding="utf-8")
+    proc = run_cli(["run", "--stage", "trivy-fs", "--set", "trivy.severity=CRITICAL"], repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))["stages"][0]["summary"]
+    assert "misconfig" in summary and "HIGH" in summary
+
+
+@pytest.mark.parametrize(
+    ("sets", "blocking"),
+    [
+        (["trivy.severity=HIGH"], {"FAKE-2026-0001", "FAKE-2026-0002"}),
+        (["trivy.severity=CRITICAL"], {"FAKE-2026-0002"}),
+        (["trivy.severity=HIGH", "trivy.ignore_unfixed=true"], {"FAKE-2026-0001"}),
+        (["trivy.severity=LOW", "trivy.ignore_unfixed=true", "trivy.ignore_file=ignore.txt"], {"FAKE-2026-0003"}),
+        (["trivy.severity=CRITICAL", "trivy.ignore_unfixed=true"], set()),
+    ],
+)
+def test_trivy_fs_vulnerability_gate_with_a_real_db(
+    make_repo, fake_trivy_cache: Path, sets: list[str], blocking: set[str]
+) -> None:
+    repo = make_repo(
+        {
+            "pipeline.toml": '[trivy]\nscanners = ["vuln"]\nskip_db_update = true\n',
+            "requirements.txt": "acme-widgets==1.0.0\nglobex-utils==2.3.0\n",
+            "ignore.txt": "FAKE-2026-0001\nFAKE-2026-0004\n",
+        }
+    )
+    args = ["run", "--stage", "trivy-fs", "--set", f"trivy.cache_dir={fake_trivy_cache}"]
+    for s in sets:
+        args += ["--set", s]
+    proc = run_cli(args, repo)
+    stage = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))["stages"][0]
+    assert proc.returncode == (1 if blocking else 0), proc.stdout + proc.stderr
+    if blocking:
+        found = {word for word in stage["error"].replace(",", " ").split() if word.startswith("FAKE-")}
+        assert found == blocking
+    report = json.loads((repo / "reports" / "stages" / "trivy-fs.json").read_text(encoding="utf-8"))
+    reported = {v["VulnerabilityID"] for r in report.get("Results", []) for v in r.get("Vulnerabilities") or []}
+    assert blocking <= reported
+
+
+def test_vuln_scan_without_a_db_fails_with_a_fix(make_repo, tmp_path: Path) -> None:
+    repo = make_repo(
+        {
+            "pipeline.toml": '[trivy]\nscanners = ["vuln"]\nskip_db_update = true\n',
+            "requirements.txt": "acme-widgets==1.0.0\n",
+        }
+    )
+    empty = tmp_path / "empty-cache"
+    empty.mkdir()
+    proc = run_cli(["run", "--stage", "trivy-fs", "--set", f"trivy.cache_dir={empty}"], repo)
+    assert proc.returncode == 3, proc.stdout + proc.stderr  # found by preflight: no DB in the cache dir
+    assert "no vulnerability DB" in proc.stderr
+    proc = run_cli(
+        [
+            "run",
+            "--stage",
+            "trivy-fs",
+            "--set",
+            f"trivy.cache_dir={empty}",
+            "--set",
+            "trivy.skip_db_update=false",
+            "--set",
+            "trivy.db_repository=127.0.0.1:9/none",
+        ],
+        repo,
+    )
+    assert proc.returncode == 1
+    error = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))["stages"][0]["error"]
+    assert "secret" in error and "misconfig" in error, error  # the message says how to scan offline
+
+
+@pytest.mark.parametrize("command", [["doctor", "--stage", "build"], ["run", "--stage", "smoke"]])
+def test_engine_not_running_exits_3(make_repo, command: list[str]) -> None:
+    repo = make_repo(
+        {
+            "pipeline.toml": "",
+            ".pipeline/state.json": json.dumps(
+                {
+                    "version": 1,
+                    "extra": {},
+                    "stages": {
+                        "build": {
+                            "status": "passed",
+                            "finished_at": "t",
+                            "run_id": "r0",
+                            "outputs": {"image_id": "sha256:x"},
+                        }
+                    },
+                }
+            ),
+        }
+    )
+    proc = run_cli(command, repo, env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "docker engine" in (proc.stdout + proc.stderr).lower()
+    assert "testbed.sh up" in proc.stdout + proc.stderr
