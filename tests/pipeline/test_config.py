@@ -94,7 +94,7 @@ def test_bad_values_name_the_key(tmp_path: Path, toml: str, overrides: list[str]
 
 def test_unknown_profile_lists_known_ones(tmp_path: Path) -> None:
     root = _write(tmp_path, "[profiles.aws]\n[profiles.local]\n")
-    with pytest.raises(ConfigError, match="unknown profile 'prod'.*aws, local"):
+    with pytest.raises(ConfigError, match=r"unknown profile 'prod'.*aws, local"):
         config.load(root, profile="prod")
 
 

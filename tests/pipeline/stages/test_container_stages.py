@@ -234,7 +234,9 @@ def test_trivy_fs_gates_on_a_planted_secret_and_a_root_dockerfile(make_repo) -> 
     repo = make_repo(
         {
             "pipeline.toml": '[trivy]\nscanners = ["secret", "misconfig"]\n',
-            "config/settings.py": f'AWS_ACCESS_KEY_ID = "{key_id}"\nAWS_SECRET_ACCESS_KEY = "{"w" * 8}J/K7MDENG/bPxRfiCYEXAMPLEKEY"\n',
+            "config/settings.py": (
+                f'AWS_ACCESS_KEY_ID = "{key_id}"\n' f'AWS_SECRET_ACCESS_KEY = "{"w" * 8}J/K7MDENG/bPxRfiCYEXAMPLEKEY"\n'
+            ),
             "Dockerfile": 'FROM alpine:3.19\nRUN echo hi\nCMD ["sh"]\n',
         }
     )
