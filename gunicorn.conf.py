@@ -1,0 +1,58 @@
+"""gunicorn settings for the Iris service: ``gunicorn --config gunicorn.conf.py``.
+
+Tuned for a small container (2 vCPU): one process per core, a few threads each so keep-alive connections
+from a load balancer do not pin a whole process, the model loaded once in the master (``preload_app``) so a
+missing model stops start-up with a clear message and exit code instead of crash-looping workers.
+Environment: ``BIND`` or ``PORT`` (default 0.0.0.0:5000), ``GUNICORN_WORKERS`` (2), ``GUNICORN_THREADS`` (4),
+``GUNICORN_TIMEOUT`` (30), ``GUNICORN_KEEPALIVE`` (5), ``LOG_LEVEL`` (info), ``PROMETHEUS_MULTIPROC_DIR``.
+"""
+
+# pylint: disable=invalid-name  # gunicorn reads these lower-case module globals by name
+
+import os
+import shutil
+from pathlib import Path
+
+wsgi_app = "app:create_app()"
+
+bind = os.environ.get("BIND") or f"0.0.0.0:{os.environ.get('PORT', '5000')}"
+workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+worker_class = "gthread"  # threads + keep-alive; the ONNX run releases the GIL
+preload_app = True
+worker_tmp_dir = "/dev/shm"  # heartbeat file in memory: a slow container disk must not look like a hung worker
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 20  # finish in-flight requests inside ECS's 30 s stopTimeout before SIGKILL
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+max_requests = 0  # no periodic restarts: the model is read once and nothing leaks per request
+control_socket_disable = True  # gunicorn's runtime control socket is unused; it would need a writable $HOME
+
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info")
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+
+
+def _reset_multiproc_dir() -> None:
+    """Start multiprocess metrics from empty: files left by a previous run would be summed in.
+
+    Runs when gunicorn reads this file, before ``preload_app`` builds the app (whose metrics write there);
+    a server hook such as ``on_starting`` would run too late and delete the master's files.
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        path = Path(directory)
+        if path.is_dir():
+            shutil.rmtree(path)
+        path.mkdir(parents=True, exist_ok=True)
+
+
+_reset_multiproc_dir()
+
+
+def child_exit(server, worker):  # pylint: disable=unused-argument
+    """Drop an exited worker's live gauges from the multiprocess metrics."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess  # pylint: disable=import-outside-toplevel
+
+        multiprocess.mark_process_dead(worker.pid)
