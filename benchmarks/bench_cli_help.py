@@ -30,9 +30,12 @@ def main() -> int:
         subprocess.run(cmd, cwd=ROOT, capture_output=True, check=True)
         times.append(time.perf_counter() - start)
     mean = statistics.mean(times)
-    print(f"python -m pipeline --help: mean {mean * 1000:.0f} ms, median {statistics.median(times) * 1000:.0f} ms, "
-          f"min {min(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms over {args.runs} runs "
-          f"(goal <= {GOAL_S * 1000:.0f} ms)")
+    print(
+        f"python -m pipeline --help: mean {mean * 1000:.0f} ms, "
+        f"median {statistics.median(times) * 1000:.0f} ms, "
+        f"min {min(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms over {args.runs} runs "
+        f"(goal <= {GOAL_S * 1000:.0f} ms)"
+    )
     if mean > GOAL_S:
         print("GOAL MISSED", file=sys.stderr)
         return 1

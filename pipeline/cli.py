@@ -20,7 +20,8 @@ from pipeline.errors import EXIT_INTERRUPTED, EXIT_PREREQUISITE, PipelineError, 
 
 app = typer.Typer(
     name="pipeline",
-    help="CI/CD for the Iris ML service: lint, train, test, trivy-fs, build, trivy-image, smoke, push, deploy.",
+    help="CI/CD for the Iris ML service: lint, train, test, trivy-fs, build, trivy-image, smoke, push, "
+    "deploy.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -32,7 +33,9 @@ T = TypeVar("T")
 ProfileOpt = Annotated[
     Optional[str],
     typer.Option(
-        "--profile", "-p", help="Profile of pipeline.toml ([profiles.NAME]); default 'local' or $PIPELINE_PROFILE."
+        "--profile",
+        "-p",
+        help="Profile of pipeline.toml ([profiles.NAME]); default 'local' or $PIPELINE_PROFILE.",
     ),
 ]
 SetOpt = Annotated[
@@ -55,8 +58,12 @@ def find_root(start: Path | None = None) -> Path:
     return here
 
 
-def _load_config(profile: str | None, overrides: list[str] | None, extra: list[str] = ()) -> config_mod.Config:
-    return config_mod.load(find_root(), profile=profile, overrides=[*(overrides or []), *extra], environ=os.environ)
+def _load_config(
+    profile: str | None, overrides: list[str] | None, extra: list[str] = ()
+) -> config_mod.Config:
+    return config_mod.load(
+        find_root(), profile=profile, overrides=[*(overrides or []), *extra], environ=os.environ
+    )
 
 
 def _console() -> Any:
@@ -82,11 +89,17 @@ def _guard(fn: Callable[[], T]) -> T:
 @app.command()
 def run(
     stage: StageOpt = "all",
-    from_: Annotated[Optional[str], typer.Option("--from", help="Start at this stage (in pipeline order).")] = None,
-    skip: Annotated[Optional[str], typer.Option("--skip", help="Stages to leave out, comma-separated.")] = None,
+    from_: Annotated[
+        Optional[str], typer.Option("--from", help="Start at this stage (in pipeline order).")
+    ] = None,
+    skip: Annotated[
+        Optional[str], typer.Option("--skip", help="Stages to leave out, comma-separated.")
+    ] = None,
     profile: ProfileOpt = None,
     set_: SetOpt = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and the commands; run nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and the commands; run nothing.")
+    ] = False,
     keep_going: Annotated[
         bool, typer.Option("--keep-going", help="Go on with stages that do not depend on a failed one.")
     ] = False,
@@ -117,11 +130,17 @@ def run(
         runner_mod.preflight(plan, cfg)
         reporter = report.PlainReporter(console) if plain_output() else report.LiveReporter(console)
         runner = runner_mod.Runner(
-            cfg, state, reporter, jobs=jobs or cfg.pipeline.jobs, keep_going=keep_going or cfg.pipeline.keep_going
+            cfg,
+            state,
+            reporter,
+            jobs=jobs or cfg.pipeline.jobs,
+            keep_going=keep_going or cfg.pipeline.keep_going,
         )
         result = runner.execute(plan)
         written = report.write_reports(result, cfg.report_dir)
-        console.print(f"reports: {', '.join(str(p) for p in written)}, {cfg.report_dir / 'stages'}/", markup=False)
+        console.print(
+            f"reports: {', '.join(str(p) for p in written)}, {cfg.report_dir / 'stages'}/", markup=False
+        )
         return result.exit_code
 
     code = _guard(body)
@@ -139,7 +158,8 @@ def _print_plan(console: Any, cfg: config_mod.Config, plan: Any, state: Any) -> 
     for i, stage in enumerate(plan.stages, 1):
         needs = ", ".join(stage.needs) or "-"
         console.print(
-            f"{i}. {stage.name}  (needs: {needs}; timeout {cfg.timeouts.for_stage(stage.name):g}s)", markup=False
+            f"{i}. {stage.name}  (needs: {needs}; timeout {cfg.timeouts.for_stage(stage.name):g}s)",
+            markup=False,
         )
         for line in stage.plan(cfg) if stage.implemented else ["not implemented yet: would fail"]:
             console.print(f"     {line}", markup=False)
@@ -161,7 +181,7 @@ def list_stages() -> None:
 
 @app.command()
 def doctor(stage: StageOpt = "all", profile: ProfileOpt = None, set_: SetOpt = None) -> None:
-    """Check what the selected stages need: tools, engine, registry, credentials. Exit 3 if something is missing."""
+    """Check what the selected stages need: tools, engine, registry, credentials; exit 3 if one is missing."""
 
     def body() -> int:
         from rich.table import Table  # pylint: disable=import-outside-toplevel

@@ -105,7 +105,15 @@ class TrivySection:
     cache_dir: str = ""
     skip_db_update: bool = False
     db_repository: str = ""
-    skip_dirs: tuple[str, ...] = (".git", ".venv", ".pipeline", "reports", "model", ".testbed", "node_modules")
+    skip_dirs: tuple[str, ...] = (
+        ".git",
+        ".venv",
+        ".pipeline",
+        "reports",
+        "model",
+        ".testbed",
+        "node_modules",
+    )
     sbom: bool = True
 
 
@@ -248,7 +256,9 @@ def coerce(leaf: Leaf, value: Any, source: str) -> Any:
     tp = leaf.type
 
     def bad(expected: str) -> ConfigError:
-        return ConfigError(f"expected {expected}, got {type(value).__name__} {value!r}", key=leaf.key, source=source)
+        return ConfigError(
+            f"expected {expected}, got {type(value).__name__} {value!r}", key=leaf.key, source=source
+        )
 
     if tp is bool:
         if not isinstance(value, bool):
@@ -376,7 +386,12 @@ def load(
     table = profiles.get(profile, {})
     if not isinstance(table, dict):
         raise ConfigError("must be a table", key=f"profiles.{profile}", source=path.name)
-    _apply(values, sources, _flatten(table, f"{path.name} [profiles.{profile}]"), f"{path.name} [profiles.{profile}]")
+    _apply(
+        values,
+        sources,
+        _flatten(table, f"{path.name} [profiles.{profile}]"),
+        f"{path.name} [profiles.{profile}]",
+    )
 
     for name, text in sorted(environ.items()):
         key = ENV_ALIASES.get(name)
@@ -400,7 +415,10 @@ def load(
 
     _validate(values, sources)
     secrets = Secrets(
-        **{name: next((environ[var] for var in names if environ.get(var)), "") for name, names in SECRET_ENV.items()}
+        **{
+            name: next((environ[var] for var in names if environ.get(var)), "")
+            for name, names in SECRET_ENV.items()
+        }
     )
     sections = _build(Config, values, "")
     return dataclasses.replace(
@@ -446,7 +464,11 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
     if values["pipeline.jobs"] < 1:
         raise ConfigError("must be at least 1", key="pipeline.jobs", source=sources["pipeline.jobs"])
     for key, leaf in SCHEMA.items():
-        if leaf.type is float and (key.startswith("timeouts.") or key.endswith("timeout_s")) and values[key] <= 0:
+        if (
+            leaf.type is float
+            and (key.startswith("timeouts.") or key.endswith("timeout_s"))
+            and values[key] <= 0
+        ):
             raise ConfigError("must be greater than 0", key=key, source=sources[key])
     if not 0 <= values["lint.pylint_fail_under"] <= 10:
         raise ConfigError(
@@ -466,7 +488,9 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
         )
     port = values["deploy.local.port"]
     if not 1 <= port <= 65535:
-        raise ConfigError("must be a TCP port (1-65535)", key="deploy.local.port", source=sources["deploy.local.port"])
+        raise ConfigError(
+            "must be a TCP port (1-65535)", key="deploy.local.port", source=sources["deploy.local.port"]
+        )
     if not values["image.repository"]:
         raise ConfigError("must not be empty", key="image.repository", source=sources["image.repository"])
 

@@ -90,7 +90,8 @@ class ToolNotFound(EnvironmentProblem):
 
     def __init__(self, tool: str, hint: str | None = None) -> None:
         super().__init__(
-            f"'{tool}' is not on PATH", hint=hint or "install the dev requirements: pip install -r requirements/dev.txt"
+            f"'{tool}' is not on PATH",
+            hint=hint or "install the dev requirements: pip install -r requirements/dev.txt",
         )
         self.tool = tool
 

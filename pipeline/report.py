@@ -30,13 +30,21 @@ _MARK = {"passed": "✓", "cached": "✓", "failed": "✗", "skipped": "-", "not
 def make_console(stream: TextIO | None = None, *, plain: bool) -> Console:
     if plain:
         return Console(
-            file=stream, force_terminal=False, no_color=True, highlight=False, emoji=False, width=200, soft_wrap=True
+            file=stream,
+            force_terminal=False,
+            no_color=True,
+            highlight=False,
+            emoji=False,
+            width=200,
+            soft_wrap=True,
         )
     return Console(file=stream, highlight=False)
 
 
 def summary_table(result: RunResult) -> Table:
-    table = Table(title=f"pipeline run {result.run_id} ({result.profile}): {result.status}", title_justify="left")
+    table = Table(
+        title=f"pipeline run {result.run_id} ({result.profile}): {result.status}", title_justify="left"
+    )
     table.add_column("stage")
     table.add_column("status")
     table.add_column("duration", justify="right")
@@ -94,7 +102,9 @@ class LiveReporter(PlainReporter):
             items = list(self._running.items())
         return Group(
             *[
-                Spinner("dots", text=Text.assemble((name, "bold"), f"  {now - started:5.1f}s  ", (status, "dim")))
+                Spinner(
+                    "dots", text=Text.assemble((name, "bold"), f"  {now - started:5.1f}s  ", (status, "dim"))
+                )
                 for name, (started, status) in items
             ]
         )
@@ -118,7 +128,9 @@ class LiveReporter(PlainReporter):
         style = _STYLE.get(run.status, "")
         detail = run.error if run.status == "failed" and run.error else run.summary
         self._live.console.print(
-            Text.assemble((f"{_MARK.get(run.status, '?')} {run.name}", style), f"  {run.duration_s:.1f}s  ", detail)
+            Text.assemble(
+                (f"{_MARK.get(run.status, '?')} {run.name}", style), f"  {run.duration_s:.1f}s  ", detail
+            )
         )
 
     def run_finished(self, result: RunResult) -> None:
@@ -178,7 +190,9 @@ def write_junit(result: RunResult, path: Path) -> None:
             suite, "testcase", {"classname": "pipeline", "name": r.name, "time": f"{r.duration_s:.3f}"}
         )
         if r.status == "failed":
-            failure = ET.SubElement(case, "failure", {"message": (r.error or r.summary)[:500], "type": "StageFailed"})
+            failure = ET.SubElement(
+                case, "failure", {"message": (r.error or r.summary)[:500], "type": "StageFailed"}
+            )
             failure.text = r.error or r.summary
         elif r.status in ("skipped", "not-run"):
             ET.SubElement(case, "skipped", {"message": r.summary or r.status})

@@ -160,7 +160,9 @@ def preflight(plan: Plan, config: Config) -> list[tuple[str, CheckResult]]:
     rows = [(stage.name, check) for stage in plan.stages for check in stage.checks(config)]
     failing = [(name, c) for name, c in rows if c.required and not c.ok]
     if failing:
-        lines = "; ".join(f"{name}: {c.name}: {c.detail}" + (f" ({c.fix})" if c.fix else "") for name, c in failing)
+        lines = "; ".join(
+            f"{name}: {c.name}: {c.detail}" + (f" ({c.fix})" if c.fix else "") for name, c in failing
+        )
         raise EnvironmentProblem(
             f"missing before any stage ran: {lines}", hint="'python -m pipeline doctor' shows every check"
         )
@@ -174,7 +176,13 @@ class _Running:
     """Book-keeping for one stage in flight."""
 
     def __init__(
-        self, stage: Stage, run: StageRun, future: Future[StageResult], ctx: StageContext, started: float, log_file: Any
+        self,
+        stage: Stage,
+        run: StageRun,
+        future: Future[StageResult],
+        ctx: StageContext,
+        started: float,
+        log_file: Any,
     ) -> None:
         self.stage = stage
         self.run = run
@@ -325,7 +333,9 @@ class Runner:
             self._finish(item, None, str(exc))
         except Exception as exc:  # pylint: disable=broad-exception-caught
             item.ctx.log(traceback.format_exc())
-            self._finish(item, None, f"internal error in stage '{item.stage.name}': {type(exc).__name__}: {exc}")
+            self._finish(
+                item, None, f"internal error in stage '{item.stage.name}': {type(exc).__name__}: {exc}"
+            )
         return True
 
     def _finish(self, item: _Running, outcome: StageResult | None, error: str | None) -> None:

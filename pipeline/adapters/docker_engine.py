@@ -148,7 +148,9 @@ class DockerEngine:  # pylint: disable=too-many-public-methods
             else:
                 client = docker.from_env(version="auto", timeout=int(timeout_s))
             client.ping()
-        except Exception as exc:  # pylint: disable=broad-exception-caught  # docker-py, requests, urllib3 errors
+        except (
+            Exception
+        ) as exc:  # pylint: disable=broad-exception-caught  # docker-py, requests, urllib3 errors
             raise EngineUnavailable(
                 f"the Docker engine at {where} does not answer: {_first_line(exc)}", hint=_ENGINE_HINT
             ) from None
@@ -254,7 +256,9 @@ class DockerEngine:  # pylint: disable=too-many-public-methods
 
     def find_image_by_label(self, key: str, value: str) -> str | None:
         """The newest local image labelled ``key=value`` (the build cache's inputs hash), or ``None``."""
-        images = self._call("list images", lambda: self._client.api.images(filters={"label": f"{key}={value}"}))
+        images = self._call(
+            "list images", lambda: self._client.api.images(filters={"label": f"{key}={value}"})
+        )
         if not images:
             return None
         newest = max(images, key=lambda image: image.get("Created", 0))
@@ -461,7 +465,9 @@ class DockerEngine:  # pylint: disable=too-many-public-methods
         ``Config.User`` can name a user by name (or be empty for root), and a minimal image may have no
         ``id`` binary, so read ``/proc/1/status`` from inside; the process list is the fallback.
         """
-        result = self._call("exec", lambda: self._client.api.exec_create(container, ["cat", "/proc/1/status"]))
+        result = self._call(
+            "exec", lambda: self._client.api.exec_create(container, ["cat", "/proc/1/status"])
+        )
         output = self._call("exec", lambda: self._client.api.exec_start(result["Id"]))
         exit_code = self._client.api.exec_inspect(result["Id"]).get("ExitCode")
         text = output.decode("utf-8", errors="replace") if isinstance(output, bytes) else str(output)
@@ -483,7 +489,9 @@ class DockerEngine:  # pylint: disable=too-many-public-methods
         import docker  # pylint: disable=import-outside-toplevel
 
         try:
-            self._call("remove container", lambda: self._client.api.remove_container(container, force=force, v=True))
+            self._call(
+                "remove container", lambda: self._client.api.remove_container(container, force=force, v=True)
+            )
         except docker.errors.NotFound:
             pass
 

@@ -134,7 +134,9 @@ class RegistryClient:
             )
         digest = response.headers.get("Docker-Content-Digest")
         if not digest:
-            raise ToolFailed(f"registry at {self.base_url} sent no Docker-Content-Digest for {repository}:{reference}")
+            raise ToolFailed(
+                f"registry at {self.base_url} sent no Docker-Content-Digest for {repository}:{reference}"
+            )
         return digest
 
     def _request(
@@ -178,7 +180,9 @@ class RegistryClient:
                 hint="is registry.url right and the registry running? locally: bash scripts/testbed.sh up",
             ) from None
         except requests.exceptions.Timeout:
-            raise ToolFailed(f"registry at {self.base_url} did not answer within {self._timeout:g} s") from None
+            raise ToolFailed(
+                f"registry at {self.base_url} did not answer within {self._timeout:g} s"
+            ) from None
 
     def _fetch_token(self, challenge: Challenge, scope: str | None) -> str:
         """Trade the basic credentials (or none: anonymous pull) for a token, as ``docker login`` does."""
@@ -191,9 +195,13 @@ class RegistryClient:
             params["scope"] = wanted_scope
         auth = (self._username, self._password) if self._username and self._password else None
         try:
-            response = self._session.get(realm, params=params, auth=auth, timeout=self._timeout, verify=self._verify)
+            response = self._session.get(
+                realm, params=params, auth=auth, timeout=self._timeout, verify=self._verify
+            )
         except requests.exceptions.RequestException:
-            raise ToolFailed(f"token service {realm} of the registry at {self.base_url} does not answer") from None
+            raise ToolFailed(
+                f"token service {realm} of the registry at {self.base_url} does not answer"
+            ) from None
         if response.status_code in (401, 403):
             raise self._refused()
         if response.status_code != 200:

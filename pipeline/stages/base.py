@@ -108,7 +108,12 @@ class StageContext:
         return path
 
     def run_tool(
-        self, argv: list[str], *, cwd: Path | None = None, hint: str | None = None, env: dict[str, str] | None = None
+        self,
+        argv: list[str],
+        *,
+        cwd: Path | None = None,
+        hint: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> ProcessResult:
         """Run an outside command with its output in this stage's log, under the stage's timeout."""
         return process.run(

@@ -64,7 +64,8 @@ class BuildStage(Stage):
             f"docker build {config.image.context} -f {config.image.dockerfile} "
             f"--build-arg PYTHON_IMAGE={config.image.base} "
             + " ".join(f"-t {_images.repository(config)}:{t}" for t in tags),
-            f"cached when an image labelled {_images.INPUTS_LABEL}=<hash of context, Dockerfile, build args> exists",
+            f"cached when an image labelled {_images.INPUTS_LABEL}="
+            "<hash of context, Dockerfile, build args> exists",
         ]
 
     def run(self, ctx: StageContext) -> StageResult:
@@ -115,7 +116,8 @@ class BuildStage(Stage):
         except ToolFailed as exc:
             if engine.image_id(config.image.base) is None:
                 raise ToolFailed(
-                    exc.message, hint=f"base image {config.image.base} is not local; " + _images.LOCAL_BASE_HINT
+                    exc.message,
+                    hint=f"base image {config.image.base} is not local; " + _images.LOCAL_BASE_HINT,
                 ) from None
             raise
         self._record(ctx, image_id, tags, inputs, model_version)
@@ -125,7 +127,9 @@ class BuildStage(Stage):
 
     @staticmethod
     def _record(ctx: StageContext, image_id: str, tags: list[str], inputs: str, model_version: str) -> None:
-        ctx.record(image_id=image_id, tags=tags, image=tags[0], inputs_hash=inputs, model_version=model_version)
+        ctx.record(
+            image_id=image_id, tags=tags, image=tags[0], inputs_hash=inputs, model_version=model_version
+        )
 
 
 def _model_version(config: Config) -> str:

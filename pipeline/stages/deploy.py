@@ -64,7 +64,8 @@ class LocalTarget:
             info = self.engine.client.api.inspect_container(container)
             state = info.get("State") or {}
             if not state.get("Running") or state.get("Restarting") or info.get("RestartCount"):
-                return f"container exited with code {state.get('ExitCode')} (restarts: {info.get('RestartCount', 0)})"
+                restarts = info.get("RestartCount", 0)
+                return f"container exited with code {state.get('ExitCode')} (restarts: {restarts})"
             return None
 
         return self._client().wait_ready(self.local.ready_timeout_s, alive=alive, cancel=self.cancel)
@@ -91,7 +92,9 @@ class LocalTarget:
                 self.engine.client.api.rename(aside, name)
                 self.engine.client.api.start(name)
                 self._wait(name)
-                raise StageFailed(f"{image} never became ready ({exc.message}); rolled back to {previous}") from None
+                raise StageFailed(
+                    f"{image} never became ready ({exc.message}); rolled back to {previous}"
+                ) from None
             raise
         self.engine.remove_container(aside)
         self.log(f"{image} is live on http://127.0.0.1:{self.local.port} after {ready_s:.1f} s")
@@ -141,7 +144,8 @@ class DeployStage(Stage):
         config = ctx.config
         if config.deploy.target != "local":
             raise StageFailed(
-                f"deploy target '{config.deploy.target}' is not implemented yet", hint="use --set deploy.target=local"
+                f"deploy target '{config.deploy.target}' is not implemented yet",
+                hint="use --set deploy.target=local",
             )
         image = _deployed_image(config, ctx.state)
         if not image:

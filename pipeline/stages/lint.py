@@ -42,7 +42,9 @@ def find_dockerfiles(root: Path, config: Config) -> list[Path]:
         if any(part in excluded for part in rel.parts) or any(str(rel).startswith(e + "/") for e in excluded):
             continue
         name = path.name
-        if path.is_file() and (name == "Dockerfile" or name.startswith("Dockerfile.") or name.endswith(".Dockerfile")):
+        if path.is_file() and (
+            name == "Dockerfile" or name.startswith("Dockerfile.") or name.endswith(".Dockerfile")
+        ):
             found.append(path)
     return found
 
@@ -73,7 +75,9 @@ class LintStage(Stage):
         outcomes = []
         if paths:
             outcomes.append(self._pylint(ctx, paths))
-            outcomes.append(self._ruff(ctx, paths) if ctx.config.lint.linter == "ruff" else self._flake8(ctx, paths))
+            outcomes.append(
+                self._ruff(ctx, paths) if ctx.config.lint.linter == "ruff" else self._flake8(ctx, paths)
+            )
             if ctx.config.lint.black:
                 outcomes.append(self._black(ctx, paths))
         outcomes.append(self._hadolint(ctx))
@@ -82,7 +86,9 @@ class LintStage(Stage):
         findings = sum(o.findings for o in outcomes)
         ctx.record(findings=findings)
         if failed:
-            raise GateFailed(f"{', '.join(failed)} failed: {summary}", hint=f"see {ctx.report_dir}/stages/lint.log")
+            raise GateFailed(
+                f"{', '.join(failed)} failed: {summary}", hint=f"see {ctx.report_dir}/stages/lint.log"
+            )
         return StageResult(summary=summary, artifacts={"findings": findings})
 
     # -- one method per linter ---------------------------------------------------------------
@@ -111,7 +117,9 @@ class LintStage(Stage):
             return GateOutcome("pylint", False, messages, f"pylint did not finish (exit {res.returncode})")
         # pylint's exit status carries --fail-under and --fail-on; usage errors (32) also fail.
         ok = res.returncode == 0
-        return GateOutcome("pylint", ok, messages, f"pylint {score:.2f}/10 ({messages} messages, min {threshold:g})")
+        return GateOutcome(
+            "pylint", ok, messages, f"pylint {score:.2f}/10 ({messages} messages, min {threshold:g})"
+        )
 
     def _ruff(self, ctx: StageContext, paths: list[str]) -> GateOutcome:
         report = ctx.report_path("-ruff.json")
@@ -193,5 +201,6 @@ class LintStage(Stage):
             "hadolint",
             res.returncode == 0,
             len(findings),
-            f"hadolint {len(findings)} findings in {len(dockerfiles)} Dockerfile{'s' if len(dockerfiles) != 1 else ''}",
+            f"hadolint {len(findings)} findings in {len(dockerfiles)} "
+            f"Dockerfile{'s' if len(dockerfiles) != 1 else ''}",
         )

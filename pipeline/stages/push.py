@@ -81,8 +81,12 @@ class PushStage(Stage):
                 raise StageFailed(f"tags of one image got different digests: {digest} and {pushed}")
             digest = pushed
         if digest is None:
-            raise StageFailed("build recorded no tags to push", hint="run 'python -m pipeline run --stage build'")
+            raise StageFailed(
+                "build recorded no tags to push", hint="run 'python -m pipeline run --stage build'"
+            )
         repo = split_image_ref(tags[0])[0]
         reference = f"{repo}@{digest}"
         ctx.record(digest=digest, image=reference, tags=tags)
-        return StageResult(summary=f"{reference} ({len(tags)} tags)", artifacts={"image": reference, "tags": tags})
+        return StageResult(
+            summary=f"{reference} ({len(tags)} tags)", artifacts={"image": reference, "tags": tags}
+        )

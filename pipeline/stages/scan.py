@@ -50,11 +50,13 @@ def counts_phrase(counts: dict[str, dict[str, int]]) -> str:
     for kind, by_severity in counts.items():
         found = {sev: n for sev, n in by_severity.items() if n}
         if found:
-            parts.append(f"{kind} " + " ".join(f"{n} {sev}" for sev, n in sorted(found.items(), key=lambda i: i[0])))
+            parts.append(
+                f"{kind} " + " ".join(f"{n} {sev}" for sev, n in sorted(found.items(), key=lambda i: i[0]))
+            )
     return "; ".join(parts) or "no findings"
 
 
-class _TrivyStage(Stage):
+class _TrivyStage(Stage):  # pylint: disable=abstract-method  # a base: the two scans implement run
     """What the two scans share: checks, options, the gate and the report lines."""
 
     kind: str = "fs"
@@ -69,7 +71,8 @@ class _TrivyStage(Stage):
                         "trivy db",
                         False,
                         f"no vulnerability DB in {cache}/db",
-                        "set trivy.cache_dir to a directory holding db/trivy.db, " "or drop 'vuln' from trivy.scanners",
+                        "set trivy.cache_dir to a directory holding db/trivy.db, "
+                        "or drop 'vuln' from trivy.scanners",
                     )
                 )
         return checks
@@ -113,7 +116,8 @@ class _TrivyStage(Stage):
         scanners = ",".join(ctx.config.trivy.scanners)
         note = "" if "vuln" in ctx.config.trivy.scanners else f" [{_OFFLINE_NOTE}: not scanned]"
         return StageResult(
-            summary=f"{phrase} (scanners {scanners}, gate {ctx.config.trivy.severity}){note}", artifacts=artifacts
+            summary=f"{phrase} (scanners {scanners}, gate {ctx.config.trivy.severity}){note}",
+            artifacts=artifacts,
         )
 
 

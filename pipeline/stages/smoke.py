@@ -34,7 +34,8 @@ class SmokeStage(Stage):
         return [
             "docker run -d -p 127.0.0.1:<free port>:5000 <built image>",
             f"wait for /ready ({config.smoke.ready_timeout_s:g} s), POST /api/v1/predict {SETOSA} -> "
-            f"{config.smoke.expected_label}, GET /api/v1/model, uid != 0, malformed body -> 400; remove the container",
+            f"{config.smoke.expected_label}, GET /api/v1/model, uid != 0, malformed body -> 400; "
+            "remove the container",
         ]
 
     def run(self, ctx: StageContext) -> StageResult:
@@ -43,7 +44,9 @@ class SmokeStage(Stage):
 
         engine = _images.connect(ctx.config)
         image = ctx.state.output("build", "image_id")
-        expected_version = ctx.state.output("build", "model_version") or ctx.state.output("train", "model_version")
+        expected_version = ctx.state.output("build", "model_version") or ctx.state.output(
+            "train", "model_version"
+        )
         port = free_port()
         name = f"smoke-{ctx.run_id[-6:]}-{secrets.token_hex(2)}"
         ctx.progress(f"starting {name} on 127.0.0.1:{port}")
@@ -55,7 +58,11 @@ class SmokeStage(Stage):
 
             def alive() -> str | None:
                 state = engine.container_state(container)
-                return None if state.running else f"container exited with code {state.exit_code} {state.error}".strip()
+                return (
+                    None
+                    if state.running
+                    else f"container exited with code {state.exit_code} {state.error}".strip()
+                )
 
             ready_s = client.wait_ready(ctx.config.smoke.ready_timeout_s, alive=alive, cancel=ctx.cancel)
             ctx.log(f"/ready after {ready_s:.2f} s")
@@ -72,11 +79,14 @@ class SmokeStage(Stage):
             raise GateFailed("; ".join(failures))
         ctx.record(ready_s=round(ready_s, 2))
         return StageResult(
-            summary=f"ready in {ready_s:.1f}s, setosa ok, model {expected_version}, non-root, 400 on bad input",
+            summary=f"ready in {ready_s:.1f}s, setosa ok, model {expected_version}, non-root, "
+            "400 on bad input",
             artifacts={"ready_s": round(ready_s, 2)},
         )
 
-    def _checks(self, ctx: StageContext, client, engine, container: str, expected_version: str | None) -> list[str]:
+    def _checks(
+        self, ctx: StageContext, client, engine, container: str, expected_version: str | None
+    ) -> list[str]:
         failures = []
         answer = client.post_json("/api/v1/predict", SETOSA)
         ctx.log(f"POST /api/v1/predict {SETOSA} -> {answer.status} {answer.body}")

@@ -108,5 +108,7 @@ class TestStage(Stage):
         ctx.record(**{k: v for k, v in artifacts.items() if k in ("passed", "failed", "skipped")})
         if res.returncode != 0 or counts.failures or counts.errors:
             names = ", ".join(failed_tests(junit))
-            raise GateFailed(f"{counts.phrase()}" + (f": {names}" if names else ""), hint="see reports/stages/test.log")
+            raise GateFailed(
+                f"{counts.phrase()}" + (f": {names}" if names else ""), hint="see reports/stages/test.log"
+            )
         return StageResult(summary=counts.phrase(), artifacts=artifacts)

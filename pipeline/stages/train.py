@@ -50,7 +50,8 @@ def inputs_hash(config: Config) -> str:
             digest.update(file.read_bytes() if file.exists() else b"<missing>")
     digest.update(
         json.dumps(
-            {"min_cv_accuracy": config.train.min_cv_accuracy, "libraries": _library_versions()}, sort_keys=True
+            {"min_cv_accuracy": config.train.min_cv_accuracy, "libraries": _library_versions()},
+            sort_keys=True,
         ).encode()
     )
     return digest.hexdigest()
@@ -97,7 +98,10 @@ class TrainStage(Stage):
             and previous.outputs.get("inputs_hash") == wanted
             and previous.outputs.get("model_version") == current.get("model_version")
         ):
-            ctx.log(f"inputs unchanged (hash {wanted[:12]}) and {model_dir} holds model {current['model_version']}")
+            ctx.log(
+                f"inputs unchanged (hash {wanted[:12]}) and {model_dir} "
+                f"holds model {current['model_version']}"
+            )
             ctx.record(**previous.outputs)
             return StageResult(
                 status=CACHED, summary=metrics_summary(current), artifacts=self._artifacts(model_dir, current)
@@ -117,7 +121,8 @@ class TrainStage(Stage):
         )
         if res.returncode == 1:
             raise GateFailed(
-                _last_line(res.output) or "model_training refused the model", hint="see reports/stages/train.log"
+                _last_line(res.output) or "model_training refused the model",
+                hint="see reports/stages/train.log",
             )
         if res.returncode != 0:
             raise StageFailed(f"model_training exited {res.returncode}: {_last_line(res.output)}")

@@ -75,7 +75,9 @@ def test_list_and_help(monkeypatch: pytest.MonkeyPatch) -> None:
         (["doctor", "--set", "deploy.target=mars"], "deploy.target"),
     ],
 )
-def test_usage_and_config_errors_exit_2(monkeypatch: pytest.MonkeyPatch, args: list[str], needle: str) -> None:
+def test_usage_and_config_errors_exit_2(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], needle: str
+) -> None:
     result = invoke(args, ROOT, monkeypatch)
     assert result.exit_code == 2, result.output
     assert needle in result.output
@@ -98,7 +100,9 @@ def test_config_shows_sources_and_hides_secrets(monkeypatch: pytest.MonkeyPatch)
     assert result.exit_code == 0
     line = next(line for line in result.output.splitlines() if line.startswith("trivy.severity"))
     assert "'CRITICAL'" in line and "# --set" in line
-    assert "[profiles.aws]" in next(line for line in result.output.splitlines() if line.startswith("deploy.target"))
+    assert "[profiles.aws]" in next(
+        line for line in result.output.splitlines() if line.startswith("deploy.target")
+    )
     assert "hunter2" not in result.output
     assert "<set>" in result.output
 
@@ -151,7 +155,9 @@ def test_subprocess_plain_output_and_reports(make_repo) -> None:
                 {
                     "version": 1,
                     "extra": {},
-                    "stages": {"train": {"status": "passed", "finished_at": "t", "run_id": "r0", "outputs": {}}},
+                    "stages": {
+                        "train": {"status": "passed", "finished_at": "t", "run_id": "r0", "outputs": {}}
+                    },
                 }
             ),
         }
@@ -176,13 +182,15 @@ def test_sigint_stops_the_stage_writes_reports_and_exits_130(make_repo) -> None:
                 {
                     "version": 1,
                     "extra": {},
-                    "stages": {"train": {"status": "passed", "finished_at": "t", "run_id": "r0", "outputs": {}}},
+                    "stages": {
+                        "train": {"status": "passed", "finished_at": "t", "run_id": "r0", "outputs": {}}
+                    },
                 }
             ),
         }
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CI": "1"}
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # pylint: disable=consider-using-with  # signalled, then communicate()
         [sys.executable, "-m", "pipeline", "run", "--stage", "test"],
         cwd=repo,
         env=env,

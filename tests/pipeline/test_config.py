@@ -43,7 +43,10 @@ deploy.local.port = 9000
         overrides=["trivy.severity=CRITICAL"],
     )
     assert cfg.trivy.severity == "CRITICAL" and cfg.sources["trivy.severity"] == "--set"
-    assert cfg.deploy.local.port == 9100 and cfg.sources["deploy.local.port"] == "env PIPELINE_DEPLOY__LOCAL__PORT"
+    assert (
+        cfg.deploy.local.port == 9100
+        and cfg.sources["deploy.local.port"] == "env PIPELINE_DEPLOY__LOCAL__PORT"
+    )
     assert cfg.registry.url == "profile:5000"
     assert cfg.sources["registry.url"] == "pipeline.toml [profiles.ci]"
 

@@ -56,7 +56,8 @@ def make_stage(
     log: list[tuple[str, float, float]] | None = None,
 ) -> Stage:
     class _S(Stage):
-        def checks(self, cfg: config.Config) -> list[CheckResult]:
+        def checks(self, config: config.Config) -> list[CheckResult]:  # pylint: disable=redefined-outer-name
+            del config
             return checks or []
 
         def run(self, ctx: StageContext) -> StageResult:
@@ -97,7 +98,12 @@ def registry(**overrides: Stage) -> list[Stage]:
 
 
 def execute(
-    cfg: config.Config, stages: list[Stage], *, jobs: int = 1, keep_going: bool = False, **selection: str | None
+    cfg: config.Config,
+    stages: list[Stage],
+    *,
+    jobs: int = 1,
+    keep_going: bool = False,
+    **selection: str | None,
 ) -> runner.RunResult:
     plan = runner.select(stages, **selection)
     state = RunState.load(cfg.state_file)
@@ -203,7 +209,11 @@ def test_jobs_run_independent_stages_side_by_side(cfg: config.Config) -> None:
 
 def test_jobs_respect_needs(cfg: config.Config) -> None:
     spans: list[tuple[str, float, float]] = []
-    stages = [make_stage("a", sleep=0.2, log=spans), make_stage("b", ("a",), log=spans), make_stage("c", log=spans)]
+    stages = [
+        make_stage("a", sleep=0.2, log=spans),
+        make_stage("b", ("a",), log=spans),
+        make_stage("c", log=spans),
+    ]
     execute(cfg, stages, jobs=2)
     times = {n: (s, e) for n, s, e in spans}
     assert times["b"][0] >= times["a"][1]

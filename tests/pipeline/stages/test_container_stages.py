@@ -119,7 +119,13 @@ def test_build_scan_smoke_push_deploy_rollback(project: Project, engine: DockerE
     assert labels["io.mlops.model.version"] == model_version
     assert labels["org.opencontainers.image.revision"]
     reports = project.root / "reports" / "stages"
-    for name in ("trivy-fs.json", "trivy-fs.sarif", "trivy-image.json", "trivy-image.sarif", "trivy-image.cdx.json"):
+    for name in (
+        "trivy-fs.json",
+        "trivy-fs.sarif",
+        "trivy-image.json",
+        "trivy-image.sarif",
+        "trivy-image.cdx.json",
+    ):
         assert (reports / name).stat().st_size > 0, name
     assert "removed container smoke-" in (reports / "smoke.log").read_text(encoding="utf-8")
 
@@ -150,12 +156,16 @@ def test_broken_image_fails_smoke_and_local_deploy_rolls_back(project: Project, 
     good = project.live_image(engine)
 
     init = project.root / "app" / "__init__.py"
-    init.write_text(init.read_text(encoding="utf-8") + '\nraise RuntimeError("broken on purpose")\n', encoding="utf-8")
+    init.write_text(
+        init.read_text(encoding="utf-8") + '\nraise RuntimeError("broken on purpose")\n', encoding="utf-8"
+    )
     proc = project.run("run", "--stage", "build,smoke", "--skip", "lint,test")
     assert proc.returncode == 1
     smoke = project.stages()["smoke"]
     assert smoke["status"] == "failed" and "stopped before it was ready" in smoke["error"]
-    assert "broken on purpose" in (project.root / "reports" / "stages" / "smoke.log").read_text(encoding="utf-8")
+    assert "broken on purpose" in (project.root / "reports" / "stages" / "smoke.log").read_text(
+        encoding="utf-8"
+    )
     run_id = json.loads((project.root / "reports" / "pipeline.json").read_text(encoding="utf-8"))["run_id"]
     assert engine.containers_by_label("io.mlops.smoke", run_id) == [], "smoke removed its container"
 
@@ -206,12 +216,16 @@ def test_push_failures_exit_1_and_never_leak_the_password(
     image_id = _tiny_image(engine, tiny_context, ref)
     repo = tmp_path / "repo"
     repo.mkdir()
-    (repo / "pipeline.toml").write_text(f'[registry]\nurl = "{registry.address}"\npush_retries = 2\n', encoding="utf-8")
+    (repo / "pipeline.toml").write_text(
+        f'[registry]\nurl = "{registry.address}"\npush_retries = 2\n', encoding="utf-8"
+    )
     _state_with_image(repo, ref, image_id)
     if case == "registry-stopped":
         registry.stop()
     try:
-        proc = run_cli(["run", "--stage", "push"], repo, env={"REGISTRY_USERNAME": "ci", "REGISTRY_PASSWORD": password})
+        proc = run_cli(
+            ["run", "--stage", "push"], repo, env={"REGISTRY_USERNAME": "ci", "REGISTRY_PASSWORD": password}
+        )
     finally:
         engine.remove_image(image_id, force=True)
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -223,7 +237,11 @@ def test_push_failures_exit_1_and_never_leak_the_password(
     everything = (
         proc.stdout
         + proc.stderr
-        + "".join(p.read_text(encoding="utf-8", errors="replace") for p in (repo / "reports").rglob("*") if p.is_file())
+        + "".join(
+            p.read_text(encoding="utf-8", errors="replace")
+            for p in (repo / "reports").rglob("*")
+            if p.is_file()
+        )
     )
     assert password not in everything
     assert password not in (repo / ".pipeline" / "state.json").read_text(encoding="utf-8")
@@ -235,7 +253,8 @@ def test_trivy_fs_gates_on_a_planted_secret_and_a_root_dockerfile(make_repo) -> 
         {
             "pipeline.toml": '[trivy]\nscanners = ["secret", "misconfig"]\n',
             "config/settings.py": (
-                f'AWS_ACCESS_KEY_ID = "{key_id}"\n' f'AWS_SECRET_ACCESS_KEY = "{"w" * 8}J/K7MDENG/bPxRfiCYEXAMPLEKEY"\n'
+                f'AWS_ACCESS_KEY_ID = "{key_id}"\n'
+                f'AWS_SECRET_ACCESS_KEY = "{"w" * 8}J/K7MDENG/bPxRfiCYEXAMPLEKEY"\n'
             ),
             "Dockerfile": 'FROM alpine:3.19\nRUN echo hi\nCMD ["sh"]\n',
         }
@@ -248,11 +267,14 @@ def test_trivy_fs_gates_on_a_planted_secret_and_a_root_dockerfile(make_repo) -> 
     error = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))["stages"][0]["error"]
     assert "secret" in error and "CRITICAL" in error
 
-    # accept the secret by id, and raise the gate above the HIGH misconfiguration: it passes, and says what it saw
+    # accept the secret by id and raise the gate above the HIGH misconfiguration: it passes,
+    # and still says what it saw
     (repo / ".trivyignore").write_text("aws-access-key-id\naws-secret-access-key\n", encoding="utf-8")
     proc = run_cli(["run", "--stage", "trivy-fs", "--set", "trivy.severity=CRITICAL"], repo)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    summary = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))["stages"][0]["summary"]
+    summary = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))["stages"][0][
+        "summary"
+    ]
     assert "misconfig" in summary and "HIGH" in summary
 
 
@@ -262,7 +284,10 @@ def test_trivy_fs_gates_on_a_planted_secret_and_a_root_dockerfile(make_repo) -> 
         (["trivy.severity=HIGH"], {"FAKE-2026-0001", "FAKE-2026-0002"}),
         (["trivy.severity=CRITICAL"], {"FAKE-2026-0002"}),
         (["trivy.severity=HIGH", "trivy.ignore_unfixed=true"], {"FAKE-2026-0001"}),
-        (["trivy.severity=LOW", "trivy.ignore_unfixed=true", "trivy.ignore_file=ignore.txt"], {"FAKE-2026-0003"}),
+        (
+            ["trivy.severity=LOW", "trivy.ignore_unfixed=true", "trivy.ignore_file=ignore.txt"],
+            {"FAKE-2026-0003"},
+        ),
         (["trivy.severity=CRITICAL", "trivy.ignore_unfixed=true"], set()),
     ],
 )
@@ -286,7 +311,9 @@ def test_trivy_fs_vulnerability_gate_with_a_real_db(
         found = {word for word in stage["error"].replace(",", " ").split() if word.startswith("FAKE-")}
         assert found == blocking
     report = json.loads((repo / "reports" / "stages" / "trivy-fs.json").read_text(encoding="utf-8"))
-    reported = {v["VulnerabilityID"] for r in report.get("Results", []) for v in r.get("Vulnerabilities") or []}
+    reported = {
+        v["VulnerabilityID"] for r in report.get("Results", []) for v in r.get("Vulnerabilities") or []
+    }
     assert blocking <= reported
 
 

@@ -14,7 +14,9 @@ TOML = '[lint]\npaths = ["pkg"]\npylint_fail_under = 9.0\n'
 CLEAN = {
     "pipeline.toml": TOML,
     "pkg/__init__.py": '"""A tiny package."""\n',
-    "pkg/good.py": '"""Good code."""\n\n\ndef add(a: int, b: int) -> int:\n    """Add."""\n    return a + b\n',
+    "pkg/good.py": (
+        '"""Good code."""\n\n\ndef add(a: int, b: int) -> int:\n    """Add."""\n    return a + b\n'
+    ),
     "Dockerfile": (
         "FROM python:3.11-slim\n"
         "WORKDIR /app\n"
@@ -43,7 +45,9 @@ def test_pylint_error_fails_and_is_named(make_repo) -> None:
     repo = make_repo(
         {
             **CLEAN,
-            "pkg/bad.py": '"""Bad."""\n\n\ndef f() -> int:\n    """F."""\n    return undefined_name  # noqa: F821\n',
+            "pkg/bad.py": (
+                '"""Bad."""\n\n\ndef f() -> int:\n    """F."""\n    return undefined_name  # noqa: F821\n'
+            ),
         }
     )
     code, log, stage = lint(repo)
@@ -64,7 +68,9 @@ def test_black_unformatted_file_fails_and_is_left_unchanged(make_repo) -> None:
 
 
 def test_bad_dockerfile_fails_with_the_rule_named(make_repo) -> None:
-    repo = make_repo({**CLEAN, "Dockerfile": "FROM ubuntu:latest\nRUN apt-get update && apt-get install -y curl\n"})
+    repo = make_repo(
+        {**CLEAN, "Dockerfile": "FROM ubuntu:latest\nRUN apt-get update && apt-get install -y curl\n"}
+    )
     code, log, stage = lint(repo)
     assert code == 1
     assert "hadolint failed" in stage["error"]
