@@ -188,6 +188,7 @@ def doctor(stage: StageOpt = "all", profile: ProfileOpt = None, set_: SetOpt = N
 
         from pipeline import runner as runner_mod  # pylint: disable=import-outside-toplevel
         from pipeline.stages import STAGES  # pylint: disable=import-outside-toplevel
+        from pipeline.stages.base import tool_version  # pylint: disable=import-outside-toplevel
 
         cfg = _load_config(profile, set_)
         plan = runner_mod.select(STAGES, stage=stage)
@@ -200,7 +201,10 @@ def doctor(stage: StageOpt = "all", profile: ProfileOpt = None, set_: SetOpt = N
             for check in s.checks(cfg) if s.implemented else []:
                 mark = "✓" if check.ok else "✗"
                 missing += int(not check.ok)
-                table.add_row(mark, s.name, check.name, check.detail, "" if check.ok else check.fix)
+                detail = check.detail
+                if check.ok and check.version_cmd:
+                    detail = f"{tool_version(check)} ({check.detail})"
+                table.add_row(mark, s.name, check.name, detail, "" if check.ok else check.fix)
             if not s.implemented:
                 table.add_row("!", s.name, "stage", "not implemented yet", f"--skip {s.name}")
         _console().print(table)

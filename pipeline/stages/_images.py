@@ -90,6 +90,13 @@ def auth_config(config: Config) -> dict[str, str] | None:
     }
 
 
+def is_local_registry(config: Config) -> bool:
+    """A registry on this machine (the test bed's), which needs no credentials."""
+    from pipeline.adapters.registry import is_loopback  # pylint: disable=import-outside-toplevel
+
+    return is_loopback(config.registry.url.split("/", 1)[0])
+
+
 def path_in_registry(config: Config, repo: str) -> str:
     """``localhost:5000/iris`` -> ``iris``: the name the registry API knows."""
     prefix = config.registry.url.rstrip("/") + "/"

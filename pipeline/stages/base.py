@@ -41,6 +41,7 @@ class CheckResult:
     detail: str
     fix: str = ""
     required: bool = True
+    version_cmd: tuple[str, ...] = ()  # doctor runs it to show the tool's version; preflight does not
 
 
 @dataclass
@@ -176,18 +177,21 @@ class NotImplementedStage(Stage):
         raise StageFailed(f"stage '{self.name}' is not implemented yet", hint=f"skip it: --skip {self.name}")
 
 
-def tool_check(
-    tool: str, *, fix: str, version_args: tuple[str, ...] = ("--version",), with_version: bool = False
-) -> CheckResult:
-    """Is ``tool`` installed (on PATH or in this venv)? With ``with_version``, say which version."""
+def tool_check(tool: str, *, fix: str, version_args: tuple[str, ...] = ("--version",)) -> CheckResult:
+    """Is ``tool`` installed (on PATH or in this venv)? ``doctor`` also asks it for its version."""
     path = process.find_tool(tool)
     if path is None:
         return CheckResult(tool, False, "not found on PATH", fix)
-    if not with_version:
-        return CheckResult(tool, True, path)
+    return CheckResult(tool, True, path, version_cmd=(path, *version_args))
+
+
+def tool_version(check: CheckResult) -> str:
+    """The first line a tool prints of its version, for ``doctor``."""
+    if not check.version_cmd:
+        return ""
     try:
-        out = subprocess.run([path, *version_args], capture_output=True, text=True, timeout=20, check=False)
-        first = (out.stdout or out.stderr).strip().splitlines()
-        return CheckResult(tool, True, first[0] if first else path)
+        out = subprocess.run(list(check.version_cmd), capture_output=True, text=True, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return CheckResult(tool, False, f"{path} does not run: {exc}", fix)
+        return f"(does not run: {exc})"
+    lines = (out.stdout or out.stderr).strip().splitlines()
+    return lines[0] if lines else ""

@@ -20,6 +20,15 @@ class PushStage(Stage):
 
     def checks(self, config: Config) -> list[CheckResult]:
         checks = [_images.engine_check(config)]
+        if not config.secrets.registry_username and not _images.is_local_registry(config):
+            checks.append(
+                CheckResult(
+                    "registry credentials",
+                    False,
+                    f"no credentials for {config.registry.url}",
+                    "set REGISTRY_USERNAME and REGISTRY_PASSWORD (or DOCKERHUB_USERNAME and DOCKERHUB_TOKEN)",
+                )
+            )
         try:
             _images.registry_client(config).ping()
             creds = "with credentials" if config.secrets.registry_username else "anonymous"
