@@ -73,7 +73,7 @@ def _error(response) -> dict:
         (b'{"instances": [[-Infinity, 3.5, 1.4, 0.2]]}', "invalid_json"),
         (b"\xff\xfe\x00{", "invalid_json"),
         (b"[" * 100_000 + b"]" * 100_000, "invalid_json"),
-        (b'{"instances": [[1' + b"0" * 5000 + b', 3.5, 1.4, 0.2]]}', "invalid_json"),
+        (b'{"instances": [[1' + b"0" * 5000 + b", 3.5, 1.4, 0.2]]}", "invalid_json"),
         (b"null", "validation_error"),
         (b"[]", "validation_error"),
         (b'"instances"', "validation_error"),
@@ -94,7 +94,10 @@ def _error(response) -> dict:
         (b'{"instances": [[100.0001, 3.5, 1.4, 0.2]]}', "validation_error"),
         (b'{"instances": [5.1]}', "validation_error"),
         (b'{"instances": [{"sepal_length": 5.1}]}', "validation_error"),
-        (b'{"instances": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2, "x": 1}]}', "validation_error"),
+        (
+            b'{"instances": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2, "x": 1}]}',
+            "validation_error",
+        ),
     ],
 )
 def test_bad_bodies_are_400_with_an_error_object(client: FlaskClient, raw: bytes, code: str) -> None:
@@ -145,7 +148,8 @@ def test_body_over_the_size_limit_is_413(client: FlaskClient) -> None:
 
 
 @pytest.mark.parametrize(
-    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "application/xml"]
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "application/xml"],
 )
 def test_wrong_content_type_is_415(client: FlaskClient, content_type: str | None) -> None:
     raw = json.dumps({"instances": [SETOSA]})
@@ -167,7 +171,9 @@ def test_unknown_route_is_json_404(client: FlaskClient) -> None:
     assert _error(response)["code"] == "not_found"
 
 
-@pytest.mark.parametrize("method, path", [("GET", "/api/v1/predict"), ("DELETE", "/health"), ("PUT", "/predict")])
+@pytest.mark.parametrize(
+    "method, path", [("GET", "/api/v1/predict"), ("DELETE", "/health"), ("PUT", "/predict")]
+)
 def test_wrong_method_is_json_405_with_allow(client: FlaskClient, method: str, path: str) -> None:
     response = client.open(path, method=method)
     assert response.status_code == 405

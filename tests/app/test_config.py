@@ -21,7 +21,11 @@ def test_environment_then_test_config() -> None:
     env = {"MODEL_DIR": "/env", "MAX_BATCH_ROWS": "50", "PROMETHEUS_MULTIPROC_DIR": "/tmp/p"}
     assert load_settings(environ=env).max_batch_rows == 50
     settings = load_settings({"MAX_BATCH_ROWS": 7}, environ=env)
-    assert (settings.model_dir, settings.max_batch_rows, settings.prometheus_multiproc_dir) == ("/env", 7, "/tmp/p")
+    assert (settings.model_dir, settings.max_batch_rows, settings.prometheus_multiproc_dir) == (
+        "/env",
+        7,
+        "/tmp/p",
+    )
 
 
 @pytest.mark.parametrize("raw", ["0", "-1", "lots", ""])

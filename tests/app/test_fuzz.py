@@ -36,7 +36,9 @@ CONTENT_TYPES = st.one_of(
     ),
     st.from_regex(r"\A[ -~]{0,40}\Z"),  # any printable header value (the client refuses newlines itself)
 )
-PATHS = st.sampled_from(["/api/v1/predict", "/predict", "/", "/health", "/ready", "/api/v1/model", "/metrics", "/openapi.json"])
+PATHS = st.sampled_from(
+    ["/api/v1/predict", "/predict", "/", "/health", "/ready", "/api/v1/model", "/metrics", "/openapi.json"]
+)
 METHODS = st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
 
 json_scalars = st.one_of(
@@ -48,7 +50,8 @@ json_scalars = st.one_of(
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=15), children, max_size=6),
+    lambda children: st.lists(children, max_size=6)
+    | st.dictionaries(st.text(max_size=15), children, max_size=6),
     max_leaves=40,
 )
 feature_values = st.one_of(
@@ -115,7 +118,9 @@ def test_any_headers_never_500(fuzz_client: FlaskClient, headers: dict[str, str]
 
 
 @FUZZ
-@given(form=st.dictionaries(st.sampled_from(FEATURES) | st.text(max_size=10), st.text(max_size=30), max_size=6))
+@given(
+    form=st.dictionaries(st.sampled_from(FEATURES) | st.text(max_size=10), st.text(max_size=30), max_size=6)
+)
 def test_any_form_never_500s(fuzz_client: FlaskClient, form: dict[str, str]) -> None:
     response = fuzz_client.post("/predict", data=form, content_type="application/x-www-form-urlencoded")
     _check(response)
@@ -159,13 +164,13 @@ HOSTILE_JSON: list[bytes] = [
     b'{"instances": [["\\u0000", 1, 1, 1]]}',
     b'{"__proto__": {"instances": [[1,2,3,4]]}}',
     b"\xff\xfe\xfd",
-    b"\xef\xbb\xbf{\"instances\": [[1,2,3,4]]}",
+    b'\xef\xbb\xbf{"instances": [[1,2,3,4]]}',
     b'{"instances": [[1,2,3,4]]}\x00',
     b"\x00" * 1000,
     b'{"instances": [' + b"[1,2,3,4]," * 100_000 + b"[1,2,3,4]]}",
     b'{"instances": [' + b"1," * 400_000 + b"1]}",
     b'{"instances": [[1,2,3,4]' + b" " * (2 * 1024 * 1024) + b"]}",
-    "{\"instances\": [[\u0661, 1, 1, 1]]}".encode(),
+    '{"instances": [[\u0661, 1, 1, 1]]}'.encode(),
 ]
 
 
@@ -198,12 +203,16 @@ def test_lying_content_length_never_500s(fuzz_client: FlaskClient) -> None:
     body = json.dumps({"instances": [SETOSA]}).encode()
     for length in ("0", "5", "999999999999", "-1", "abc"):
         response = fuzz_client.post(
-            "/api/v1/predict", data=body, headers={"Content-Type": "application/json", "Content-Length": length}
+            "/api/v1/predict",
+            data=body,
+            headers={"Content-Type": "application/json", "Content-Length": length},
         )
         _check(response)
 
 
 def test_smallest_and_largest_accepted_values_predict(fuzz_client: FlaskClient) -> None:
     tiny = math.ulp(0.0)
-    response = fuzz_client.post("/api/v1/predict", json={"instances": [[tiny, tiny, tiny, tiny], [100, 100, 100, 100]]})
+    response = fuzz_client.post(
+        "/api/v1/predict", json={"instances": [[tiny, tiny, tiny, tiny], [100, 100, 100, 100]]}
+    )
     assert response.status_code == 200

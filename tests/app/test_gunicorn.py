@@ -32,7 +32,9 @@ def test_serves_predictions_and_stops_gracefully(model_dir: Path, tmp_path: Path
 
 
 def test_multiprocess_metrics_add_up_across_workers(model_dir: Path, tmp_path: Path) -> None:
-    server = start_gunicorn(model_dir, tmp_path / "gunicorn.log", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"))
+    server = start_gunicorn(
+        model_dir, tmp_path / "gunicorn.log", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom")
+    )
     try:
         wait_ready(server)
         with requests.Session() as first, requests.Session() as second:  # two connections, likely two workers

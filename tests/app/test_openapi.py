@@ -48,7 +48,9 @@ def _validator(spec: dict, name: str):
 
 
 def test_responses_validate_against_the_documented_schemas(client: FlaskClient, spec: dict) -> None:
-    _validator(spec, "PredictResponse").validate(client.post("/api/v1/predict", json={"instances": [SETOSA]}).get_json())
+    _validator(spec, "PredictResponse").validate(
+        client.post("/api/v1/predict", json={"instances": [SETOSA]}).get_json()
+    )
     _validator(spec, "Error").validate(client.post("/api/v1/predict", json={"instances": []}).get_json())
     _validator(spec, "Error").validate(client.get("/missing").get_json())
     _validator(spec, "Health").validate(client.get("/health").get_json())
@@ -68,7 +70,9 @@ def test_responses_validate_against_the_documented_schemas(client: FlaskClient, 
         ({"instances": [SETOSA], "extra": 1}, False),
     ],
 )
-def test_request_schema_agrees_with_the_service(client: FlaskClient, spec: dict, body: dict, valid: bool) -> None:
+def test_request_schema_agrees_with_the_service(
+    client: FlaskClient, spec: dict, body: dict, valid: bool
+) -> None:
     schema_ok = _validator(spec, "PredictRequest").is_valid(body)
     service_ok = client.post("/api/v1/predict", json=body).status_code == 200
     assert schema_ok == service_ok == valid

@@ -65,7 +65,9 @@ def test_strict_json_refuses_extensions_and_bad_bytes(raw: bytes) -> None:
 
 
 def test_form_parses_decimal_strings() -> None:
-    row, errors = parse_form({"sepal_length": " 5.1 ", "sepal_width": "3.5e0", "petal_length": ".4", "petal_width": "+2"})
+    row, errors = parse_form(
+        {"sepal_length": " 5.1 ", "sepal_width": "3.5e0", "petal_length": ".4", "petal_width": "+2"}
+    )
     assert errors == {}
     assert row is not None
     np.testing.assert_allclose(row, [[5.1, 3.5, 0.4, 2.0]], rtol=1e-6)

@@ -62,7 +62,9 @@ def test_multipart_form_is_accepted(client: FlaskClient) -> None:
         ("petal_width", "9" * 100, "must be a number, e.g. 5.1"),
     ],
 )
-def test_bad_field_is_400_with_the_error_beside_it(client: FlaskClient, field: str, value: str, message: str) -> None:
+def test_bad_field_is_400_with_the_error_beside_it(
+    client: FlaskClient, field: str, value: str, message: str
+) -> None:
     response = client.post("/predict", data={**FORM, field: value})
     html = response.get_data(as_text=True)
     assert response.status_code == 400

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, state_json
 
 ANSI = "\x1b["
 
@@ -151,15 +151,7 @@ def test_subprocess_plain_output_and_reports(make_repo) -> None:
         {
             "pipeline.toml": FIXTURE_TOML,
             "tests/test_ok.py": "def test_ok():\n    assert 1 + 1 == 2\n",
-            ".pipeline/state.json": json.dumps(
-                {
-                    "version": 1,
-                    "extra": {},
-                    "stages": {
-                        "train": {"status": "passed", "finished_at": "t", "run_id": "r0", "outputs": {}}
-                    },
-                }
-            ),
+            ".pipeline/state.json": state_json(train={}),
         }
     )
     proc = run_cli(["run", "--stage", "test"], repo)
@@ -178,15 +170,7 @@ def test_sigint_stops_the_stage_writes_reports_and_exits_130(make_repo) -> None:
         {
             "pipeline.toml": FIXTURE_TOML,
             "tests/test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(60)\n",
-            ".pipeline/state.json": json.dumps(
-                {
-                    "version": 1,
-                    "extra": {},
-                    "stages": {
-                        "train": {"status": "passed", "finished_at": "t", "run_id": "r0", "outputs": {}}
-                    },
-                }
-            ),
+            ".pipeline/state.json": state_json(train={}),
         }
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CI": "1"}

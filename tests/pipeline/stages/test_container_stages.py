@@ -18,7 +18,7 @@ import requests
 
 from pipeline.adapters.docker_engine import DockerEngine, free_port
 from pipeline.adapters.registry import RegistryClient
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, state_json
 
 pytestmark = pytest.mark.integration
 
@@ -183,18 +183,11 @@ def test_broken_image_fails_smoke_and_local_deploy_rolls_back(project: Project, 
 
 def _state_with_image(root: Path, image_ref: str, image_id: str) -> None:
     """A run state as build, trivy-image and smoke leave it, for an image made by the test."""
-    passed = {"status": "passed", "finished_at": "t", "run_id": "r0", "summary": ""}
-    state = {
-        "version": 1,
-        "extra": {},
-        "stages": {
-            "build": {**passed, "outputs": {"image_id": image_id, "image": image_ref, "tags": [image_ref]}},
-            "trivy-image": {**passed, "outputs": {}},
-            "smoke": {**passed, "outputs": {}},
-        },
-    }
+    state = state_json(
+        build={"image_id": image_id, "image": image_ref, "tags": [image_ref]}, trivy_image={}, smoke={}
+    )
     (root / ".pipeline").mkdir(parents=True, exist_ok=True)
-    (root / ".pipeline" / "state.json").write_text(json.dumps(state), encoding="utf-8")
+    (root / ".pipeline" / "state.json").write_text(state, encoding="utf-8")
 
 
 def _tiny_image(engine: DockerEngine, context: Path, ref: str) -> str:
@@ -353,20 +346,7 @@ def test_engine_not_running_exits_3(make_repo, command: list[str]) -> None:
     repo = make_repo(
         {
             "pipeline.toml": "",
-            ".pipeline/state.json": json.dumps(
-                {
-                    "version": 1,
-                    "extra": {},
-                    "stages": {
-                        "build": {
-                            "status": "passed",
-                            "finished_at": "t",
-                            "run_id": "r0",
-                            "outputs": {"image_id": "sha256:x"},
-                        }
-                    },
-                }
-            ),
+            ".pipeline/state.json": state_json(build={"image_id": "sha256:x"}),
         }
     )
     proc = run_cli(command, repo, env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})

@@ -5,16 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, state_json
 
 TOML = '[test]\npaths = ["tests"]\nmarkers = "not integration"\ncoverage = ["pkg"]\n'
-TRAINED = json.dumps(
-    {
-        "version": 1,
-        "extra": {},
-        "stages": {"train": {"status": "passed", "finished_at": "t", "run_id": "r0", "outputs": {}}},
-    }
-)
+TRAINED = state_json(train={})
 FILES = {
     "pipeline.toml": TOML,
     ".pipeline/state.json": TRAINED,
