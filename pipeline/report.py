@@ -94,20 +94,18 @@ class LiveReporter(PlainReporter):
     def __init__(self, console: Console) -> None:
         super().__init__(console)
         self._running: dict[str, tuple[float, str]] = {}
+        self._spinners: dict[str, Spinner] = {}
         self._live = Live(console=console, refresh_per_second=8, transient=True, get_renderable=self._render)
 
     def _render(self) -> Group:
         now = time.monotonic()
         with self._lock:
             items = list(self._running.items())
-        return Group(
-            *[
-                Spinner(
-                    "dots", text=Text.assemble((name, "bold"), f"  {now - started:5.1f}s  ", (status, "dim"))
-                )
-                for name, (started, status) in items
-            ]
-        )
+        for name, (started, status) in items:
+            # One Spinner per stage, kept across refreshes: a new one would always show its first frame.
+            spinner = self._spinners.setdefault(name, Spinner("dots"))
+            spinner.update(text=Text.assemble((name, "bold"), f"  {now - started:5.1f}s  ", (status, "dim")))
+        return Group(*[self._spinners[name] for name, _ in items])
 
     def run_started(self, result: RunResult) -> None:
         super().run_started(result)
