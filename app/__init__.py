@@ -36,7 +36,9 @@ def create_app(test_config: Mapping[str, object] | None = None) -> Flask:
     app.config.update(MAX_CONTENT_LENGTH=settings.max_content_length)
     if test_config:
         app.config.update({k: v for k, v in test_config.items() if k.isupper()})
-    app.json.sort_keys = False  # keep label, class_id, probabilities in the documented order  # type: ignore[attr-defined]
+    app.json.sort_keys = (
+        False  # keep label, class_id, probabilities in the documented order  # type: ignore[attr-defined]
+    )
 
     metrics = Metrics(settings.prometheus_multiproc_dir)
     state = ServiceState(settings=settings, metrics=metrics)

@@ -31,7 +31,9 @@ def _positive_int(name: str, raw: object) -> int:
     return value
 
 
-def load_settings(test_config: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    test_config: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
     """Settings from ``test_config`` keys (``MODEL_DIR``, ``MAX_BATCH_ROWS``, ``MAX_CONTENT_LENGTH``,
     ``LOAD_MODEL``), falling back to environment variables of the same names, then defaults."""
     env = os.environ if environ is None else environ

@@ -90,7 +90,9 @@ def _handle_api_error(exc: ApiError) -> tuple[Response, int]:
 
 def _handle_http_exception(exc: HTTPException) -> tuple[Response, int]:
     status = exc.code or 500
-    response, status = error_response(status, _HTTP_CODES.get(status, f"http_{status}"), exc.description or "")
+    response, status = error_response(
+        status, _HTTP_CODES.get(status, f"http_{status}"), exc.description or ""
+    )
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
         response.headers["Allow"] = ", ".join(exc.valid_methods)
     return response, status

@@ -40,9 +40,7 @@ class Metrics:
             os.makedirs(multiproc_dir, exist_ok=True)
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ("method", "endpoint", "status")
-        self.requests = Counter(
-            "http_requests", "HTTP requests answered.", labels, registry=self.registry
-        )
+        self.requests = Counter("http_requests", "HTTP requests answered.", labels, registry=self.registry)
         self.latency = Histogram(
             "http_request_duration_seconds",
             "Time to answer an HTTP request.",
@@ -99,7 +97,11 @@ class Metrics:
     def _observe(self, response: Response) -> Response:
         started = g.pop("metrics_started", None)
         rule = request.url_rule
-        labels = (request.method if rule else "other", rule.rule if rule else UNMATCHED, str(response.status_code))
+        labels = (
+            request.method if rule else "other",
+            rule.rule if rule else UNMATCHED,
+            str(response.status_code),
+        )
         self.requests.labels(*labels).inc()
         if started is not None:
             self.latency.labels(*labels).observe(time.perf_counter() - started)

@@ -55,12 +55,17 @@ class IrisModel:
 
     @classmethod
     def load(cls, model_dir: str | Path) -> IrisModel:
-        """Load ``iris_model.onnx`` and ``metadata.json`` from ``model_dir``; raise :class:`ModelLoadError`."""
+        """Load ``iris_model.onnx`` and ``metadata.json`` from ``model_dir``.
+
+        Raises :class:`ModelLoadError` when either is missing or unreadable.
+        """
         directory = Path(model_dir)
         onnx_path, metadata_path = directory / ONNX_FILE, directory / METADATA_FILE
         hint = "train one with `python -m model_training --output-dir DIR` or set MODEL_DIR"
         if not onnx_path.is_file() or not metadata_path.is_file():
-            raise ModelLoadError(f"no model in {directory.resolve()}: {ONNX_FILE} or {METADATA_FILE} is missing; {hint}")
+            raise ModelLoadError(
+                f"no model in {directory.resolve()}: {ONNX_FILE} or {METADATA_FILE} is missing; {hint}"
+            )
         try:
             metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
             session = ort.InferenceSession(
@@ -94,4 +99,6 @@ def _check_contract(metadata: object, session: ort.InferenceSession, directory: 
     if len(inputs) != 1 or inputs[0].shape[-1] != len(FEATURE_NAMES) or len(outputs) != 2:
         problems.append("the ONNX graph is not one (N x 4) input to (label, probabilities) outputs")
     if problems:
-        raise ModelLoadError(f"the model in {directory.resolve()} does not fit this service: " + "; ".join(problems))
+        raise ModelLoadError(
+            f"the model in {directory.resolve()} does not fit this service: " + "; ".join(problems)
+        )

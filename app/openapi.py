@@ -14,12 +14,18 @@ _REF = "#/components/schemas/"
 
 
 def _json(schema_name: str, description: str) -> dict[str, object]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": _REF + schema_name}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": _REF + schema_name}}},
+    }
 
 
 def _errors(*statuses: int) -> dict[str, object]:
     text = {
-        400: "Invalid JSON, missing or unknown fields, non-numeric, NaN/Infinity, out-of-range values, wrong row length.",
+        400: (
+            "Invalid JSON, missing or unknown fields, non-numeric, NaN/Infinity, out-of-range values, "
+            "wrong row length."
+        ),
         404: "No such route.",
         405: "Method not allowed.",
         413: "Body over the size limit, or more instances than the row limit.",
@@ -105,7 +111,10 @@ def _schemas(max_rows: int) -> dict[str, object]:
         "Health": {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]},
         "Ready": {
             "type": "object",
-            "properties": {"status": {"enum": ["ready", "not ready"]}, "model_version": {"type": ["string", "null"]}},
+            "properties": {
+                "status": {"enum": ["ready", "not ready"]},
+                "model_version": {"type": ["string", "null"]},
+            },
             "required": ["status", "model_version"],
         },
         "ModelMetadata": {
@@ -135,9 +144,17 @@ def _form_body() -> dict[str, object]:
 
 def _paths() -> dict[str, object]:
     html = {"text/html": {"schema": {"type": "string"}}}
-    predict_body = {"required": True, "content": {"application/json": {"schema": {"$ref": _REF + "PredictRequest"}}}}
+    predict_body = {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": _REF + "PredictRequest"}}},
+    }
     return {
-        "/": {"get": {"summary": "The prediction form", "responses": {"200": {"description": "HTML form", "content": html}}}},
+        "/": {
+            "get": {
+                "summary": "The prediction form",
+                "responses": {"200": {"description": "HTML form", "content": html}},
+            }
+        },
         "/predict": {
             "post": {
                 "summary": "Form flow: form data answers HTML; a JSON body answers like /api/v1/predict",
@@ -151,11 +168,18 @@ def _paths() -> dict[str, object]:
                 },
                 "responses": {
                     "200": {
-                        "description": "The page with the species and probabilities (form), or predictions (JSON)",
-                        "content": {**html, "application/json": {"schema": {"$ref": _REF + "PredictResponse"}}},
+                        "description": (
+                            "The page with the species and probabilities (form), or predictions (JSON)"
+                        ),
+                        "content": {
+                            **html,
+                            "application/json": {"schema": {"$ref": _REF + "PredictResponse"}},
+                        },
                     },
                     "400": {
-                        "description": "Form: the page re-rendered with each error beside its field. JSON: an Error.",
+                        "description": (
+                            "Form: the page re-rendered with each error beside its field. JSON: an Error."
+                        ),
                         "content": {**html, "application/json": {"schema": {"$ref": _REF + "Error"}}},
                     },
                     **_errors(413, 415, 503),
@@ -166,7 +190,10 @@ def _paths() -> dict[str, object]:
             "post": {
                 "summary": "Classify a batch of flowers",
                 "requestBody": predict_body,
-                "responses": {"200": _json("PredictResponse", "One prediction per instance, in order"), **_errors(400, 413, 415, 503)},
+                "responses": {
+                    "200": _json("PredictResponse", "One prediction per instance, in order"),
+                    **_errors(400, 413, 415, 503),
+                },
             }
         },
         "/api/v1/model": {
@@ -175,7 +202,9 @@ def _paths() -> dict[str, object]:
                 "responses": {"200": _json("ModelMetadata", "metadata.json"), **_errors(503)},
             }
         },
-        "/health": {"get": {"summary": "Liveness", "responses": {"200": _json("Health", "The process answers")}}},
+        "/health": {
+            "get": {"summary": "Liveness", "responses": {"200": _json("Health", "The process answers")}}
+        },
         "/ready": {
             "get": {
                 "summary": "Readiness: the model is loaded",
@@ -185,13 +214,23 @@ def _paths() -> dict[str, object]:
         "/metrics": {
             "get": {
                 "summary": "Prometheus metrics (text exposition format)",
-                "responses": {"200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                "responses": {
+                    "200": {
+                        "description": "Metrics",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
             }
         },
         "/openapi.json": {
             "get": {
                 "summary": "This document",
-                "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}},
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
             }
         },
     }

@@ -19,8 +19,8 @@ def predict_rows(model: IrisModel, rows: np.ndarray, metrics: Metrics) -> list[d
     class_ids = result.class_ids.tolist()
     metrics.count_predictions(names[class_id] for class_id in class_ids)
     return [
-        {"label": names[class_id], "class_id": class_id, "probabilities": dict(zip(names, row))}
-        for class_id, row in zip(class_ids, probabilities)
+        {"label": names[class_id], "class_id": class_id, "probabilities": dict(zip(names, row, strict=True))}
+        for class_id, row in zip(class_ids, probabilities, strict=True)
     ]
 
 

@@ -113,7 +113,9 @@ def _row_values(instance: object, where: str, problems: _Problems) -> list[objec
         if missing or unknown:
             return None
         return [instance[name] for name in FEATURE_NAMES]
-    problems.add(where, f"an instance must be an object with fields {', '.join(FEATURE_NAMES)} or a list of 4 numbers")
+    problems.add(
+        where, f"an instance must be an object with fields {', '.join(FEATURE_NAMES)} or a list of 4 numbers"
+    )
     return None
 
 
@@ -128,7 +130,9 @@ def parse_instances(payload: object, max_rows: int) -> np.ndarray:
     if unknown:
         raise ValidationFailed(
             "unknown top-level field(s)",
-            details=[{"location": name, "message": "unknown field"} for name in unknown[:MAX_REPORTED_ERRORS]],
+            details=[
+                {"location": name, "message": "unknown field"} for name in unknown[:MAX_REPORTED_ERRORS]
+            ],
         )
     if "instances" not in payload:
         raise ValidationFailed(

@@ -31,13 +31,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m model_training",
         description="Train the Iris classifier, gate it, export it to ONNX and write the model directory.",
-        epilog="Exit codes: 0 model written, 1 a quality or parity gate failed (nothing written), 2 bad arguments.",
+        epilog=(
+            "Exit codes: 0 model written, 1 a quality or parity gate failed (nothing written), "
+            "2 bad arguments."
+        ),
     )
     parser.add_argument(
         "--output-dir",
         type=Path,
         default=Path("model"),
-        help="directory to (re)place with iris_model.onnx, iris_model.joblib and metadata.json (default: model)",
+        help=(
+            "directory to (re)place with iris_model.onnx, iris_model.joblib and metadata.json "
+            "(default: model)"
+        ),
     )
     parser.add_argument(
         "--min-cv-accuracy",

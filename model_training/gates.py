@@ -89,12 +89,17 @@ def check_parity(clf: RandomForestClassifier, onnx_bytes: bytes, features: np.nd
     mismatched = int(np.count_nonzero((np.asarray(onnx_labels) != sk_labels) & ~_ties(sk_probabilities)))
     difference = float(np.max(np.abs(np.asarray(onnx_probabilities) - sk_probabilities)))
     if mismatched:
-        raise GateFailed(f"parity gate failed: ONNX and scikit-learn disagree on {mismatched} of {len(points)} labels")
-    if not difference <= PARITY_PROBABILITY_TOLERANCE:
+        raise GateFailed(
+            f"parity gate failed: ONNX and scikit-learn disagree on {mismatched} of {len(points)} labels"
+        )
+    # "not <=" on purpose: a NaN difference must fail the gate, and NaN <= x is False.
+    if not difference <= PARITY_PROBABILITY_TOLERANCE:  # pylint: disable=unnecessary-negation
         raise GateFailed(
             f"parity gate failed: probabilities differ by up to {difference:.2e} "
             f"(tolerance {PARITY_PROBABILITY_TOLERANCE:.0e})"
         )
     return ParityReport(
-        points=len(points), max_probability_difference=difference, ties=int(np.count_nonzero(_ties(sk_probabilities)))
+        points=len(points),
+        max_probability_difference=difference,
+        ties=int(np.count_nonzero(_ties(sk_probabilities))),
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import platform
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
@@ -57,7 +57,7 @@ def build_metadata(
     """The full document; top-level metric keys are a contract with the pipeline's ``train`` stage."""
     return {
         "model_version": version,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "algorithm": "RandomForestClassifier",
         "versions": library_versions(),

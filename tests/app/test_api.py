@@ -95,7 +95,8 @@ def _error(response) -> dict:
         (b'{"instances": [5.1]}', "validation_error"),
         (b'{"instances": [{"sepal_length": 5.1}]}', "validation_error"),
         (
-            b'{"instances": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2, "x": 1}]}',
+            b'{"instances": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, '
+            b'"petal_width": 0.2, "x": 1}]}',
             "validation_error",
         ),
     ],

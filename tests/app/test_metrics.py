@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -21,7 +19,7 @@ def _samples(client: FlaskClient) -> dict[tuple[str, frozenset], float]:
     }
 
 
-def test_requests_predictions_and_model_version_are_counted(client: FlaskClient, model_dir: Path) -> None:
+def test_requests_predictions_and_model_version_are_counted(client: FlaskClient) -> None:
     client.post("/api/v1/predict", json={"instances": [SETOSA, SETOSA, VIRGINICA]})
     client.post("/api/v1/predict", json={"instances": []})
     client.get("/nowhere/1")

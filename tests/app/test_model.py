@@ -25,7 +25,7 @@ def test_predicts_a_batch(model_dir: Path) -> None:
 
 
 def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ModelLoadError, match="no model in .*python -m model_training"):
+    with pytest.raises(ModelLoadError, match=r"no model in .*python -m model_training"):
         IrisModel.load(tmp_path / "absent")
 
 
