@@ -199,3 +199,10 @@ def test_sigint_stops_the_stage_writes_reports_and_exits_130(make_repo) -> None:
         ["pgrep", "-f", f"pytest tests --junitxml={repo}"], capture_output=True, text=True, check=False
     )
     assert leftover.stdout.strip() == "", "the pytest child was stopped"
+
+
+def test_doctor_shows_tool_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = invoke(["doctor", "--stage", "lint,test"], ROOT, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert "pylint 4." in result.output and "hadolint" in result.output.lower()
+    assert "✗" not in result.output
