@@ -9,8 +9,10 @@ Environment: ``BIND`` or ``PORT`` (default 0.0.0.0:5000), ``GUNICORN_WORKERS`` (
 
 # pylint: disable=invalid-name  # gunicorn reads these lower-case module globals by name
 
+import logging
 import os
 import shutil
+import sys
 from pathlib import Path
 
 wsgi_app = "app:create_app()"
@@ -18,9 +20,11 @@ wsgi_app = "app:create_app()"
 bind = os.environ.get("BIND") or f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-worker_class = "gthread"  # threads + keep-alive; the ONNX run releases the GIL
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")  # threads + keep-alive
 preload_app = True
-worker_tmp_dir = "/dev/shm"  # heartbeat file in memory: a slow container disk must not look like a hung worker
+worker_tmp_dir = (
+    "/dev/shm"  # heartbeat file in memory: a slow container disk must not look like a hung worker
+)
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20  # finish in-flight requests inside ECS's 30 s stopTimeout before SIGKILL
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
@@ -48,6 +52,22 @@ def _reset_multiproc_dir() -> None:
 
 
 _reset_multiproc_dir()
+
+
+def worker_exit(server, worker):  # pylint: disable=unused-argument
+    """End the worker with ``os._exit`` once gunicorn is done with it.
+
+    ONNX Runtime, imported in the master by ``preload_app`` and used in the forked worker, hangs or aborts
+    in its C++ static destructors during normal interpreter shutdown of a forked process. That turned every
+    SIGTERM into a ``graceful_timeout`` wait and a SIGKILL. This hook is the last thing gunicorn runs in the
+    worker, so skipping finalization loses nothing once the logs are flushed.
+    """
+    exiting = sys.exc_info()[1]
+    code = exiting.code if isinstance(exiting, SystemExit) else 0
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code if isinstance(code, int) else 1)
 
 
 def child_exit(server, worker):  # pylint: disable=unused-argument
