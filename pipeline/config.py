@@ -24,6 +24,8 @@ from pipeline.errors import ConfigError
 SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 DEFAULT_PROFILE = "local"
 CONFIG_FILE = "pipeline.toml"
+# What no linter or scanner should read: VCS data, virtualenvs and what the pipeline itself generates.
+GENERATED_DIRS = (".git", ".venv", ".pipeline", "reports", "model", ".testbed", "node_modules")
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class LintSection:
     black: bool = True
     hadolint_failure_threshold: str = "warning"
     dockerfiles: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = (".git", ".venv", "node_modules", ".pipeline", "reports", "model", ".testbed")
+    exclude: tuple[str, ...] = (*GENERATED_DIRS, "tests/fixtures")
 
 
 @dataclass(frozen=True)
@@ -105,15 +107,7 @@ class TrivySection:
     cache_dir: str = ""
     skip_db_update: bool = False
     db_repository: str = ""
-    skip_dirs: tuple[str, ...] = (
-        ".git",
-        ".venv",
-        ".pipeline",
-        "reports",
-        "model",
-        ".testbed",
-        "node_modules",
-    )
+    skip_dirs: tuple[str, ...] = GENERATED_DIRS
     sbom: bool = True
 
 

@@ -169,6 +169,7 @@ class TrivyImageStage(_TrivyStage):
             log=ctx.log,
             cancel=ctx.cancel,
             name=self.name,
+            sbom=ctx.config.trivy.sbom,
         )
         return self.gate(ctx, report, image)
 
