@@ -7,6 +7,7 @@ runs with ``--check``: the pipeline never rewrites the tree it checks.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -37,15 +38,13 @@ def find_dockerfiles(root: Path, config: Config) -> list[Path]:
         return [root / p for p in config.lint.dockerfiles]
     excluded = set(config.lint.exclude)
     found = []
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if any(part in excluded for part in rel.parts) or any(str(rel).startswith(e + "/") for e in excluded):
-            continue
-        name = path.name
-        if path.is_file() and (
-            name == "Dockerfile" or name.startswith("Dockerfile.") or name.endswith(".Dockerfile")
-        ):
-            found.append(path)
+    for current, dirs, files in os.walk(root):
+        rel_dir = Path(current).relative_to(root)
+        # Prune excluded directories (by name or by path) instead of walking .venv and friends.
+        dirs[:] = sorted(d for d in dirs if d not in excluded and (rel_dir / d).as_posix() not in excluded)
+        for name in sorted(files):
+            if name == "Dockerfile" or name.startswith("Dockerfile.") or name.endswith(".Dockerfile"):
+                found.append(Path(current) / name)
     return found
 
 
