@@ -6,6 +6,7 @@ JUnit report, so skipped tests are shown, never hidden.
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 import xml.etree.ElementTree as ET
@@ -16,6 +17,7 @@ from pipeline.config import Config
 from pipeline.errors import GateFailed, StageFailed
 from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, tool_check
 
+_DESELECTED = re.compile(r"(\d+) deselected")
 # pytest's exit codes (pytest.ExitCode) that mean "the suite itself could not run".
 _PYTEST_INTERNAL = {2: "interrupted", 3: "an internal error", 4: "a usage error", 5: "no tests collected"}
 
@@ -111,4 +113,8 @@ class TestStage(Stage):
             raise GateFailed(
                 f"{counts.phrase()}" + (f": {names}" if names else ""), hint="see reports/stages/test.log"
             )
-        return StageResult(summary=counts.phrase(), artifacts=artifacts)
+        summary = counts.phrase()
+        deselected = _DESELECTED.search(res.output)
+        if deselected:
+            summary += f" ({deselected.group(1)} deselected by -m {ctx.config.test.markers!r})"
+        return StageResult(summary=summary, artifacts=artifacts)

@@ -51,3 +51,11 @@ def test_no_tests_is_a_failure_not_a_pass(make_repo) -> None:
     proc = run_cli(["run", "--stage", "test"], repo)
     assert proc.returncode == 1
     assert "no tests collected" in stage_of(repo)["error"]
+
+
+def test_deselected_integration_tests_are_counted(make_repo) -> None:
+    server_test = "import pytest\n\n@pytest.mark.integration\ndef test_needs_server():\n    pass\n"
+    repo = make_repo({**FILES, "tests/test_server.py": server_test})
+    proc = run_cli(["run", "--stage", "test"], repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert stage_of(repo)["summary"] == "1 passed, 0 failed, 1 skipped (1 deselected by -m 'not integration')"
