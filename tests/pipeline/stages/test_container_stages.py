@@ -353,3 +353,32 @@ def test_engine_not_running_exits_3(make_repo, command: list[str]) -> None:
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "docker engine" in (proc.stdout + proc.stderr).lower()
     assert "testbed.sh up" in proc.stdout + proc.stderr
+
+
+def test_failing_run_fails_build_with_the_engine_error(make_repo, base_image: str) -> None:
+    repo = make_repo(
+        {
+            "pipeline.toml": f'[image]\nbase = "{base_image}"\nrepository = "fail-{uuid.uuid4().hex[:8]}"\n',
+            "Dockerfile": 'ARG PYTHON_IMAGE\nFROM ${PYTHON_IMAGE}\nRUN echo "about to fail" && exit 3\n',
+            "model/iris_model.onnx": "placeholder",
+            ".pipeline/state.json": state_json(lint={}, test={}, trivy_fs={}),
+        }
+    )
+    proc = run_cli(["run", "--stage", "build"], repo)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    stage = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))["stages"][0]
+    assert "docker build failed" in stage["summary"]
+    assert "returned a non-zero code: 3" in stage["summary"]
+    assert "about to fail" in (repo / "reports" / "stages" / "build.log").read_text(encoding="utf-8")
+
+
+def test_doctor_never_prints_the_registry_password(make_repo) -> None:
+    password = f"pw-{uuid.uuid4().hex}"
+    repo = make_repo({"pipeline.toml": '[registry]\nurl = "127.0.0.1:9"\n'})
+    proc = run_cli(
+        ["doctor", "--stage", "push"], repo, env={"REGISTRY_USERNAME": "ci", "REGISTRY_PASSWORD": password}
+    )
+    assert proc.returncode == 3  # the registry does not answer
+    assert "registry" in proc.stdout
+    assert password not in proc.stdout + proc.stderr
+    assert password[:8] not in proc.stdout + proc.stderr
