@@ -16,6 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 pytest_plugins = ("tests.support.realtools",)
 
+# The stages of SPEC §2, in their order: what `list`, the registry and the reports must agree on.
+SPEC_STAGES = ("lint", "train", "test", "trivy-fs", "build", "trivy-image", "smoke", "push", "deploy")
+
 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:

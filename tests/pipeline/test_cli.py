@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from tests.conftest import ROOT, run_cli, state_json
+from tests.conftest import ROOT, SPEC_STAGES, run_cli, state_json
 
 ANSI = "\x1b["
 
@@ -38,17 +38,7 @@ def invoke(args: list[str], cwd: Path, monkeypatch: pytest.MonkeyPatch, env: dic
 def test_list_and_help(monkeypatch: pytest.MonkeyPatch) -> None:
     result = invoke(["list"], ROOT, monkeypatch)
     assert result.exit_code == 0
-    assert [line.split()[0] for line in result.output.splitlines()] == [
-        "lint",
-        "train",
-        "test",
-        "trivy-fs",
-        "build",
-        "trivy-image",
-        "smoke",
-        "push",
-        "deploy",
-    ]
+    assert [line.split()[0] for line in result.output.splitlines()] == list(SPEC_STAGES)
     result = invoke(["run", "--help"], ROOT, monkeypatch)
     for flag in (
         "--stage",
