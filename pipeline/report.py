@@ -27,6 +27,11 @@ _STYLE = {"passed": "green", "cached": "cyan", "failed": "bold red", "skipped": 
 _MARK = {"passed": "✓", "cached": "✓", "failed": "✗", "skipped": "-", "not-run": "·"}
 
 
+def detail(run: StageRun) -> str:
+    """What a finished stage's line says: the error of a failed stage, else its summary."""
+    return run.error if run.status == "failed" and run.error else run.summary
+
+
 def make_console(stream: TextIO | None = None, *, plain: bool) -> Console:
     if plain:
         return Console(
@@ -51,9 +56,11 @@ def summary_table(result: RunResult) -> Table:
     table.add_column("summary", overflow="fold")
     for run in result.stages:
         style = _STYLE.get(run.status, "")
-        text = run.summary if run.status != "failed" or not run.error else run.error
         table.add_row(
-            run.name, Text(run.status, style=style), f"{run.duration_s:.1f}s" if run.started_at else "-", text
+            run.name,
+            Text(run.status, style=style),
+            f"{run.duration_s:.1f}s" if run.started_at else "-",
+            detail(run),
         )
     return table
 
@@ -80,8 +87,7 @@ class PlainReporter:
         del name, line  # progress lines belong to the live view; the stage log has everything
 
     def stage_finished(self, run: StageRun) -> None:
-        detail = run.error if run.status == "failed" and run.error else run.summary
-        self._print(f"[{run.name}] {run.status} in {run.duration_s:.1f}s: {detail}")
+        self._print(f"[{run.name}] {run.status} in {run.duration_s:.1f}s: {detail(run)}")
 
     def run_finished(self, result: RunResult) -> None:
         with self._lock:
@@ -124,10 +130,9 @@ class LiveReporter(PlainReporter):
         with self._lock:
             self._running.pop(run.name, None)
         style = _STYLE.get(run.status, "")
-        detail = run.error if run.status == "failed" and run.error else run.summary
         self._live.console.print(
             Text.assemble(
-                (f"{_MARK.get(run.status, '?')} {run.name}", style), f"  {run.duration_s:.1f}s  ", detail
+                (f"{_MARK.get(run.status, '?')} {run.name}", style), f"  {run.duration_s:.1f}s  ", detail(run)
             )
         )
 

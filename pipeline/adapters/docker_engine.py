@@ -125,6 +125,20 @@ class ContainerState:
     running: bool
     exit_code: int
     error: str
+    restart_count: int = 0
+    image: str = ""
+
+    def failure(self) -> str | None:
+        """Why the container is not serving, or ``None`` while it runs.
+
+        Under a restart policy a crashing service looks "running" between restarts, so any restart counts.
+        """
+        if self.running and self.status != "restarting" and not self.restart_count:
+            return None
+        detail = f"container exited with code {self.exit_code}"
+        if self.restart_count:
+            detail += f" (restarts: {self.restart_count})"
+        return f"{detail} {self.error}".strip()
 
 
 class DockerEngine:  # pylint: disable=too-many-public-methods
@@ -452,7 +466,28 @@ class DockerEngine:  # pylint: disable=too-many-public-methods
             running=bool(state.get("Running")),
             exit_code=int(state.get("ExitCode") or 0),
             error=str(state.get("Error") or ""),
+            restart_count=int(info.get("RestartCount") or 0),
+            image=str((info.get("Config") or {}).get("Image") or ""),
         )
+
+    def find_container(self, name: str) -> ContainerState | None:
+        """The state of the container called ``name``, or ``None`` when there is none."""
+        import docker  # pylint: disable=import-outside-toplevel
+
+        try:
+            return self.container_state(name)
+        except docker.errors.NotFound:
+            return None
+
+    def stop_container(self, container: str, timeout_s: int = 25) -> None:
+        """Stop a container (SIGTERM, then SIGKILL after ``timeout_s``), keeping it for a later start."""
+        self._call("stop container", lambda: self._client.api.stop(container, timeout=timeout_s))
+
+    def start_container(self, container: str) -> None:
+        self._call("start container", lambda: self._client.api.start(container))
+
+    def rename_container(self, container: str, new_name: str) -> None:
+        self._call("rename container", lambda: self._client.api.rename(container, new_name))
 
     def container_logs(self, container: str, tail: int | str = "all") -> str:
         """A container's stdout and stderr so far, decoded."""

@@ -18,7 +18,7 @@ from pipeline.config import Config
 from pipeline.errors import ToolFailed
 from pipeline.stages import _images
 from pipeline.stages.base import CACHED, CheckResult, Stage, StageContext, StageResult
-from pipeline.stages.train import METADATA_FILE, MODEL_FILE
+from pipeline.stages.train import MODEL_FILE, read_model_metadata
 
 
 def context_hash(context: Path, dockerfile: str, buildargs: dict[str, str]) -> str:
@@ -133,8 +133,5 @@ class BuildStage(Stage):
 
 
 def _model_version(config: Config) -> str:
-    try:
-        meta = json.loads((config.path(config.train.output_dir) / METADATA_FILE).read_text(encoding="utf-8"))
-        return str(meta["model_version"])
-    except (OSError, ValueError, KeyError):
-        return "unknown"
+    meta = read_model_metadata(config.path(config.train.output_dir))
+    return str(meta["model_version"]) if meta else "unknown"

@@ -40,15 +40,6 @@ class LocalTarget:
 
         return ServiceClient(f"http://127.0.0.1:{self.local.port}")
 
-    def _container_image(self, name: str) -> str | None:
-        import docker  # pylint: disable=import-outside-toplevel
-
-        try:
-            info = self.engine.client.api.inspect_container(name)
-        except docker.errors.NotFound:
-            return None
-        return str((info.get("Config") or {}).get("Image"))
-
     def _start(self, image: str, name: str) -> str:
         return self.engine.run_container(
             image,
@@ -60,13 +51,7 @@ class LocalTarget:
 
     def _wait(self, container: str) -> float:
         def alive() -> str | None:
-            # With a restart policy a crashing service looks "running" between restarts: count them.
-            info = self.engine.client.api.inspect_container(container)
-            state = info.get("State") or {}
-            if not state.get("Running") or state.get("Restarting") or info.get("RestartCount"):
-                restarts = info.get("RestartCount", 0)
-                return f"container exited with code {state.get('ExitCode')} (restarts: {restarts})"
-            return None
+            return self.engine.container_state(container).failure()
 
         return self._client().wait_ready(self.local.ready_timeout_s, alive=alive, cancel=self.cancel)
 
@@ -74,12 +59,13 @@ class LocalTarget:
         """Replace the running release with ``image``; returns (previous image, seconds to ready)."""
         name = self.local.container_name
         aside = f"{name}-previous"
-        previous = self._container_image(name)
+        running = self.engine.find_container(name)
+        previous = running.image if running else None
         self.engine.remove_container(aside)
         if previous:
             self.log(f"stopping the running release ({previous}) and keeping it aside as {aside}")
-            self.engine.client.api.stop(name, timeout=25)
-            self.engine.client.api.rename(name, aside)
+            self.engine.stop_container(name)
+            self.engine.rename_container(name, aside)
         container = self._start(image, name)
         try:
             ready_s = self._wait(container)
@@ -89,8 +75,8 @@ class LocalTarget:
                 self.log(f"  {line}")
             self.engine.remove_container(container)
             if previous:
-                self.engine.client.api.rename(aside, name)
-                self.engine.client.api.start(name)
+                self.engine.rename_container(aside, name)
+                self.engine.start_container(name)
                 self._wait(name)
                 raise StageFailed(
                     f"{image} never became ready ({exc.message}); rolled back to {previous}"

@@ -57,12 +57,7 @@ class SmokeStage(Stage):
             client = ServiceClient(f"http://127.0.0.1:{port}")
 
             def alive() -> str | None:
-                state = engine.container_state(container)
-                return (
-                    None
-                    if state.running
-                    else f"container exited with code {state.exit_code} {state.error}".strip()
-                )
+                return engine.container_state(container).failure()
 
             ready_s = client.wait_ready(ctx.config.smoke.ready_timeout_s, alive=alive, cancel=ctx.cancel)
             ctx.log(f"/ready after {ready_s:.2f} s")
