@@ -29,7 +29,6 @@ FAILED = "failed"
 SKIPPED = "skipped"
 CACHED = "cached"
 NOT_RUN = "not-run"
-STATUSES = (PASSED, FAILED, SKIPPED, CACHED, NOT_RUN)
 
 
 @dataclass(frozen=True)
