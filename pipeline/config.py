@@ -132,6 +132,7 @@ class EcsDeploySection:
     region: str = ""
     endpoint_url: str = ""
     timeout_s: float = 900
+    poll_interval_s: float = 10
     rollback: bool = True
     mode: str = "rolling"
 
@@ -460,7 +461,7 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
     for key, leaf in SCHEMA.items():
         if (
             leaf.type is float
-            and (key.startswith("timeouts.") or key.endswith("timeout_s"))
+            and (key.startswith("timeouts.") or key.endswith(("timeout_s", "interval_s")))
             and values[key] <= 0
         ):
             raise ConfigError("must be greater than 0", key=key, source=sources[key])

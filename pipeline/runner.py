@@ -146,9 +146,11 @@ def select(
 
 
 def check_inputs(plan: Plan, config: Config, state: RunState) -> None:
-    """Refuse (exit 2) a selection whose prerequisite output is neither selected nor in the state."""
+    """Refuse (exit 2) a selection whose prerequisite output is neither selected nor in the state,
+    or whose configuration cannot work for a selected stage."""
     satisfied = set(plan.names) | set(plan.skipped)
     for stage in plan.stages:
+        stage.validate(config)
         missing = stage.missing_input(config, state, satisfied)
         if missing is not None:
             run_first, what = missing

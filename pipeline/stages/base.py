@@ -147,6 +147,9 @@ class Stage:
         """What this stage needs on the machine; every ``ok=False, required=True`` stops the run (exit 3)."""
         return []
 
+    def validate(self, config: Config) -> None:
+        """Raise :class:`~pipeline.errors.ConfigError` (exit 2) when the config cannot work for this stage."""
+
     def plan(self, config: Config) -> list[str]:  # pylint: disable=unused-argument
         """The commands and settings this stage would use, for ``--dry-run``."""
         return []

@@ -4,7 +4,10 @@ Target ``local``: the service's container on the local engine is replaced. The o
 stopped and kept aside until the new one answers ``/ready``; a new release that never becomes ready
 is removed and the old one started again, and the stage fails. Each release that went live is
 appended to ``releases.local`` in the run state, which is what ``rollback`` walks back.
-Target ``ecs`` is not implemented yet and fails clearly.
+
+Target ``ecs`` (``_ecs.py``): a new task definition revision with the digest, a rolling update of the
+service followed until ECS reports it complete, and a rollback to the previous revision when it is not.
+Each revision that went live is appended to ``releases.ecs``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 from pipeline.config import Config
 from pipeline.errors import StageFailed, UsageError
-from pipeline.stages import _images
+from pipeline.stages import _ecs, _images
 from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult
 from pipeline.state import RunState
 
@@ -97,22 +100,24 @@ def _save_releases(state: RunState, target: str, releases: list[dict[str, Any]])
     state.set_extra("releases", all_releases)
 
 
+def _release(image: str, run_id: str, **extra: Any) -> dict[str, Any]:
+    deployed_at = datetime.now(UTC).isoformat(timespec="seconds")
+    return {"image": image, "run_id": run_id, "deployed_at": deployed_at, **extra}
+
+
 class DeployStage(Stage):
     name = "deploy"
     needs = ("push",)
     description = "deploy the pushed digest: local engine (target local) or AWS ECS (target ecs)"
 
+    def validate(self, config: Config) -> None:
+        if config.deploy.target == "ecs":
+            _ecs.validate(config)
+
     def checks(self, config: Config) -> list[CheckResult]:
-        if config.deploy.target == "local":
-            return [_images.engine_check(config)]
-        return [
-            CheckResult(
-                "deploy target",
-                False,
-                f"target '{config.deploy.target}' is not implemented yet",
-                "use --set deploy.target=local",
-            )
-        ]
+        if config.deploy.target == "ecs":
+            return _ecs.checks(config)
+        return [_images.engine_check(config)]
 
     def missing_input(self, config: Config, state: RunState, selected: set[str]) -> tuple[str, str] | None:
         if config.deploy.image or "push" in selected or state.output("push", "image"):
@@ -120,53 +125,85 @@ class DeployStage(Stage):
         return "push", "a pushed image digest (or deploy.image)"
 
     def plan(self, config: Config) -> list[str]:
+        if config.deploy.target == "ecs":
+            ecs = config.deploy.ecs
+            return [
+                f"target ecs: register a revision of {ecs.cluster}/{ecs.service}'s task definition with "
+                f"container {ecs.container} on the pushed digest; update the service; wait up to "
+                f"{ecs.timeout_s:g} s for the rollout" + ("; roll back if it fails" if ecs.rollback else "")
+            ]
         local = config.deploy.local
         return [
-            f"target {config.deploy.target}: replace container {local.container_name} "
+            f"target local: replace container {local.container_name} "
             f"(127.0.0.1:{local.port}) with the pushed digest; wait for /ready; roll back if it never is"
         ]
 
     def run(self, ctx: StageContext) -> StageResult:
-        config = ctx.config
-        if config.deploy.target != "local":
-            raise StageFailed(
-                f"deploy target '{config.deploy.target}' is not implemented yet",
-                hint="use --set deploy.target=local",
-            )
-        image = _deployed_image(config, ctx.state)
+        image = _deployed_image(ctx.config, ctx.state)
         if not image:
             raise StageFailed("nothing to deploy: no pushed image and no deploy.image")
-        ctx.progress(f"deploying {image}")
-        previous, ready_s = LocalTarget(config, ctx.log, ctx.cancel).deploy(image)
+        ctx.progress(f"deploying {image} ({ctx.config.deploy.target})")
+        if ctx.config.deploy.target == "ecs":
+            return self._run_ecs(ctx, image)
+        return self._run_local(ctx, image)
+
+    @staticmethod
+    def _run_local(ctx: StageContext, image: str) -> StageResult:
+        local = ctx.config.deploy.local
+        previous, ready_s = LocalTarget(ctx.config, ctx.log, ctx.cancel).deploy(image)
         releases = _releases(ctx.state, "local")
-        releases.append(
-            {
-                "image": image,
-                "run_id": ctx.run_id,
-                "deployed_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            }
-        )
+        releases.append(_release(image, ctx.run_id))
         _save_releases(ctx.state, "local", releases)
-        ctx.record(
-            target="local",
-            image=image,
-            previous=previous,
-            ready_s=round(ready_s, 2),
-            url=f"http://127.0.0.1:{config.deploy.local.port}",
-        )
+        url = f"http://127.0.0.1:{local.port}"
+        ctx.record(target="local", image=image, previous=previous, ready_s=round(ready_s, 2), url=url)
         return StageResult(
-            summary=f"{image} live on 127.0.0.1:{config.deploy.local.port} (ready in {ready_s:.1f}s)",
+            summary=f"{image} live on 127.0.0.1:{local.port} (ready in {ready_s:.1f}s)",
             artifacts={"image": image, "previous": previous},
         )
 
+    @staticmethod
+    def _run_ecs(ctx: StageContext, image: str) -> StageResult:
+        from pipeline.adapters.ecs import short_name  # pylint: disable=import-outside-toplevel
+
+        ecs = ctx.config.deploy.ecs
+        release = _ecs.EcsTarget(ctx.config, ctx.log, ctx.cancel).deploy(image)
+        if not release.unchanged:
+            releases = _releases(ctx.state, "ecs")
+            releases.append(_release(image, ctx.run_id, task_definition=release.task_definition))
+            _save_releases(ctx.state, "ecs", releases)
+        ctx.record(
+            target="ecs",
+            image=image,
+            task_definition=release.task_definition,
+            previous_task_definition=release.previous,
+            stable_s=round(release.seconds, 1),
+            service=f"{ecs.cluster}/{ecs.service}",
+        )
+        what = "already live" if release.unchanged else f"live as {short_name(release.task_definition)}"
+        return StageResult(
+            summary=f"{image} {what} on {ecs.cluster}/{ecs.service} (stable after {release.seconds:.0f}s)",
+            artifacts={"task_definition": release.task_definition, "previous": release.previous},
+        )
+
     def rollback(self, config: Config, state: RunState) -> str:
-        """Start the release before the current one again; called by ``pipeline rollback``."""
-        if config.deploy.target != "local":
-            raise UsageError(f"rollback for target '{config.deploy.target}' is not implemented yet")
-        releases = _releases(state, "local")
+        """Put the release before the current one back; called by ``pipeline rollback``."""
+        target = config.deploy.target
+        releases = _releases(state, target)
         if len(releases) < 2:
-            raise UsageError("no previous release to roll back to: only one release has been deployed")
+            raise UsageError(
+                f"no previous release to roll back to: target '{target}' has only one release recorded"
+            )
         current, previous = releases[-1], releases[-2]
+        if target == "ecs":
+            from pipeline.adapters.ecs import short_name  # pylint: disable=import-outside-toplevel
+
+            self.validate(config)
+            _ecs.EcsTarget(config, lambda line: None).roll_back_to(previous["task_definition"])
+            _save_releases(state, target, releases[:-1])
+            return (
+                f"rolled back from {short_name(current['task_definition'])} ({current['image']}) "
+                f"to {short_name(previous['task_definition'])} ({previous['image']})"
+            )
         LocalTarget(config, lambda line: None).deploy(previous["image"])
-        _save_releases(state, "local", releases[:-1])
+        _save_releases(state, target, releases[:-1])
         return f"rolled back from {current['image']} to {previous['image']}"

@@ -222,3 +222,61 @@ def fake_trivy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if result.returncode != 0:
         pytest.fail(f"building the fake trivy DB failed:\n{result.stdout}\n{result.stderr}", pytrace=False)
     return cache
+
+
+@dataclass
+class MotoServer:
+    """A real ``moto_server`` process: the ECS API over HTTP on a loopback port."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def ecs(self) -> Any:
+        import boto3  # pylint: disable=import-outside-toplevel
+
+        return boto3.client(
+            "ecs",
+            region_name="eu-west-1",
+            endpoint_url=self.url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+
+@pytest.fixture(scope="module")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., MotoServer]]:
+    """Start ``moto_server`` processes; ``running`` sets MOTO_ECS_SERVICE_RUNNING (None: rollouts never end).
+
+    Module-scoped: a server holds ECS state, so each test uses its own cluster name.
+    """
+    servers: list[MotoServer] = []
+    scratch = tmp_path_factory.mktemp("moto")
+
+    def start(running: int | None) -> MotoServer:
+        binary = require_tool("moto_server")
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MOTO_")}
+        if running is not None:
+            env["MOTO_ECS_SERVICE_RUNNING"] = str(running)
+        log_file = open(scratch / f"moto-{port}.log", "wb")  # pylint: disable=consider-using-with
+        process = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped at teardown
+            [binary, "-H", "127.0.0.1", "-p", str(port)], stdout=log_file, stderr=subprocess.STDOUT, env=env
+        )
+        log_file.close()
+        server = MotoServer(f"http://127.0.0.1:{port}", process)
+        servers.append(server)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"moto_server exited with {process.returncode}", pytrace=False)
+            try:
+                requests.get(server.url + "/moto-api/", timeout=1)
+                return server
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        raise pytest.fail.Exception("moto_server did not answer within 30 s", pytrace=False)
+
+    yield start
+    for server in servers:
+        server.process.terminate()
+        server.process.wait(timeout=20)
