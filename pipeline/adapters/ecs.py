@@ -1,26 +1,29 @@
 """AWS ECS through boto3: read a service, register a task definition with a new image, update the service.
 
-The only module that talks to ECS. Every botocore error becomes a :class:`~pipeline.errors.ToolFailed`
-naming the API call, the AWS error code and what to do; missing credentials become
-:class:`~pipeline.errors.EnvironmentProblem`. Credentials come from boto3's standard chain (environment,
-shared config and profile, container or instance role); ``endpoint_url`` points boto3 at a stand-in such
-as ``moto_server``. boto3 is imported only when a client is made, so ``--help`` stays fast.
+The only module that talks to ECS; errors are translated by :func:`pipeline.adapters.aws.aws_call`.
+Credentials come from boto3's standard chain (environment, shared config and profile, container or instance
+role); ``endpoint_url`` points boto3 at a stand-in such as ``moto_server``. boto3 is imported only when a
+client is made, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.errors import EnvironmentProblem, StageFailed, ToolFailed
+from pipeline.adapters.aws import CREDENTIALS_HINT, aws_call
+from pipeline.errors import StageFailed
 
-CREDENTIALS_HINT = (
-    "give boto3 credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
-    "or an instance/task role"
-)
+__all__ = [
+    "CREDENTIALS_HINT",
+    "Deployment",
+    "EcsClient",
+    "Service",
+    "container_image",
+    "short_name",
+    "with_image",
+]
 
 # What DescribeTaskDefinition returns that RegisterTaskDefinition accepts; the rest (ARN, revision,
 # status, compatibilities, requiresAttributes, registeredAt/By, ...) is AWS's bookkeeping.
@@ -172,28 +175,9 @@ class EcsClient:
             return f"boto3 cannot get AWS credentials: {exc}"
         return None if found is not None else "boto3 finds no AWS credentials"
 
-    @contextmanager
-    def _call(self, what: str) -> Iterator[None]:
-        from botocore import exceptions as boto  # pylint: disable=import-outside-toplevel
-
-        try:
-            yield
-        except boto.NoCredentialsError:
-            raise EnvironmentProblem(f"ECS {what}: no AWS credentials found", hint=CREDENTIALS_HINT) from None
-        except boto.ClientError as exc:
-            error = exc.response.get("Error", {})
-            code, message = error.get("Code", "error"), error.get("Message", str(exc))
-            hint = _hint_for(code)
-            raise ToolFailed(f"ECS {what} failed: {code}: {message}", hint=hint) from None
-        except boto.BotoCoreError as exc:  # endpoint unreachable, timeouts, bad region, ...
-            raise ToolFailed(
-                f"ECS {what} failed: {exc}",
-                hint="check deploy.ecs.region, deploy.ecs.endpoint_url and the network",
-            ) from None
-
     def describe_service(self) -> Service:
         """The service; :class:`StageFailed` when it does not exist or is not ACTIVE."""
-        with self._call("DescribeServices"):
+        with aws_call("ECS", "DescribeServices"):
             answer = self._client.describe_services(cluster=self.cluster, services=[self.service])
         services = answer.get("services", [])
         if not services:
@@ -212,34 +196,19 @@ class EcsClient:
 
     def task_definition(self, arn: str) -> dict[str, Any]:
         """The full task definition behind ``arn``."""
-        with self._call("DescribeTaskDefinition"):
+        with aws_call("ECS", "DescribeTaskDefinition"):
             return dict(self._client.describe_task_definition(taskDefinition=arn)["taskDefinition"])
 
     def register(self, arguments: dict[str, Any]) -> str:
         """Register a new revision; its ARN."""
-        with self._call("RegisterTaskDefinition"):
+        with aws_call("ECS", "RegisterTaskDefinition"):
             answer = self._client.register_task_definition(**arguments)
         return str(answer["taskDefinition"]["taskDefinitionArn"])
 
     def update_service(self, task_definition_arn: str) -> Service:
         """Point the service at ``task_definition_arn``; returns the service as ECS answered."""
-        with self._call("UpdateService"):
+        with aws_call("ECS", "UpdateService"):
             answer = self._client.update_service(
                 cluster=self.cluster, service=self.service, taskDefinition=task_definition_arn
             )
         return Service.from_api(answer["service"])
-
-
-def _hint_for(code: str) -> str:
-    if code in {"ClusterNotFoundException"}:
-        return "check deploy.ecs.cluster and deploy.ecs.region"
-    if code in {"ServiceNotFoundException", "ServiceNotActiveException"}:
-        return "check deploy.ecs.service (and that it is ACTIVE in deploy.ecs.cluster)"
-    if code in {"AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException"}:
-        return (
-            "the AWS identity needs ecs:DescribeServices, ecs:DescribeTaskDefinition, "
-            "ecs:RegisterTaskDefinition, ecs:UpdateService and iam:PassRole on the task roles"
-        )
-    if code in {"ExpiredTokenException", "RequestExpired"}:
-        return "refresh the AWS credentials"
-    return "see the AWS error above"

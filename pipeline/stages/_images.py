@@ -68,26 +68,40 @@ def resolve_tags(config: Config, git: GitInfo, fallback: str) -> list[str]:
     return tags or [sha]
 
 
+def is_ecr(config: Config) -> bool:
+    """Is ``registry.url`` an Amazon ECR registry (credentials from boto3 instead of REGISTRY_*)?"""
+    from pipeline.adapters import ecr  # pylint: disable=import-outside-toplevel
+
+    return ecr.parse_host(config.registry.url) is not None
+
+
+def credentials(config: Config) -> tuple[str, str] | None:
+    """``(username, password)`` for the registry: REGISTRY_* (or DOCKERHUB_*) when set, else an ECR token
+    from boto3 for an ECR registry, else None (anonymous)."""
+    if config.secrets.registry_username:
+        return config.secrets.registry_username, config.secrets.registry_password
+    if is_ecr(config):
+        from pipeline.adapters import ecr  # pylint: disable=import-outside-toplevel
+
+        return ecr.login(config.registry.url)
+    return None
+
+
 def registry_client(config: Config) -> RegistryClient:
     from pipeline.adapters.registry import RegistryClient  # pylint: disable=import-outside-toplevel
 
+    username, password = credentials(config) or (None, None)
     return RegistryClient(
-        config.registry.url,
-        username=config.secrets.registry_username or None,
-        password=config.secrets.registry_password or None,
-        timeout=config.registry.timeout_s,
+        config.registry.url, username=username, password=password, timeout=config.registry.timeout_s
     )
 
 
 def auth_config(config: Config) -> dict[str, str] | None:
     """Per-call credentials for docker-py (``X-Registry-Auth``); never written to a config file."""
-    if not config.secrets.registry_username:
+    found = credentials(config)
+    if found is None:
         return None
-    return {
-        "username": config.secrets.registry_username,
-        "password": config.secrets.registry_password,
-        "serveraddress": config.registry.url,
-    }
+    return {"username": found[0], "password": found[1], "serveraddress": config.registry.url}
 
 
 def is_local_registry(config: Config) -> bool:

@@ -13,6 +13,15 @@ from pipeline.stages import _images
 from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult
 
 
+def _ecr_check(config: Config) -> CheckResult:
+    """An ECR registry: can boto3 get a login token for it?"""
+    try:
+        _images.credentials(config)
+    except (StageFailed, EnvironmentProblem) as exc:
+        return CheckResult("registry credentials", False, exc.message, exc.hint or "")
+    return CheckResult("registry credentials", True, "ECR login token from boto3 (GetAuthorizationToken)")
+
+
 class PushStage(Stage):
     name = "push"
     needs = ("trivy-image", "smoke")
@@ -20,7 +29,9 @@ class PushStage(Stage):
 
     def checks(self, config: Config) -> list[CheckResult]:
         checks = [_images.engine_check(config)]
-        if not config.secrets.registry_username and not _images.is_local_registry(config):
+        if _images.is_ecr(config) and not config.secrets.registry_username:
+            checks.append(_ecr_check(config))
+        elif not config.secrets.registry_username and not _images.is_local_registry(config):
             checks.append(
                 CheckResult(
                     "registry credentials",
@@ -31,7 +42,7 @@ class PushStage(Stage):
             )
         try:
             _images.registry_client(config).ping()
-            creds = "with credentials" if config.secrets.registry_username else "anonymous"
+            creds = "with credentials" if _images.credentials(config) else "anonymous"
             checks.append(CheckResult("registry", True, f"{config.registry.url} answers ({creds})"))
         except (StageFailed, EnvironmentProblem) as exc:
             # Not required before the run: a refused or absent registry is the push stage's own failure
