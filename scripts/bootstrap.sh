@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install everything the pipeline and its tests need on a fresh Debian 12 machine (idempotent):
-# the Python virtualenv .venv with requirements/dev.txt, and the Debian packages of the test bed.
+# The Python virtualenv .venv with requirements/dev.txt (idempotent; needs no root). This is all the
+# pipeline itself needs, e.g. on a Jenkins agent; the test bed's Debian packages are installed by
+# scripts/test.sh and scripts/run-local.sh (`bash scripts/testbed.sh install`, as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,5 +22,3 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
 else
   echo "bootstrap: .venv is up to date"
 fi
-
-bash scripts/testbed.sh install

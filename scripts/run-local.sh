@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/bootstrap.sh
+bash scripts/testbed.sh install
 bash scripts/testbed.sh up
 eval "$(bash scripts/testbed.sh env)"
 

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/bootstrap.sh
+bash scripts/testbed.sh install
 if [ -n "${CI:-}" ]; then
   trap 'bash scripts/testbed.sh down || true' EXIT
 fi

@@ -18,7 +18,8 @@ BASE_IMAGE=${TESTBED_BASE_IMAGE:-local/python:3.11-bookworm}
 REGISTRY_ADDR=${TESTBED_REGISTRY_ADDR:-127.0.0.1:5000}
 DOCKER_SOCK=${DOCKER_HOST:-unix:///var/run/docker.sock}
 TRIVY_CACHE=$STATE/trivy-fake-cache
-APT_PACKAGES=(docker.io docker-registry debootstrap apache2-utils golang-go golang-github-coreos-bbolt-dev chromium wrk)
+APT_PACKAGES=(docker.io docker-registry debootstrap apache2-utils golang-go golang-github-coreos-bbolt-dev chromium wrk
+    groovy openjdk-17-jre-headless)
 ENGINE_TIMEOUT_S=${TESTBED_ENGINE_TIMEOUT_S:-60}
 
 STARTED=()

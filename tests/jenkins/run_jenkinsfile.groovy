@@ -1,0 +1,240 @@
+// Run a declarative Jenkinsfile as a plain Groovy script and print, as JSON, what it would do.
+//
+//   JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 groovy tests/jenkins/run_jenkinsfile.groovy Jenkinsfile
+//
+// Jenkins itself cannot run on the test machines (TESTBED.md "Browser, load, Jenkins"), but the
+// Jenkinsfile is Groovy: each declarative directive and step name below is bound to a closure that
+// records the call and runs the block it was given, so the file's real text is evaluated. The record
+// shows the sh commands, the credentials bound around them, the report paths, the parameters.
+// A step or directive that is not bound here fails the run (MissingMethodException): the tests then
+// name it, so a new step is a conscious change (and its plugin goes into custom_jenkins/plugins.txt).
+//
+// Output on stdout: one JSON object. Diagnostics on stderr; exit 1 when the file does not evaluate.
+
+import groovy.json.JsonOutput
+
+if (args.length != 1) {
+    System.err.println('usage: groovy run_jenkinsfile.groovy PATH/TO/Jenkinsfile')
+    System.exit(2)
+}
+File jenkinsfile = new File(args[0])
+
+// What happened, in order. `steps` holds every call; the other keys are views the tests use.
+Map record = [
+    steps      : [],
+    sh         : [],
+    credentials: [],
+    junit      : [],
+    archive    : [],
+    parameters : [],
+    params     : [:],
+    environment: [:],
+    options    : [],
+    stages     : [],
+]
+List<String> context = []           // enclosing blocks, outermost first: pipeline, stages, stage:NAME, ...
+List<Map> activeCredentials = []    // bindings of the enclosing withCredentials blocks
+Map params = record.params          // `params.NAME` in the Jenkinsfile: the parameter defaults
+Map env = [:]                       // `env.NAME`: environment {} values, parameters, bound credentials
+
+// JSON-safe copy of step arguments: closures are not data, GStrings become strings.
+def plain
+plain = { Object value ->
+    if (value == null || value instanceof Number || value instanceof Boolean) {
+        return value
+    }
+    if (value instanceof Closure) {
+        return '<block>'
+    }
+    if (value instanceof Map) {
+        return value.collectEntries { k, v -> [(k.toString()): plain(v)] }
+    }
+    if (value instanceof Collection || value instanceof Object[]) {
+        return value.collect { plain(it) }
+    }
+    return value.toString()
+}
+
+def note = { String name, Object args ->
+    Map entry = [step: name, args: plain(args), context: context.join('/')]
+    record.steps << entry
+    return entry
+}
+
+// A directive or block step: record it, then run its body inside it.
+def block = { String name, Object args, Closure body ->
+    note(name, args)
+    context.push(name)
+    try {
+        body.call()
+    } finally {
+        context.pop()
+    }
+}
+
+Binding binding = new Binding()
+binding.setVariable('params', params)
+binding.setVariable('env', env)
+binding.setVariable('any', 'any')
+binding.setVariable('none', 'none')
+binding.setVariable('scm', 'scm')
+binding.setVariable('currentBuild', [result: 'SUCCESS', currentResult: 'SUCCESS', number: 1])
+
+// --- declarative structure -------------------------------------------------------------------
+['pipeline', 'options', 'parameters', 'stages', 'steps', 'post', 'triggers', 'tools',
+ 'always', 'success', 'failure', 'unstable', 'aborted', 'changed', 'fixed', 'regression',
+ 'unsuccessful', 'notBuilt', 'cleanup'].each { String name ->
+    binding.setVariable(name, { Closure body -> block(name, null, body) })
+}
+binding.setVariable('agent', { Object spec ->
+    if (spec instanceof Closure) {
+        block('agent', null, spec)
+    } else {
+        note('agent', spec)
+    }
+})
+binding.setVariable('label', { Object name -> note('label', name) })
+binding.setVariable('stage', { String name, Closure body ->
+    record.stages << name
+    block("stage:${name}".toString(), name, body)
+})
+binding.setVariable('environment', { Closure body ->
+    note('environment', null)
+    Map assigned = [:]
+    body.resolveStrategy = Closure.DELEGATE_FIRST
+    body.delegate = assigned
+    body.call()
+    assigned.each { k, v ->
+        record.environment[k.toString()] = v.toString()
+        env[k.toString()] = v.toString()
+    }
+})
+
+// --- options and parameters ------------------------------------------------------------------
+['timestamps', 'disableConcurrentBuilds', 'buildDiscarder', 'skipDefaultCheckout', 'ansiColor'].each { String name ->
+    binding.setVariable(name, { Object... args ->
+        Object body = args ? args[-1] : null
+        if (body instanceof Closure) {
+            return block(name, (args as List).subList(0, args.length - 1), body)
+        }
+        record.options << name
+        note(name, args as List)
+        return [option: name, args: plain(args as List)]
+    })
+}
+binding.setVariable('logRotator', { Map args -> [logRotator: plain(args)] })
+binding.setVariable('timeout', { Object... args ->
+    Object body = args ? args[-1] : null
+    if (body instanceof Closure) {      // timeout(time: ...) { ... } as a step
+        return block('timeout', (args as List).subList(0, args.length - 1), body)
+    }
+    record.options << 'timeout'
+    note('timeout', args as List)
+})
+binding.setVariable('choice', { Map args ->
+    List choices = args.choices instanceof String ? args.choices.readLines() : args.choices as List
+    Map entry = [type: 'choice', name: args.name, choices: plain(choices), default: plain(choices[0]),
+                 description: plain(args.description)]
+    record.parameters << entry
+    params[args.name] = choices[0]
+    env[args.name] = choices[0].toString()
+    note('choice', args)
+})
+binding.setVariable('booleanParam', { Map args ->
+    record.parameters << [type: 'boolean', name: args.name, default: args.defaultValue ?: false]
+    params[args.name] = args.defaultValue ?: false
+    env[args.name] = (args.defaultValue ?: false).toString()
+    note('booleanParam', args)
+})
+// `string` is a parameter in parameters {} and a credential binding in withCredentials([...]).
+binding.setVariable('string', { Map args ->
+    if (args.containsKey('credentialsId')) {
+        return [type: 'string', credentialsId: args.credentialsId, variables: [args.variable]]
+    }
+    record.parameters << [type: 'string', name: args.name, default: plain(args.defaultValue ?: ''),
+                          description: plain(args.description)]
+    params[args.name] = args.defaultValue ?: ''
+    env[args.name] = (args.defaultValue ?: '').toString()
+    note('string', args)
+})
+
+// --- credentials -----------------------------------------------------------------------------
+binding.setVariable('usernamePassword', { Map args ->
+    [type: 'usernamePassword', credentialsId: args.credentialsId,
+     variables: [args.usernameVariable, args.passwordVariable]]
+})
+binding.setVariable('aws', { Map args ->
+    [type: 'AmazonWebServicesCredentialsBinding', credentialsId: args.credentialsId,
+     variables: [args.accessKeyVariable ?: 'AWS_ACCESS_KEY_ID', args.secretKeyVariable ?: 'AWS_SECRET_ACCESS_KEY']]
+})
+binding.setVariable('withCredentials', { List bindings, Closure body ->
+    List<Map> resolved = bindings.collect { Map b ->
+        if (b.containsKey('$class')) {      // [$class: 'AmazonWebServicesCredentialsBinding', ...]
+            Map r = [type: b['$class'], credentialsId: b.credentialsId]
+            if (b['$class'] == 'AmazonWebServicesCredentialsBinding') {
+                r.variables = [b.accessKeyVariable ?: 'AWS_ACCESS_KEY_ID',
+                               b.secretKeyVariable ?: 'AWS_SECRET_ACCESS_KEY']
+            } else {
+                r.variables = b.findAll { k, v -> k.toString().endsWith('Variable') }.values().collect { it.toString() }
+            }
+            return r
+        }
+        return b
+    }
+    resolved.each { Map b -> record.credentials << plain(b + [context: context.join('/')]) }
+    // Inside the block the variables exist, masked: a Groovy "${env.X}" would show up as <masked:X>.
+    Map saved = new LinkedHashMap(env)
+    resolved.each { Map b -> b.variables.each { v -> env[v.toString()] = "<masked:${v}>".toString() } }
+    activeCredentials.addAll(resolved)
+    try {
+        block('withCredentials', resolved.collect { it.credentialsId }, body)
+    } finally {
+        resolved.each { activeCredentials.remove(it) }
+        env.clear()
+        env.putAll(saved)
+    }
+})
+
+// --- steps -----------------------------------------------------------------------------------
+binding.setVariable('sh', { Object args ->
+    Map options = args instanceof Map ? args : [script: args]
+    record.sh << [
+        script     : options.script.toString(),
+        interpolated: options.script instanceof GString,
+        returnStatus: options.returnStatus ?: false,
+        returnStdout: options.returnStdout ?: false,
+        context    : context.join('/'),
+        credentials: activeCredentials.collect { [credentialsId: it.credentialsId, variables: plain(it.variables)] },
+        env        : new TreeMap(env).keySet() as List,
+    ]
+    note('sh', options)
+    return options.returnStdout ? '' : 0
+})
+binding.setVariable('junit', { Object args ->
+    Map options = args instanceof Map ? args : [testResults: args]
+    record.junit << [testResults: options.testResults.toString(),
+                     allowEmptyResults: options.allowEmptyResults ?: false, context: context.join('/')]
+    note('junit', options)
+})
+binding.setVariable('archiveArtifacts', { Object args ->
+    Map options = args instanceof Map ? args : [artifacts: args]
+    record.archive << [artifacts: options.artifacts.toString(),
+                       allowEmptyArchive: options.allowEmptyArchive ?: false, context: context.join('/')]
+    note('archiveArtifacts', options)
+})
+binding.setVariable('dir', { String path, Closure body -> block('dir', path, body) })
+binding.setVariable('deleteDir', { -> note('deleteDir', null) })
+binding.setVariable('echo', { Object message -> note('echo', message) })
+binding.setVariable('checkout', { Object what -> note('checkout', what) })
+
+// --- evaluate --------------------------------------------------------------------------------
+try {
+    new GroovyShell(binding).evaluate(jenkinsfile.getText('UTF-8'), 'Jenkinsfile')
+} catch (MissingMethodException e) {
+    System.err.println("Jenkinsfile calls a step this harness does not know: ${e.method}(${e.arguments*.getClass()*.simpleName.join(', ')})")
+    System.exit(1)
+} catch (MissingPropertyException e) {
+    System.err.println("Jenkinsfile reads an unknown name: ${e.property}")
+    System.exit(1)
+}
+println JsonOutput.prettyPrint(JsonOutput.toJson(record))
