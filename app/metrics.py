@@ -51,6 +51,7 @@ class Metrics:
         self.predictions = Counter(
             "iris_predictions", "Predictions made, by predicted class.", ("label",), registry=self.registry
         )
+        self._per_class: dict[str, Counter] = {}
         self._info: Info | Gauge
         if multiproc_dir:  # Info is not supported across processes; a constant gauge says the same
             self._info = Gauge(
@@ -76,7 +77,10 @@ class Metrics:
         for label in labels:
             counts[label] = counts.get(label, 0) + 1
         for label, count in counts.items():
-            self.predictions.labels(label=label).inc(count)
+            child = self._per_class.get(label)
+            if child is None:  # labels() validates and locks: once per class, not once per request
+                child = self._per_class[label] = self.predictions.labels(label=label)
+            child.inc(count)
 
     def exposition(self) -> bytes:
         """The text exposition: this process's registry, or every worker's in multiprocess mode."""

@@ -15,7 +15,7 @@ def predict_rows(model: IrisModel, rows: np.ndarray, metrics: Metrics) -> list[d
     result = model.predict(rows)
     names = model.class_names
     # float32 -> rounded float64 so clients see 0.97, not 0.9700000286102295
-    probabilities = np.round(result.probabilities.astype(np.float64), PROBABILITY_DECIMALS).tolist()
+    probabilities = result.probabilities.astype(np.float64).round(PROBABILITY_DECIMALS).tolist()
     class_ids = result.class_ids.tolist()
     metrics.count_predictions(names[class_id] for class_id in class_ids)
     return [

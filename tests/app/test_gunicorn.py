@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,43 @@ def test_missing_model_exits_non_zero_with_a_clear_message(tmp_path: Path) -> No
     assert code != 0
     assert "cannot start the service: no model in" in server.log()
     assert "python -m model_training" in server.log()
+
+
+def test_bodies_without_content_length_are_read_and_limited(live_server: Server) -> None:
+    """Chunked uploads take werkzeug's path (the fast path needs a Content-Length): same answers and limit."""
+
+    def chunks(*parts: bytes):
+        yield from parts
+
+    body = json.dumps({"instances": [SETOSA, SETOSA]}).encode()
+    answer = requests.post(
+        live_server.url + "/api/v1/predict",
+        data=chunks(body[:10], body[10:]),
+        headers={"Content-Type": "application/json"},
+        timeout=5,
+    )
+    assert answer.status_code == 200, answer.text
+    assert [p["label"] for p in answer.json()["predictions"]] == ["setosa", "setosa"]
+
+    huge = requests.post(
+        live_server.url + "/api/v1/predict",
+        data=chunks(b'{"instances": [', b" " * (2 * 1024 * 1024), b"]}"),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert huge.status_code == 413, huge.text
+    assert huge.json()["error"]["code"] == "payload_too_large"
+
+
+def _listening_sockets(port: int) -> int:
+    rows = [line.split() for line in Path("/proc/net/tcp").read_text(encoding="ascii").splitlines()[1:]]
+    return sum(1 for f in rows if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port)  # 0A: LISTEN
+
+
+def test_each_worker_listens_on_its_own_socket(live_server: Server) -> None:
+    """reuse_port: one listening socket per worker (2 by default), so the kernel spreads new connections."""
+    port = int(live_server.url.rsplit(":", 1)[1])
+    deadline = time.monotonic() + 10
+    while _listening_sockets(port) != 2 and time.monotonic() < deadline:
+        time.sleep(0.1)  # a worker that is (re)starting opens its socket a moment after it forks
+    assert _listening_sockets(port) == 2, live_server.log()
