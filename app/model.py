@@ -8,8 +8,8 @@ from ONNX Runtime threads competing for the same two cores.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import onnxruntime as ort
@@ -24,8 +24,7 @@ class ModelLoadError(RuntimeError):
     """The model directory is missing, unreadable or does not describe the model the service expects."""
 
 
-@dataclass(frozen=True)
-class Predictions:
+class Predictions(NamedTuple):
     """One batch of results: class ids (N) and probabilities (N x classes), rows in request order."""
 
     class_ids: np.ndarray
@@ -80,7 +79,7 @@ class IrisModel:
     def predict(self, rows: np.ndarray) -> Predictions:
         """Classify a float32 (N x 4) array in one ONNX Runtime call."""
         class_ids, probabilities = self._session.run(self._outputs, {self._input_name: rows})
-        return Predictions(np.asarray(class_ids), np.asarray(probabilities))
+        return Predictions(class_ids, probabilities)  # both tensors: ndarrays already (no ZipMap)
 
 
 def _check_contract(metadata: object, session: ort.InferenceSession, directory: Path) -> None:
