@@ -363,11 +363,14 @@ class Runner:
             item.ctx.cancel.set()
         deadline = time.monotonic() + _WIND_DOWN_S
         for item in running.values():
+            said = "the stage was stopped"
             try:
                 item.future.result(timeout=max(0.1, deadline - time.monotonic()))
+            except Interrupted as exc:  # the stage's own word on what it leaves behind
+                said = exc.message
             except BaseException:  # pylint: disable=broad-exception-caught
                 pass
-            self._finish(item, None, "interrupted (SIGINT/SIGTERM): the stage was stopped")
+            self._finish(item, None, f"interrupted (SIGINT/SIGTERM): {said}")
 
 
 def _readiness(stage: Stage, selected: set[str], done: set[str], runs: dict[str, StageRun]) -> str:

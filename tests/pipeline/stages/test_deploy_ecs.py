@@ -7,6 +7,11 @@ response shapes of the real API (``test_deploy_ecs_rollouts.py``).
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -267,3 +272,30 @@ def test_an_empty_cluster_setting_is_a_configuration_error(tmp_path: Path) -> No
 
     assert result.returncode == 2
     assert "deploy.ecs.cluster (from --set): is empty but deploy.target is 'ecs'" in result.stderr
+
+
+def test_ctrl_c_while_ecs_rolls_out_exits_130_and_says_ecs_goes_on(
+    tmp_path: Path, stuck_server: MotoServer
+) -> None:
+    project = EcsProject(tmp_path, stuck_server)
+    args = ["run", "--stage", "deploy", *project.sets(**{"deploy.image": DIGEST_B})]
+    proc = subprocess.Popen(  # pylint: disable=consider-using-with  # signalled, then communicate()
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=tmp_path,
+        env={**os.environ, **FAKE_AWS, "PYTHONPATH": str(ROOT), "CI": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    log = tmp_path / "reports" / "stages" / "deploy.log"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "->" not in (log.read_text("utf-8") if log.exists() else ""):
+        time.sleep(0.1)  # until the service was updated and the wait began
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+
+    assert proc.returncode == 130, out
+    assert time.monotonic() - started < 5
+    assert "ECS goes on with it" in out
+    assert project.service_task_definition().endswith(f"{project.cluster}:2")  # no rollback on Ctrl-C
