@@ -99,10 +99,13 @@ class EcsTarget:
         log: Callable[[str], None],
         cancel: threading.Event | None = None,
         ecs_client: EcsClient | None = None,
+        remaining_s: Callable[[], float] | None = None,
     ) -> None:
+        """``remaining_s``: seconds left of the stage's own timeout; no wait outlasts it."""
         self.settings = config.deploy.ecs
         self.log = log
         self.cancel = cancel or threading.Event()
+        self.remaining_s = remaining_s
         self.ecs = ecs_client or client(config)
         self._seen_events: set[str] = set()
 
@@ -166,7 +169,10 @@ class EcsTarget:
     def _wait_for(self, deployment_id: str, task_definition: str) -> float:
         """Poll until the deployment is done; its duration. Fails on FAILED, replacement or timeout."""
         started = time.monotonic()
-        deadline = started + self.settings.timeout_s
+        limit = self.settings.timeout_s
+        if self.remaining_s is not None:  # leave the runner a moment to record the result
+            limit = max(1.0, min(limit, self.remaining_s() - 5))
+        deadline = started + limit
         name = short_name(task_definition)
         while True:
             service = self.ecs.describe_service()
@@ -186,7 +192,7 @@ class EcsTarget:
                 return seconds
             if time.monotonic() >= deadline:
                 raise StageFailed(
-                    f"{name} was not stable after {self.settings.timeout_s:g} s: "
+                    f"{name} was not stable after {limit:.0f} s: "
                     f"{deployment.running}/{deployment.desired} running, {deployment.pending} pending, "
                     f"{deployment.failed_tasks} failed, rollout {deployment.rollout_state or 'unknown'}, "
                     f"{len(service.deployments)} deployment(s)",

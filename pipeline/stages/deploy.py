@@ -166,7 +166,7 @@ class DeployStage(Stage):
         from pipeline.adapters.ecs import short_name  # pylint: disable=import-outside-toplevel
 
         ecs = ctx.config.deploy.ecs
-        release = _ecs.EcsTarget(ctx.config, ctx.log, ctx.cancel).deploy(image)
+        release = _ecs.EcsTarget(ctx.config, ctx.log, ctx.cancel, remaining_s=ctx.remaining_s).deploy(image)
         if not release.unchanged:
             releases = _releases(ctx.state, "ecs")
             releases.append(_release(image, ctx.run_id, task_definition=release.task_definition))

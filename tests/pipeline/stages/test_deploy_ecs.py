@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -299,3 +300,22 @@ def test_ctrl_c_while_ecs_rolls_out_exits_130_and_says_ecs_goes_on(
     assert time.monotonic() - started < 5
     assert "ECS goes on with it" in out
     assert project.service_task_definition().endswith(f"{project.cluster}:2")  # no rollback on Ctrl-C
+
+
+def test_the_waits_end_inside_the_stage_timeout(tmp_path: Path, stuck_server: MotoServer) -> None:
+    """deploy.ecs.timeout_s is 900 by default; a shorter stage timeout still gets a rollout verdict and a
+    rollback attempt, not a stage killed mid-wait."""
+    project = EcsProject(tmp_path, stuck_server)
+
+    started = time.monotonic()
+    result = project.deploy(DIGEST_B, **{"timeouts.deploy": "9"})
+
+    assert result.returncode == 1
+    out = result.stdout + result.stderr
+    assert re.search(
+        rf"{project.cluster}:2 was not stable after [1-4] s", out
+    ), out  # 9 s less start-up and 5
+    assert "the rollback to" in out
+    assert "timed out" not in out
+    assert time.monotonic() - started < 20
+    assert project.service_task_definition() == project.first
