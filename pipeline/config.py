@@ -131,7 +131,7 @@ class EcsDeploySection:
     container: str = "iris-classifier"
     region: str = ""
     endpoint_url: str = ""
-    timeout_s: float = 900
+    timeout_s: float = 540
     poll_interval_s: float = 10
     rollback: bool = True
     mode: str = "rolling"

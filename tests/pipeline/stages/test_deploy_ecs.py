@@ -303,7 +303,7 @@ def test_ctrl_c_while_ecs_rolls_out_exits_130_and_says_ecs_goes_on(
 
 
 def test_the_waits_end_inside_the_stage_timeout(tmp_path: Path, stuck_server: MotoServer) -> None:
-    """deploy.ecs.timeout_s is 900 by default; a shorter stage timeout still gets a rollout verdict and a
+    """deploy.ecs.timeout_s is 540 by default; a shorter stage timeout still gets a rollout verdict and a
     rollback attempt, not a stage killed mid-wait."""
     project = EcsProject(tmp_path, stuck_server)
 
