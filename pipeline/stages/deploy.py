@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from pipeline.adapters.ecs import short_name
 from pipeline.config import Config
 from pipeline.errors import StageFailed, UsageError
 from pipeline.stages import _ecs, _images
@@ -163,8 +164,6 @@ class DeployStage(Stage):
 
     @staticmethod
     def _run_ecs(ctx: StageContext, image: str) -> StageResult:
-        from pipeline.adapters.ecs import short_name  # pylint: disable=import-outside-toplevel
-
         ecs = ctx.config.deploy.ecs
         release = _ecs.EcsTarget(ctx.config, ctx.log, ctx.cancel, remaining_s=ctx.remaining_s).deploy(image)
         if not release.unchanged:
@@ -195,8 +194,6 @@ class DeployStage(Stage):
             )
         current, previous = releases[-1], releases[-2]
         if target == "ecs":
-            from pipeline.adapters.ecs import short_name  # pylint: disable=import-outside-toplevel
-
             self.validate(config)
             _ecs.EcsTarget(config, lambda line: None).roll_back_to(previous["task_definition"])
             _save_releases(state, target, releases[:-1])
