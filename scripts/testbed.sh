@@ -30,6 +30,21 @@ die() {
     exit 1
 }
 
+# await_started NAME PIDFILE LOG TIMEOUT_S CHECK...: poll CHECK every 0.5 s until it succeeds. Stop with the
+# log's tail when the process in PIDFILE (once written) has exited, or after TIMEOUT_S seconds.
+await_started() {
+    local name=$1 pidfile=$2 log=$3 timeout_s=$4 polls=0
+    shift 4
+    until "$@"; do
+        if { [[ -s $pidfile ]] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; } || ((polls >= timeout_s * 2)); then
+            tail -n 20 "$log" >&2 || true
+            die "$name did not answer within ${timeout_s}s; see $log"
+        fi
+        sleep 0.5
+        polls=$((polls + 1))
+    done
+}
+
 # --- install -----------------------------------------------------------------------------------
 
 cmd_install() {
@@ -60,15 +75,8 @@ start_engine() {
     say "starting dockerd on $DOCKER_SOCK (log: $STATE/dockerd.log)"
     # setsid: the engine must outlive this script and not get the terminal's Ctrl-C.
     setsid dockerd --host "$DOCKER_SOCK" --pidfile "$STATE/dockerd.pid" >"$STATE/dockerd.log" 2>&1 </dev/null &
-    local waited=0
-    until engine_answers; do
-        if ((waited >= ENGINE_TIMEOUT_S)); then
-            tail -n 20 "$STATE/dockerd.log" >&2 || true
-            die "dockerd did not answer within ${ENGINE_TIMEOUT_S}s; see $STATE/dockerd.log"
-        fi
-        sleep 1
-        waited=$((waited + 1))
-    done
+    # No liveness check by pidfile: dockerd writes it late, and a crashed one leaves a stale file.
+    await_started dockerd "" "$STATE/dockerd.log" "$ENGINE_TIMEOUT_S" engine_answers
     STARTED+=("dockerd (pid $(cat "$STATE/dockerd.pid"))")
 }
 
@@ -143,15 +151,7 @@ EOF
         sleep 0.2
         waited=$((waited + 1))
     done
-    waited=0
-    until registry_answers; do
-        if ! kill -0 "$(cat "$STATE/registry.pid")" 2>/dev/null || ((waited >= 30)); then
-            tail -n 20 "$STATE/registry.log" >&2 || true
-            die "docker-registry did not answer at $REGISTRY_ADDR; see $STATE/registry.log"
-        fi
-        sleep 0.5
-        waited=$((waited + 1))
-    done
+    await_started "docker-registry at $REGISTRY_ADDR" "$STATE/registry.pid" "$STATE/registry.log" 15 registry_answers
     STARTED+=("registry at $REGISTRY_ADDR (pid $(cat "$STATE/registry.pid"))")
 }
 
