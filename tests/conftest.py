@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -59,6 +62,46 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+@dataclass(frozen=True)
+class InterruptedRun:
+    """What ``python -m pipeline`` did after SIGINT."""
+
+    returncode: int
+    output: str  # stdout and stderr together
+    seconds_to_exit: float
+
+
+def interrupt_cli(
+    args: list[str],
+    cwd: Path,
+    *,
+    log: Path,
+    ready: str,
+    settle_s: float = 0.0,
+    env: dict[str, str] | None = None,
+) -> InterruptedRun:
+    """``python -m pipeline ARGS`` as a real subprocess, sent SIGINT (Ctrl-C) once ``log`` contains ``ready``
+    (and ``settle_s`` more seconds have passed)."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "CI": "1", **(env or {})}
+    full_env.pop("PIPELINE_PROFILE", None)
+    proc = subprocess.Popen(  # pylint: disable=consider-using-with  # signalled, then communicate()
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and ready not in (log.read_text("utf-8") if log.exists() else ""):
+        time.sleep(0.1)
+    time.sleep(settle_s)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    return InterruptedRun(proc.returncode, out, time.monotonic() - started)
 
 
 def state_json(**stages: dict) -> str:

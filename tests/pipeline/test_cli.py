@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from tests.conftest import ROOT, SPEC_STAGES, run_cli, state_json
+from tests.conftest import ROOT, SPEC_STAGES, interrupt_cli, run_cli, state_json
 
 ANSI = "\x1b["
 
@@ -163,25 +160,16 @@ def test_sigint_stops_the_stage_writes_reports_and_exits_130(make_repo) -> None:
             ".pipeline/state.json": state_json(train={}),
         }
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CI": "1"}
-    proc = subprocess.Popen(  # pylint: disable=consider-using-with  # signalled, then communicate()
-        [sys.executable, "-m", "pipeline", "run", "--stage", "test"],
-        cwd=repo,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    # "$ " starts the logged pytest command; then let pytest get into the sleeping test
+    run = interrupt_cli(
+        ["run", "--stage", "test"],
+        repo,
+        log=repo / "reports" / "stages" / "test.log",
+        ready="$ ",
+        settle_s=1.5,
     )
-    log = repo / "reports" / "stages" / "test.log"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and "$ " not in (log.read_text() if log.exists() else ""):
-        time.sleep(0.1)
-    time.sleep(1.5)  # let pytest get into the sleeping test
-    started = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 130, out
-    assert time.monotonic() - started < 15
+    assert run.returncode == 130, run.output
+    assert run.seconds_to_exit < 15
     doc = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))
     assert doc["status"] == "interrupted"
     assert doc["stages"][0]["status"] == "failed" and "interrupted" in doc["stages"][0]["error"]

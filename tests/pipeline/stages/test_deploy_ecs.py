@@ -7,11 +7,7 @@ response shapes of the real API (``test_deploy_ecs_rollouts.py``).
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -20,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, interrupt_cli, run_cli
 from tests.support.realtools import MotoServer
 
 pytestmark = pytest.mark.integration
@@ -280,25 +276,14 @@ def test_ctrl_c_while_ecs_rolls_out_exits_130_and_says_ecs_goes_on(
 ) -> None:
     project = EcsProject(tmp_path, stuck_server)
     args = ["run", "--stage", "deploy", *project.sets(**{"deploy.image": DIGEST_B})]
-    proc = subprocess.Popen(  # pylint: disable=consider-using-with  # signalled, then communicate()
-        [sys.executable, "-m", "pipeline", *args],
-        cwd=tmp_path,
-        env={**os.environ, **FAKE_AWS, "PYTHONPATH": str(ROOT), "CI": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
     log = tmp_path / "reports" / "stages" / "deploy.log"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and "->" not in (log.read_text("utf-8") if log.exists() else ""):
-        time.sleep(0.1)  # until the service was updated and the wait began
-    started = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=30)
 
-    assert proc.returncode == 130, out
-    assert time.monotonic() - started < 5
-    assert "ECS goes on with it" in out
+    # "->" is logged once the service was updated and the wait began
+    run = interrupt_cli(args, tmp_path, log=log, ready="->", env=FAKE_AWS)
+
+    assert run.returncode == 130, run.output
+    assert run.seconds_to_exit < 5
+    assert "ECS goes on with it" in run.output
     assert project.service_task_definition().endswith(f"{project.cluster}:2")  # no rollback on Ctrl-C
 
 
