@@ -52,6 +52,7 @@ class Metrics:
             "iris_predictions", "Predictions made, by predicted class.", ("label",), registry=self.registry
         )
         self._per_class: dict[str, Counter] = {}
+        self._per_request: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         self._info: Info | Gauge
         if multiproc_dir:  # Info is not supported across processes; a constant gauge says the same
             self._info = Gauge(
@@ -106,9 +107,16 @@ class Metrics:
             rule.rule if rule else UNMATCHED,
             str(response.status_code),
         )
-        self.requests.labels(*labels).inc()
+        # labels() validates and takes a lock on every call. The label sets are few (routes x methods x the
+        # statuses the app answers, unmatched URLs share one), so each pair of children is looked up once.
+        children = self._per_request.get(labels)
+        if children is None:
+            children = (self.requests.labels(*labels), self.latency.labels(*labels))
+            self._per_request[labels] = children
+        count, latency = children
+        count.inc()
         if started is not None:
-            self.latency.labels(*labels).observe(time.perf_counter() - started)
+            latency.observe(time.perf_counter() - started)
         return response
 
     def _serve(self) -> Response:
