@@ -38,6 +38,8 @@ control_socket_disable = True  # gunicorn's runtime control socket is unused; it
 
 accesslog = "-"
 errorlog = "-"
+# Same lines as gunicorn's logger, without building every header and environ variable into each one
+logger_class = "app.access_log.AccessLogger"
 loglevel = os.environ.get("LOG_LEVEL", "info")
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 
