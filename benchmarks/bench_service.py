@@ -187,6 +187,13 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0
     raise RuntimeError("gunicorn did not become ready")
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
@@ -199,7 +206,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument(
         "--pace-ms",
-        type=int,
+        type=_non_negative_int,
         default=0,
         help="each connection waits a random 0..2N ms (mean N) before each request: a load below saturation, "
         "so latency shows service time rather than queueing; the throughput ratio is then not judged "
