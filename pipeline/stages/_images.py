@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pipeline.adapters import ecr
 from pipeline.adapters.git import GitInfo
 from pipeline.config import Config
 from pipeline.errors import EngineUnavailable
@@ -70,8 +71,6 @@ def resolve_tags(config: Config, git: GitInfo, fallback: str) -> list[str]:
 
 def is_ecr(config: Config) -> bool:
     """Is ``registry.url`` an Amazon ECR registry (credentials from boto3 instead of REGISTRY_*)?"""
-    from pipeline.adapters import ecr  # pylint: disable=import-outside-toplevel
-
     return ecr.parse_host(config.registry.url) is not None
 
 
@@ -81,8 +80,6 @@ def credentials(config: Config) -> tuple[str, str] | None:
     if config.secrets.registry_username:
         return config.secrets.registry_username, config.secrets.registry_password
     if is_ecr(config):
-        from pipeline.adapters import ecr  # pylint: disable=import-outside-toplevel
-
         return ecr.login(config.registry.url)
     return None
 
