@@ -92,6 +92,14 @@ class ImageSection:
 
 
 @dataclass(frozen=True)
+class DockerSection:
+    """How the pipeline reaches the containers it starts (``adapters/reach.py``)."""
+
+    reach: str = "auto"
+    network: str = ""
+
+
+@dataclass(frozen=True)
 class RegistrySection:
     url: str = "localhost:5000"
     timeout_s: float = 30
@@ -120,7 +128,7 @@ class SmokeSection:
 @dataclass(frozen=True)
 class LocalDeploySection:
     container_name: str = "iris-classifier"
-    port: int = 8080
+    port: int = 8000
     ready_timeout_s: float = 60
 
 
@@ -164,6 +172,7 @@ class Config:
     train: TrainSection = field(default_factory=TrainSection)
     test: TestSection = field(default_factory=TestSection)
     image: ImageSection = field(default_factory=ImageSection)
+    docker: DockerSection = field(default_factory=DockerSection)
     registry: RegistrySection = field(default_factory=RegistrySection)
     trivy: TrivySection = field(default_factory=TrivySection)
     smoke: SmokeSection = field(default_factory=SmokeSection)
@@ -452,6 +461,7 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
     """Checks of range and choice that a type alone cannot say."""
     _choice(values, sources, "deploy.target", ("local", "ecs"))
     _choice(values, sources, "deploy.ecs.mode", ("rolling",))
+    _choice(values, sources, "docker.reach", ("auto", "host", "network"))
     _choice(values, sources, "trivy.severity", SEVERITIES)
     _choice(values, sources, "trivy.scanners", ("vuln", "secret", "misconfig", "license"))
     _choice(values, sources, "lint.linter", ("ruff", "flake8"))

@@ -427,6 +427,36 @@ class DockerEngine:  # pylint: disable=too-many-public-methods
             hint=_CREDENTIALS_HINT,
         )
 
+    def distribution_digest(self, ref: str, auth_config: Mapping[str, str] | None = None) -> str | None:
+        """The manifest digest the registry holds for ``ref``, asked by the engine (``None``: no such tag).
+
+        ``GET /distribution/NAME/json`` makes the engine ask the registry from where it pushed: the
+        only view of a registry on the engine host's loopback from a container beside the engine.
+        """
+        import docker  # pylint: disable=import-outside-toplevel
+        import requests  # pylint: disable=import-outside-toplevel
+
+        scrub = Scrubber([(auth_config or {}).get("password")])
+        try:
+            info = self._client.api.inspect_distribution(
+                ref, auth_config=dict(auth_config) if auth_config else None
+            )
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as exc:
+            message = scrub(_api_error_message(exc))
+            hint = _CREDENTIALS_HINT if is_auth_error(message) else _REGISTRY_HINT
+            raise ToolFailed(
+                f"the engine could not ask the registry about {ref}: {message}", hint=hint
+            ) from None
+        except requests.exceptions.ConnectionError as exc:
+            raise EngineUnavailable(
+                f"lost the Docker engine asking the registry about {ref}: {_first_line(exc)}",
+                hint=_ENGINE_HINT,
+            ) from None
+        digest = (info.get("Descriptor") or {}).get("digest")
+        return str(digest) if digest else None
+
     # --- containers ------------------------------------------------------------------------
 
     def run_container(  # pylint: disable=too-many-arguments
@@ -439,8 +469,12 @@ class DockerEngine:  # pylint: disable=too-many-public-methods
         labels: Mapping[str, str] | None = None,
         restart_policy: Mapping[str, Any] | None = None,
         command: Sequence[str] | None = None,
+        network: str | None = None,
     ) -> str:
-        """Start a detached container; ``ports`` maps container port -> (host ip, host port)."""
+        """Start a detached container; ``ports`` maps container port -> (host ip, host port).
+
+        ``network`` attaches it to that network instead of the default bridge (see ``adapters.reach``).
+        """
         port_map = {f"{port}/tcp": binding for port, binding in (ports or {}).items()}
         container = self._call(
             "run container",
@@ -452,10 +486,27 @@ class DockerEngine:  # pylint: disable=too-many-public-methods
                 environment=dict(env or {}),
                 labels=dict(labels or {}),
                 restart_policy=dict(restart_policy) if restart_policy else None,
+                network=network,
                 detach=True,
             ),
         )
         return str(container.id)
+
+    def inspect_container(self, ref: str) -> dict[str, Any] | None:
+        """The engine's whole record of a container (by id, short id or name), ``None`` if there is none."""
+        import docker  # pylint: disable=import-outside-toplevel
+
+        try:
+            return dict(self._call("inspect container", lambda: self._client.api.inspect_container(ref)))
+        except docker.errors.NotFound:
+            return None
+
+    def container_address(self, container: str, network: str) -> str | None:
+        """The container's IP address on ``network``; ``None`` when it has none (stopped, not attached)."""
+        info = self.inspect_container(container) or {}
+        networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
+        address = (networks.get(network) or {}).get("IPAddress")
+        return str(address) if address else None
 
     def container_state(self, container: str) -> ContainerState:
         """Whether a container still runs, and how it ended if not (for a smoke test that waits)."""

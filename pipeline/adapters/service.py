@@ -24,12 +24,15 @@ class Answer:
 
 
 class ServiceClient:
-    """A client for one base URL such as ``http://127.0.0.1:8080``."""
+    """A client for one base URL such as ``http://127.0.0.1:8000``."""
 
     def __init__(self, base_url: str, timeout_s: float = 5.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self._session = requests.Session()
+        # The service is a container of the local engine: never send its probes through HTTP(S)_PROXY,
+        # which a CI machine may set for the outside world (it would not know a bridge address).
+        self._session.trust_env = False
 
     def get(self, path: str) -> Answer:
         return self._answer(self._session.get(self.base_url + path, timeout=self.timeout_s))

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pipeline.adapters import ecr
+from pipeline.adapters import ecr, reach
 from pipeline.adapters.git import GitInfo
 from pipeline.config import Config
-from pipeline.errors import EngineUnavailable
+from pipeline.errors import EngineUnavailable, EnvironmentProblem, StageFailed
 from pipeline.stages.base import CheckResult
 
 if TYPE_CHECKING:
     from pipeline.adapters.docker_engine import DockerEngine
     from pipeline.adapters.registry import RegistryClient
+
+SERVICE_PORT = 5000  # what gunicorn listens on inside the service image (gunicorn.conf.py)
 
 INPUTS_LABEL = "io.mlops.inputs-hash"
 MODEL_LABEL = "io.mlops.model.version"
@@ -42,6 +44,43 @@ def engine_check(config: Config) -> CheckResult:
     return CheckResult(
         "docker engine", True, f"Docker {version.get('Version')} (API {version.get('ApiVersion')})"
     )
+
+
+def container_reach(config: Config, engine: DockerEngine) -> reach.Reach:
+    """How this run reaches the containers it starts: published on 127.0.0.1, or on a shared network."""
+    return reach.detect(engine, config.docker.reach, config.docker.network)
+
+
+def reach_check(config: Config) -> CheckResult:
+    """``doctor`` and preflight of the stages that probe a container: how will they reach it?"""
+    try:
+        found = container_reach(config, connect(config))
+    except (EngineUnavailable, EnvironmentProblem) as exc:
+        return CheckResult("containers reached", False, exc.message, exc.hint or "")
+    return CheckResult("containers reached", True, found.describe())
+
+
+def publish(host_port: int | None) -> dict[int, tuple[str, int]]:
+    """The port bindings of a service container: ``host_port`` on the engine host's 127.0.0.1, if any."""
+    return {SERVICE_PORT: ("127.0.0.1", host_port)} if host_port else {}
+
+
+def service_url(engine: DockerEngine, found: reach.Reach, container: str, host_port: int | None) -> str:
+    """Where this process reaches the service in ``container``: its published port on 127.0.0.1, or
+    its own port at its address on the shared network."""
+    if found.mode == reach.HOST:
+        if not host_port:
+            raise ValueError("reach mode host needs a published port")
+        return f"http://127.0.0.1:{host_port}"
+    address = engine.container_address(container, found.network or "")
+    if not address:
+        died = engine.container_state(container).failure()
+        raise StageFailed(
+            f"container {container[:12]} has no address on network '{found.network}'"
+            + (f": {died}" if died else ""),
+            hint="is docker.network a network the engine can attach containers to?",
+        )
+    return f"http://{address}:{SERVICE_PORT}"
 
 
 def repository(config: Config) -> str:
@@ -99,6 +138,37 @@ def auth_config(config: Config) -> dict[str, str] | None:
     if found is None:
         return None
     return {"username": found[0], "password": found[1], "serveraddress": config.registry.url}
+
+
+class RegistryThroughEngine:
+    """The registry as the engine sees it, for a registry on the engine host's loopback that this
+    process (in a container beside the engine) cannot reach itself. Same questions as RegistryClient."""
+
+    def __init__(self, config: Config, engine: DockerEngine) -> None:
+        self._config = config
+        self._engine = engine
+        self.base_url = config.registry.url
+
+    def ping(self) -> None:
+        """The engine reaches the registry when it can ask it about a tag (a missing tag is an answer)."""
+        self.manifest_digest(path_in_registry(self._config, repository(self._config)), "latest")
+
+    def manifest_digest(self, path: str, tag: str) -> str | None:
+        ref = f"{self._config.registry.url.rstrip('/')}/{path}:{tag}"
+        return self._engine.distribution_digest(ref, auth_config(self._config))
+
+
+def registry_view(config: Config, engine: DockerEngine) -> tuple[RegistryClient | RegistryThroughEngine, str]:
+    """Who asks the registry which digest a tag holds, and how that is said in ``doctor`` and the log.
+
+    This process asks it over HTTP, unless the registry is on the engine host's loopback and this
+    process does not share that loopback: then the engine asks it, from where it pushed.
+    """
+    if is_local_registry(config) and not container_reach(config, engine).loopback_is_hosts():
+        return RegistryThroughEngine(config, engine), (
+            f"{config.registry.url} is on the engine host's loopback: asked through the engine"
+        )
+    return registry_client(config), f"{config.registry.url} asked over its HTTP API"
 
 
 def is_local_registry(config: Config) -> bool:

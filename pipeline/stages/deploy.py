@@ -38,26 +38,28 @@ class LocalTarget:
         self.log = log
         self.cancel = cancel
         self.engine = _images.connect(config)
-
-    def _client(self):
-        from pipeline.adapters.service import ServiceClient  # pylint: disable=import-outside-toplevel
-
-        return ServiceClient(f"http://127.0.0.1:{self.local.port}")
+        self.reach = _images.container_reach(config, self.engine)
+        log(self.reach.describe())
 
     def _start(self, image: str, name: str) -> str:
         return self.engine.run_container(
             image,
             name=name,
-            ports={5000: ("127.0.0.1", self.local.port)},
+            ports=_images.publish(self.local.port),
             labels={RELEASE_LABEL: self.local.container_name},
             restart_policy={"Name": "unless-stopped"},
+            network=self.reach.network,
         )
 
     def _wait(self, container: str) -> float:
+        from pipeline.adapters.service import ServiceClient  # pylint: disable=import-outside-toplevel
+
         def alive() -> str | None:
             return self.engine.container_state(container).failure()
 
-        return self._client().wait_ready(self.local.ready_timeout_s, alive=alive, cancel=self.cancel)
+        url = _images.service_url(self.engine, self.reach, container, self.local.port)
+        self.log(f"waiting for {url}/ready")
+        return ServiceClient(url).wait_ready(self.local.ready_timeout_s, alive=alive, cancel=self.cancel)
 
     def deploy(self, image: str) -> tuple[str | None, float]:
         """Replace the running release with ``image``; returns (previous image, seconds to ready)."""
@@ -118,7 +120,7 @@ class DeployStage(Stage):
     def checks(self, config: Config) -> list[CheckResult]:
         if config.deploy.target == "ecs":
             return _ecs.checks(config)
-        return [_images.engine_check(config)]
+        return [_images.engine_check(config), _images.reach_check(config)]
 
     def missing_input(self, config: Config, state: RunState, selected: set[str]) -> tuple[str, str] | None:
         if config.deploy.image or "push" in selected or state.output("push", "image"):

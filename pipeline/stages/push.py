@@ -41,9 +41,10 @@ class PushStage(Stage):
                 )
             )
         try:
-            _images.registry_client(config).ping()
+            registry, how = _images.registry_view(config, _images.connect(config))
+            registry.ping()
             creds = "with credentials" if _images.credentials(config) else "anonymous"
-            checks.append(CheckResult("registry", True, f"{config.registry.url} answers ({creds})"))
+            checks.append(CheckResult("registry", True, f"answers ({creds}); {how}"))
         except (StageFailed, EnvironmentProblem) as exc:
             # Not required before the run: a refused or absent registry is the push stage's own failure
             # (exit 1, cause named); doctor still shows it as a problem.
@@ -67,14 +68,16 @@ class PushStage(Stage):
         return [
             f"docker push {_images.repository(config)}:<each tag of build>",
             f"HEAD {config.registry.url}/v2/{_images.path_in_registry(config, _images.repository(config))}"
-            "/manifests/<tag> must answer the pushed digest",
+            "/manifests/<tag> must answer the pushed digest (asked through the engine when the registry is "
+            "on the engine host's loopback and the pipeline runs in a container)",
         ]
 
     def run(self, ctx: StageContext) -> StageResult:
         from pipeline.adapters.docker_engine import split_image_ref  # pylint: disable=import-outside-toplevel
 
         engine = _images.connect(ctx.config)
-        registry = _images.registry_client(ctx.config)
+        registry, how = _images.registry_view(ctx.config, engine)
+        ctx.log(f"registry: {how}")
         tags: list[str] = ctx.state.output("build", "tags") or []
         auth = _images.auth_config(ctx.config)
         digest = None

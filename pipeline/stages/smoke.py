@@ -1,4 +1,7 @@
-"""``smoke``: run the built image on a free loopback port and ask it the questions that matter.
+"""``smoke``: run the built image and ask it the questions that matter.
+
+The container is published on a free port of 127.0.0.1 when the pipeline runs on the engine's host,
+or reached at its address on the network the pipeline's own container is on (``adapters/reach.py``).
 
 Ready within the timeout; ``[5.1, 3.5, 1.4, 0.2]`` is ``setosa``; ``/api/v1/model`` reports the model
 version that ``train`` recorded; the process is not root; a malformed request is a 400. The container
@@ -23,7 +26,7 @@ class SmokeStage(Stage):
     description = "run the built image, wait for /ready, check a known prediction and the model version"
 
     def checks(self, config: Config) -> list[CheckResult]:
-        return [_images.engine_check(config)]
+        return [_images.engine_check(config), _images.reach_check(config)]
 
     def missing_input(self, config: Config, state, selected: set[str]) -> tuple[str, str] | None:
         if "build" not in selected and not state.output("build", "image_id"):
@@ -32,7 +35,8 @@ class SmokeStage(Stage):
 
     def plan(self, config: Config) -> list[str]:
         return [
-            "docker run -d -p 127.0.0.1:<free port>:5000 <built image>",
+            "docker run -d <built image>, published on 127.0.0.1:<free port> (on the engine's host) or on "
+            f"the pipeline container's network (docker.reach={config.docker.reach})",
             f"wait for /ready ({config.smoke.ready_timeout_s:g} s), POST /api/v1/predict {SETOSA} -> "
             f"{config.smoke.expected_label}, GET /api/v1/model, uid != 0, malformed body -> 400; "
             "remove the container",
@@ -47,14 +51,23 @@ class SmokeStage(Stage):
         expected_version = ctx.state.output("build", "model_version") or ctx.state.output(
             "train", "model_version"
         )
-        port = free_port()
+        reach = _images.container_reach(ctx.config, engine)
+        ctx.log(reach.describe())
+        # A port free here is free on the engine's host only when this process runs there.
+        port = free_port() if reach.mode == "host" else None
         name = f"smoke-{ctx.run_id[-6:]}-{secrets.token_hex(2)}"
-        ctx.progress(f"starting {name} on 127.0.0.1:{port}")
+        ctx.progress(f"starting {name}")
         container = engine.run_container(
-            image, name=name, ports={5000: ("127.0.0.1", port)}, labels={"io.mlops.smoke": ctx.run_id}
+            image,
+            name=name,
+            ports=_images.publish(port),
+            labels={"io.mlops.smoke": ctx.run_id},
+            network=reach.network,
         )
         try:
-            client = ServiceClient(f"http://127.0.0.1:{port}")
+            url = _images.service_url(engine, reach, container, port)
+            ctx.log(f"probing {name} at {url}")
+            client = ServiceClient(url)
 
             def alive() -> str | None:
                 return engine.container_state(container).failure()

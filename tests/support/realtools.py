@@ -155,27 +155,32 @@ def _wait_for_registry(registry: Registry, timeout_s: float = 20.0) -> None:
     pytest.fail(f"docker-registry did not answer at {registry.address}:\n{registry.log_path.read_text()}")
 
 
+def launch_registry(root: Path, auth: dict[str, Any] | None = None) -> Registry:
+    """Start a ``docker-registry`` (data under ``root``) on a free loopback port; ``.stop()`` ends it."""
+    binary = require_tool("docker-registry")
+    root.mkdir(parents=True)
+    address = f"127.0.0.1:{free_port()}"
+    config = _registry_config(root, address, auth)
+    log_path = root / "registry.log"
+    with log_path.open("wb") as sink:
+        process = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped by Registry.stop
+            [binary, "serve", str(config)], stdout=sink, stderr=subprocess.STDOUT
+        )
+    registry = Registry(address, process, log_path)
+    _wait_for_registry(registry)
+    return registry
+
+
 @pytest.fixture
 def start_registry(tmp_path: Path) -> Iterator[Callable[..., Registry]]:
     """Start registries (optionally with htpasswd basic auth); all are stopped after the test."""
-    binary = require_tool("docker-registry")
     started: list[Registry] = []
 
     def start(htpasswd: Path | None = None, auth: dict[str, Any] | None = None) -> Registry:
-        root = tmp_path / f"registry-{len(started)}"
-        root.mkdir()
-        address = f"127.0.0.1:{free_port()}"
         if htpasswd is not None:
             auth = {"htpasswd": {"realm": "testbed", "path": str(htpasswd)}}
-        config = _registry_config(root, address, auth)
-        log_path = root / "registry.log"
-        with log_path.open("wb") as sink:
-            process = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped by Registry.stop
-                [binary, "serve", str(config)], stdout=sink, stderr=subprocess.STDOUT
-            )
-        registry = Registry(address, process, log_path)
+        registry = launch_registry(tmp_path / f"registry-{len(started)}", auth)
         started.append(registry)
-        _wait_for_registry(registry)
         return registry
 
     yield start
