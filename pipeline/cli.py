@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
@@ -16,7 +17,7 @@ from typing import Annotated, Any, Optional, TypeVar
 import typer
 
 from pipeline import config as config_mod
-from pipeline.errors import EXIT_INTERRUPTED, EXIT_PREREQUISITE, PipelineError, UsageError
+from pipeline.errors import EXIT_INTERRUPTED, EXIT_PREREQUISITE, ConfigError, PipelineError, UsageError
 
 app = typer.Typer(
     name="pipeline",
@@ -61,9 +62,50 @@ def find_root(start: Path | None = None) -> Path:
 def _load_config(
     profile: str | None, overrides: list[str] | None, extra: list[str] = ()
 ) -> config_mod.Config:
-    return config_mod.load(
-        find_root(), profile=profile, overrides=[*(overrides or []), *extra], environ=os.environ
-    )
+    root = find_root()
+    _check_profile(root, profile)
+    return config_mod.load(root, profile=profile, overrides=[*(overrides or []), *extra], environ=os.environ)
+
+
+def _profile_names(root: Path) -> list[str]:
+    """The profiles a message can offer: the default and those of pipeline.toml, when it is readable."""
+    try:
+        document = tomllib.loads((root / config_mod.CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        document = {}
+    profiles = document.get("profiles")
+    names = list(profiles) if isinstance(profiles, dict) else []
+    return names if config_mod.DEFAULT_PROFILE in names else [config_mod.DEFAULT_PROFILE, *names]
+
+
+def _check_profile(root: Path, profile: str | None) -> None:
+    """Refuse (exit 2) an empty or blank ``--profile``, or ``$PIPELINE_PROFILE`` when it is the one read.
+
+    Empty is what a CI system passes when it lost the value (Jenkins leaves parameters out of the
+    environment on a job's first build): taking it as "the default profile" would run the wrong one.
+    """
+    if profile is not None:
+        what, fix = "--profile is empty", "or leave the option out"
+        value = profile
+    elif "PIPELINE_PROFILE" in os.environ:
+        what, fix = "PIPELINE_PROFILE is set but empty", "or unset the variable"
+        value = os.environ["PIPELINE_PROFILE"]
+    else:
+        return
+    if not value.strip():
+        names = ", ".join(_profile_names(root))
+        raise ConfigError(f"{what}: name a profile of {config_mod.CONFIG_FILE} ({names}), {fix}")
+
+
+def _check_stage(stage: str) -> None:
+    """Refuse an empty or blank ``--stage`` (exit 2) instead of reading it as 'all'."""
+    if not any(part.strip() for part in stage.split(",")):
+        from pipeline.stages import ORDER  # pylint: disable=import-outside-toplevel
+
+        raise UsageError(
+            f"--stage is empty: pass 'all' or stage names, comma-separated ({', '.join(ORDER)}), "
+            "or leave the option out"
+        )
 
 
 def _console() -> Any:
@@ -118,6 +160,7 @@ def run(
         from pipeline.stages import STAGES  # pylint: disable=import-outside-toplevel
         from pipeline.state import RunState  # pylint: disable=import-outside-toplevel
 
+        _check_stage(stage)
         extra = [f"pipeline.report_dir={report_dir}"] if report_dir else []
         cfg = _load_config(profile, set_, extra)
         plan = runner_mod.select(STAGES, stage=stage, start=from_, skip=skip)
@@ -190,6 +233,7 @@ def doctor(stage: StageOpt = "all", profile: ProfileOpt = None, set_: SetOpt = N
         from pipeline.stages import STAGES  # pylint: disable=import-outside-toplevel
         from pipeline.stages.base import tool_version  # pylint: disable=import-outside-toplevel
 
+        _check_stage(stage)
         cfg = _load_config(profile, set_)
         plan = runner_mod.select(STAGES, stage=stage)
         table = Table(title=f"doctor (profile {cfg.profile})", title_justify="left")

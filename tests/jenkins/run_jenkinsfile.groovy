@@ -1,6 +1,15 @@
 // Run a declarative Jenkinsfile as a plain Groovy script and print, as JSON, what it would do.
 //
-//   JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 groovy tests/jenkins/run_jenkinsfile.groovy Jenkinsfile
+//   JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 groovy tests/jenkins/run_jenkinsfile.groovy \
+//       [--first-build | --param NAME=VALUE ...] Jenkinsfile
+//
+// Which build of the job to act as (the record's `mode`):
+//   (no option)         a later build with the parameter defaults: params.NAME and env.NAME carry them;
+//   --first-build       the job's first build: params.NAME carries each default, but Jenkins puts NO
+//                       parameter into env (JENKINS-40574, JENKINS-41929), so "$NAME" is empty in sh;
+//   --param NAME=VALUE  a build with parameters (repeatable): params.NAME and env.NAME carry VALUE,
+//                       the others their defaults; an undeclared NAME or a value that is not one of
+//                       a choice's choices exits 2, as Jenkins refuses it.
 //
 // Jenkins itself cannot run on the test machines (TESTBED.md "Browser, load, Jenkins"), but the
 // Jenkinsfile is Groovy: each declarative directive and step name below is bound to a closure that
@@ -9,18 +18,80 @@
 // A step or directive that is not bound here fails the run (MissingMethodException): the tests then
 // name it, so a new step is a conscious change (and its plugin goes into custom_jenkins/plugins.txt).
 //
-// Output on stdout: one JSON object. Diagnostics on stderr; exit 1 when the file does not evaluate.
+// Output on stdout: one JSON object. Diagnostics on stderr; exit 1 when the file does not evaluate,
+// 2 on a bad command line.
 
 import groovy.json.JsonOutput
 
-if (args.length != 1) {
-    System.err.println('usage: groovy run_jenkinsfile.groovy PATH/TO/Jenkinsfile')
+// The delegate of an environment {} block: `NAME = value` is recorded; reading a name that was not
+// assigned in the block (params, env, ...) resolves from the script's binding, as in Jenkins.
+class EnvironmentBlock {
+    private final Map<String, Object> assigned = [:]
+    private final Binding binding
+
+    EnvironmentBlock(Binding binding) {
+        this.binding = binding
+    }
+
+    Map<String, Object> assignments() {
+        return assigned
+    }
+
+    @Override
+    Object getProperty(String name) {
+        return assigned.containsKey(name) ? assigned[name] : binding.getVariable(name)
+    }
+
+    @Override
+    void setProperty(String name, Object value) {
+        assigned[name] = value
+    }
+}
+
+def usage = { String problem ->
+    System.err.println("run_jenkinsfile.groovy: ${problem}")
+    System.err.println('usage: groovy run_jenkinsfile.groovy [--first-build | --param NAME=VALUE ...] PATH/TO/Jenkinsfile')
     System.exit(2)
 }
-File jenkinsfile = new File(args[0])
+
+boolean firstBuild = false
+Map<String, String> given = [:]     // --param NAME=VALUE, in order
+List<String> argv = args as List
+if (!argv || argv[-1].startsWith('--')) {
+    usage('the last argument must be the Jenkinsfile')
+}
+int at = 0
+while (at < argv.size() - 1) {
+    String arg = argv[at++]
+    if (arg == '--first-build') {
+        firstBuild = true
+    } else if (arg == '--param') {
+        String assignment = at < argv.size() - 1 ? argv[at++] : ''
+        int eq = assignment.indexOf('=')
+        String name = eq > 0 ? assignment.substring(0, eq) : ''
+        if (!(name ==~ /[A-Za-z_][A-Za-z0-9_]*/)) {
+            usage("--param '${assignment}': not NAME=VALUE")
+        }
+        if (given.containsKey(name)) {
+            usage("--param ${name} given twice")
+        }
+        given[name] = assignment.substring(eq + 1)
+    } else {
+        usage("unknown option ${arg} (options come before the Jenkinsfile)")
+    }
+}
+if (firstBuild && given) {
+    usage('--first-build and --param exclude each other: a first build takes no parameters')
+}
+File jenkinsfile = new File(argv[-1])
+if (!jenkinsfile.isFile()) {
+    usage("no such file: ${jenkinsfile}")
+}
+String mode = firstBuild ? 'first-build' : 'rebuild'
 
 // What happened, in order. `steps` holds every call; the other keys are views the tests use.
 Map record = [
+    mode       : mode,
     steps      : [],
     sh         : [],
     credentials: [],
@@ -34,7 +105,7 @@ Map record = [
 ]
 List<String> context = []           // enclosing blocks, outermost first: pipeline, stages, stage:NAME, ...
 List<Map> activeCredentials = []    // bindings of the enclosing withCredentials blocks
-Map params = record.params          // `params.NAME` in the Jenkinsfile: the parameter defaults
+Map params = record.params          // `params.NAME` in the Jenkinsfile: the build's parameter values
 Map env = [:]                       // `env.NAME`: environment {} values, parameters, bound credentials
 
 // JSON-safe copy of step arguments: closures are not data, GStrings become strings.
@@ -53,6 +124,23 @@ plain = { Object value ->
         return value.collect { plain(it) }
     }
     return value.toString()
+}
+
+// A parameter declaration: params.NAME gets this build's value (--param, else the default); env.NAME
+// too, except on a first build. `parse` turns a --param text into the parameter's type, or null.
+def declare = { String name, Object defaultValue, Closure parse ->
+    Object value = defaultValue
+    if (given.containsKey(name)) {
+        value = parse(given[name])
+        if (value == null) {
+            System.err.println("run_jenkinsfile.groovy: --param ${name}=${given[name]}: not a value of parameter ${name}")
+            System.exit(2)
+        }
+    }
+    params[name] = value
+    if (!firstBuild) {
+        env[name] = value.toString()
+    }
 }
 
 def note = { String name, Object args ->
@@ -100,11 +188,11 @@ binding.setVariable('stage', { String name, Closure body ->
 })
 binding.setVariable('environment', { Closure body ->
     note('environment', null)
-    Map assigned = [:]
+    EnvironmentBlock assigned = new EnvironmentBlock(binding)
     body.resolveStrategy = Closure.DELEGATE_FIRST
     body.delegate = assigned
     body.call()
-    assigned.each { k, v ->
+    assigned.assignments().each { k, v ->
         record.environment[k.toString()] = v.toString()
         env[k.toString()] = v.toString()
     }
@@ -136,14 +224,13 @@ binding.setVariable('choice', { Map args ->
     Map entry = [type: 'choice', name: args.name, choices: plain(choices), default: plain(choices[0]),
                  description: plain(args.description)]
     record.parameters << entry
-    params[args.name] = choices[0]
-    env[args.name] = choices[0].toString()
+    declare(args.name.toString(), choices[0], { String text -> choices.find { it.toString() == text } })
     note('choice', args)
 })
 binding.setVariable('booleanParam', { Map args ->
     record.parameters << [type: 'boolean', name: args.name, default: args.defaultValue ?: false]
-    params[args.name] = args.defaultValue ?: false
-    env[args.name] = (args.defaultValue ?: false).toString()
+    declare(args.name.toString(), args.defaultValue ?: false,
+            { String text -> text in ['true', 'false'] ? text == 'true' : null })
     note('booleanParam', args)
 })
 // `string` is a parameter in parameters {} and a credential binding in withCredentials([...]).
@@ -153,8 +240,7 @@ binding.setVariable('string', { Map args ->
     }
     record.parameters << [type: 'string', name: args.name, default: plain(args.defaultValue ?: ''),
                           description: plain(args.description)]
-    params[args.name] = args.defaultValue ?: ''
-    env[args.name] = (args.defaultValue ?: '').toString()
+    declare(args.name.toString(), (args.defaultValue ?: '').toString(), { String text -> text })
     note('string', args)
 })
 
@@ -206,6 +292,8 @@ binding.setVariable('sh', { Object args ->
         context    : context.join('/'),
         credentials: activeCredentials.collect { [credentialsId: it.credentialsId, variables: plain(it.variables)] },
         env        : new TreeMap(env).keySet() as List,
+        // What the step's shell sees (credential variables as <masked:NAME>): run the script with these.
+        envValues  : new TreeMap(env),
     ]
     note('sh', options)
     return options.returnStdout ? '' : 0
@@ -236,5 +324,11 @@ try {
 } catch (MissingPropertyException e) {
     System.err.println("Jenkinsfile reads an unknown name: ${e.property}")
     System.exit(1)
+}
+List<String> unknown = given.keySet().findAll { !params.containsKey(it) } as List
+if (unknown) {
+    String declared = params.keySet().join(', ') ?: 'none'
+    System.err.println("run_jenkinsfile.groovy: --param ${unknown.join(', ')}: the Jenkinsfile declares no such parameter (it declares: ${declared})")
+    System.exit(2)
 }
 println JsonOutput.prettyPrint(JsonOutput.toJson(record))

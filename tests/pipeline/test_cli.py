@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from tests.conftest import ROOT, SPEC_STAGES, interrupt_cli, run_cli, state_json
+from tests.support.processes import find_processes
 
 ANSI = "\x1b["
 
@@ -68,6 +69,79 @@ def test_usage_and_config_errors_exit_2(
     result = invoke(args, ROOT, monkeypatch)
     assert result.exit_code == 2, result.output
     assert needle in result.output
+
+
+PROFILE_FIX = "name a profile of pipeline.toml (local, aws)"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["run", "--stage", ""], {}, "error: --stage is empty: pass 'all' or stage names"),
+        (["run", "--stage", " , "], {}, "error: --stage is empty: pass 'all' or stage names"),
+        (["doctor", "--stage", ""], {}, "error: --stage is empty: pass 'all' or stage names"),
+        (["run", "--profile", ""], {}, f"error: --profile is empty: {PROFILE_FIX}, or leave the option out"),
+        (
+            ["run", "--profile", "  "],
+            {},
+            f"error: --profile is empty: {PROFILE_FIX}, or leave the option out",
+        ),
+        (
+            ["doctor", "--profile", ""],
+            {},
+            f"error: --profile is empty: {PROFILE_FIX}, or leave the option out",
+        ),
+        (
+            ["config", "--profile", ""],
+            {},
+            f"error: --profile is empty: {PROFILE_FIX}, or leave the option out",
+        ),
+        (
+            ["rollback", "--profile", ""],
+            {},
+            f"error: --profile is empty: {PROFILE_FIX}, or leave the option out",
+        ),
+        (
+            ["run"],
+            {"PIPELINE_PROFILE": ""},
+            f"error: PIPELINE_PROFILE is set but empty: {PROFILE_FIX}, or unset",
+        ),
+        (["config"], {"PIPELINE_PROFILE": " "}, f"error: PIPELINE_PROFILE is set but empty: {PROFILE_FIX}"),
+    ],
+)
+def test_an_empty_stage_or_profile_exits_2_and_says_what_to_pass(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str], message: str
+) -> None:
+    """Empty is what Jenkins' first build passed for a parameter: never read it as the default."""
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    result = invoke([*args, "--dry-run"] if args[0] == "run" else args, ROOT, monkeypatch, env=env)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "plan (profile" not in result.output and "doctor (profile" not in result.output
+
+
+def test_an_empty_profile_exits_2_as_a_subprocess_and_lists_the_files_profiles(make_repo) -> None:
+    repo = make_repo({"pipeline.toml": FIXTURE_TOML + "[profiles.staging]\n[profiles.prod]\n"})
+    proc = run_cli(["run", "--stage", "lint", "--profile", "", "--dry-run"], repo)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.splitlines()[0] == (
+        "error: --profile is empty: name a profile of pipeline.toml (local, staging, prod), "
+        "or leave the option out"
+    )
+    assert proc.stdout == ""
+    proc = run_cli(["run", "--stage", "", "--dry-run"], repo)
+    assert proc.returncode == 2 and "error: --stage is empty" in proc.stderr, proc.stderr
+
+
+def test_an_unset_profile_still_means_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    result = invoke(["run", "--stage", "lint", "--dry-run"], ROOT, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert "plan (profile local" in result.output
+    result = invoke(
+        ["run", "--stage", "lint", "--dry-run"], ROOT, monkeypatch, env={"PIPELINE_PROFILE": "aws"}
+    )
+    assert result.exit_code == 0 and "plan (profile aws" in result.output, result.output
 
 
 def test_missing_prerequisite_exits_2(make_repo, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,10 +247,8 @@ def test_sigint_stops_the_stage_writes_reports_and_exits_130(make_repo) -> None:
     doc = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))
     assert doc["status"] == "interrupted"
     assert doc["stages"][0]["status"] == "failed" and "interrupted" in doc["stages"][0]["error"]
-    leftover = subprocess.run(
-        ["pgrep", "-f", f"pytest tests --junitxml={repo}"], capture_output=True, text=True, check=False
-    )
-    assert leftover.stdout.strip() == "", "the pytest child was stopped"
+    leftover = find_processes(f"pytest tests --junitxml={repo}")
+    assert not leftover, f"the pytest child was stopped: {leftover}"
 
 
 def test_doctor_shows_tool_versions(monkeypatch: pytest.MonkeyPatch) -> None:
