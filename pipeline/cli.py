@@ -151,11 +151,22 @@ def run(
     report_dir: Annotated[
         Optional[Path], typer.Option("--report-dir", help="Where reports go (default reports/).")
     ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Run every selected stage, even when its inputs are unchanged.")
+    ] = False,
+    rerun: Annotated[
+        Optional[str],
+        typer.Option("--rerun", help="Run these selected stages even when cached (comma-separated)."),
+    ] = None,
 ) -> None:
-    """Run the selected stages in dependency order; reports go to the report dir."""
+    """Run the selected stages in dependency order; reports go to the report dir.
+
+    A stage whose declared inputs (files, config, tools, earlier stages' outputs) are those of its last
+    pass is reported 'cached' and not run again (smoke, push and deploy always run).
+    """
 
     def body() -> int:
-        from pipeline import report  # pylint: disable=import-outside-toplevel
+        from pipeline import cache, report  # pylint: disable=import-outside-toplevel
         from pipeline import runner as runner_mod  # pylint: disable=import-outside-toplevel
         from pipeline.stages import STAGES  # pylint: disable=import-outside-toplevel
         from pipeline.state import RunState  # pylint: disable=import-outside-toplevel
@@ -166,10 +177,12 @@ def run(
         plan = runner_mod.select(STAGES, stage=stage, start=from_, skip=skip)
         state = RunState.load(cfg.state_file)
         console = _console()
+        forced = _rerun_names(rerun, plan)
+        fingerprinter = cache.Fingerprinter(cfg.root)
         if dry_run:
-            _print_plan(console, cfg, plan, state)
+            _print_plan(console, cfg, plan, state, fingerprinter, no_cache, forced)
             return 0
-        runner_mod.check_inputs(plan, cfg, state)
+        runner_mod.check_inputs(plan, cfg, state, fingerprinter)
         runner_mod.preflight(plan, cfg)
         reporter = report.PlainReporter(console) if plain_output() else report.LiveReporter(console)
         runner = runner_mod.Runner(
@@ -178,6 +191,9 @@ def run(
             reporter,
             jobs=jobs or cfg.pipeline.jobs,
             keep_going=keep_going or cfg.pipeline.keep_going,
+            no_cache=no_cache,
+            rerun=forced,
+            fingerprinter=fingerprinter,
         )
         result = runner.execute(plan)
         written = report.write_reports(result, cfg.report_dir)
@@ -190,20 +206,51 @@ def run(
     raise typer.Exit(code)
 
 
-def _print_plan(console: Any, cfg: config_mod.Config, plan: Any, state: Any) -> None:
+def _rerun_names(rerun: str | None, plan: Any) -> set[str]:
+    """``--rerun a,b``: names of selected stages (exit 2 for any other)."""
+    names = {part.strip() for part in (rerun or "").split(",") if part.strip()}
+    unknown = sorted(names - set(plan.names))
+    if unknown:
+        raise UsageError(
+            f"--rerun: {', '.join(unknown)} not selected in this run",
+            hint=f"selected: {', '.join(plan.names)}",
+        )
+    return names
+
+
+def _print_plan(  # pylint: disable=too-many-arguments
+    console: Any,
+    cfg: config_mod.Config,
+    plan: Any,
+    state: Any,
+    fingerprinter: Any,
+    no_cache: bool,
+    forced: set[str],
+) -> None:
     from pipeline import runner as runner_mod  # pylint: disable=import-outside-toplevel
 
     console.print(f"plan (profile {cfg.profile}, dry run: nothing is executed)", markup=False)
     try:
-        runner_mod.check_inputs(plan, cfg, state)
+        runner_mod.check_inputs(plan, cfg, state, fingerprinter)
     except PipelineError as exc:
         console.print(f"  note: a real run would refuse: {exc}", markup=False)
+    selected = set(plan.names)
     for i, stage in enumerate(plan.stages, 1):
         needs = ", ".join(stage.needs) or "-"
         console.print(
             f"{i}. {stage.name}  (needs: {needs}; timeout {cfg.timeouts.for_stage(stage.name):g}s)",
             markup=False,
         )
+        # A stage after one that runs now sees that stage's new outputs: its verdict can only be "runs".
+        if any(n in selected for n in stage.needs) and stage.cacheable:
+            verdict = "cached if what it reads from " + ", ".join(n for n in stage.needs if n in selected)
+            verdict += " comes out unchanged"
+        else:
+            reusable, why, _ = runner_mod.cache_verdict(
+                stage, cfg, state, fingerprinter, no_cache or stage.name in forced
+            )
+            verdict = f"{'cached' if reusable else 'runs'}: {why}"
+        console.print(f"     -> {verdict}", markup=False)
         for line in stage.plan(cfg) if stage.implemented else ["not implemented yet: would fail"]:
             console.print(f"     {line}", markup=False)
     for name in plan.skipped:
@@ -311,7 +358,7 @@ def rollback(profile: ProfileOpt = None, set_: SetOpt = None) -> None:
 
         cfg = _load_config(profile, set_)
         state = RunState.load(cfg.state_file)
-        releases = state.extra.get("releases", {}).get(cfg.deploy.target)
+        releases = state.releases(cfg.deploy.target)
         if not releases:
             raise UsageError(
                 f"no deploy target has run: the state has no release for target '{cfg.deploy.target}'",

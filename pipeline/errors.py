@@ -6,14 +6,16 @@ that turns them into exit codes (SPEC §3)::
     PipelineError                   base; exit 1
     ├── UsageError                  exit 2: a bad command line (stage names, flags)
     │   ├── ConfigError             exit 2: pipeline.toml, a profile, an env var or --set is invalid
-    │   └── MissingPrerequisite     exit 2: a selected stage needs the output of a stage not yet run
+    │   ├── MissingPrerequisite     exit 2: a selected stage needs the output of a stage not yet run
+    │   └── StalePrerequisite       exit 2: ... of a stage that passed for other inputs than today's
     ├── EnvironmentProblem          exit 3: a tool, the Docker engine or a credential is missing
     │   ├── ToolNotFound            an executable is not on PATH
     │   └── EngineUnavailable       the Docker engine does not answer
     ├── StageFailed                 exit 1: a stage ran and failed (a gate, a tool error)
     │   ├── ToolFailed              an outside tool exited non-zero or said "error"
     │   ├── StageTimeout            the stage ran past its configured timeout
-    │   └── GateFailed              the stage's quality or security gate refused the result
+    │   ├── GateFailed              the stage's quality or security gate refused the result
+    │   └── StageContractError      a stage read or recorded a run-state key it does not declare (a bug)
     └── Interrupted                 exit 130: Ctrl-C / SIGINT / SIGTERM
 
 Messages say what went wrong and what to do about it; they never carry a secret.
@@ -79,6 +81,18 @@ class MissingPrerequisite(UsageError):
         self.run_first = run_first
 
 
+class StalePrerequisite(UsageError):
+    """A selected stage needs a stage whose recorded pass was for other inputs than the tree's today."""
+
+    def __init__(self, stage: str, stale: str, why: str) -> None:
+        super().__init__(
+            f"stage '{stage}' needs '{stale}', whose last pass is stale ({why})",
+            hint=f"run it too (--stage {stale},{stage}, cached when unchanged) or waive it (--skip {stale})",
+        )
+        self.stage = stage
+        self.stale = stale
+
+
 class EnvironmentProblem(PipelineError):
     """Something the selected stages need is missing from this machine."""
 
@@ -114,6 +128,10 @@ class StageTimeout(StageFailed):
 
 class GateFailed(StageFailed):
     """A quality or security gate refused the result."""
+
+
+class StageContractError(StageFailed):
+    """A stage read or recorded a run-state key outside its declarations: a bug in the stage."""
 
 
 class Interrupted(PipelineError):

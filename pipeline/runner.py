@@ -4,6 +4,11 @@ The runner knows stages only through ``pipeline.stages.base.Stage``; it knows no
 Trivy or AWS. One scheduler serves both modes: ``--jobs 1`` is the same loop with one slot. Each
 stage runs in a worker thread with its own cancel event, which the main thread sets on Ctrl-C,
 SIGTERM or when the stage passes its timeout; the stage's tools are stopped through that event.
+
+Caching is the runner's, one mechanism for every stage (``pipeline.cache``): before a cacheable
+stage runs, the fingerprint of its declared inputs is compared with its last pass; the same key
+means ``cached`` (its reports put back), unless ``--no-cache`` or ``--rerun`` says otherwise. A
+prerequisite that is not selected counts only when its last pass is for today's inputs.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from pipeline import cache
 from pipeline.adapters import git
 from pipeline.config import Config
 from pipeline.errors import (
@@ -29,6 +35,7 @@ from pipeline.errors import (
     Interrupted,
     MissingPrerequisite,
     PipelineError,
+    StalePrerequisite,
     UsageError,
 )
 from pipeline.stages.base import (
@@ -99,10 +106,29 @@ class Reporter(Protocol):
 class Plan:
     stages: tuple[Stage, ...]
     skipped: tuple[str, ...]
+    registry: tuple[Stage, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.stages)
+
+    def stage(self, name: str) -> Stage:
+        return next(s for s in (*self.registry, *self.stages) if s.name == name)
+
+    def upstream_of(self, name: str) -> list[str]:
+        """Every stage ``name`` needs, directly or not, nearest first."""
+        found: list[str] = []
+        todo = list(self.stage(name).needs)
+        while todo:
+            need = todo.pop(0)
+            if need not in found:
+                found.append(need)
+                todo.extend(self.stage(need).needs)
+        return found
+
+    def readable(self, name: str) -> dict[str, Any]:
+        """The run-state outputs stage ``name`` may read: its own and those of every stage it needs."""
+        return {n: self.stage(n).outputs for n in (name, *self.upstream_of(name))}
 
 
 def _split(value: str | None) -> list[str]:
@@ -142,19 +168,64 @@ def select(
     if not chosen:
         raise UsageError("the selection is empty: nothing to run", hint="check --stage, --from and --skip")
     # Every --skip name waives that stage as a prerequisite, also outside the --stage/--from range.
-    return Plan(tuple(chosen), tuple(n for n in order if n in skipped))
+    return Plan(tuple(chosen), tuple(n for n in order if n in skipped), tuple(registry))
 
 
-def check_inputs(plan: Plan, config: Config, state: RunState) -> None:
+def check_inputs(
+    plan: Plan, config: Config, state: RunState, fingerprinter: cache.Fingerprinter | None = None
+) -> None:
     """Refuse (exit 2) a selection whose prerequisite output is neither selected nor in the state,
-    or whose configuration cannot work for a selected stage."""
+    or was recorded for other inputs than today's, or whose configuration cannot work for a stage.
+
+    Only direct prerequisites are compared with the tree: each stage's inputs include what the
+    stages before it recorded, so a recorded chain is consistent link by link. ``--skip`` waives.
+    """
     satisfied = set(plan.names) | set(plan.skipped)
+    fingerprinter = fingerprinter or cache.Fingerprinter(config.root)
     for stage in plan.stages:
         stage.validate(config)
         missing = stage.missing_input(config, state, satisfied)
         if missing is not None:
             run_first, what = missing
             raise MissingPrerequisite(stage.name, run_first, what)
+        for name in stage.prerequisites(config):
+            if name in satisfied:
+                continue
+            record = state.record(name)
+            if record is None or not state.passed(name):
+                raise MissingPrerequisite(stage.name, name, f"a passing '{name}' run")
+            now = fingerprint(plan.stage(name), config, state, fingerprinter)
+            if cache.key(now) != cache.key(record.inputs):
+                raise StalePrerequisite(stage.name, name, cache.explain(record.inputs, now))
+
+
+def fingerprint(
+    stage: Stage, config: Config, state: RunState, fingerprinter: cache.Fingerprinter
+) -> dict[str, str]:
+    """The stage's declared inputs as they are now (the outputs of earlier stages from ``state``)."""
+
+    def outputs_of(name: str) -> dict[str, Any] | None:
+        record = state.record(name)
+        return record.outputs if record is not None and state.passed(name) else None
+
+    return cache.fingerprint(stage.inputs(config), config, outputs_of, fingerprinter)
+
+
+def cache_verdict(
+    stage: Stage, config: Config, state: RunState, fingerprinter: cache.Fingerprinter, forced: bool
+) -> tuple[bool, str, dict[str, str]]:
+    """``(reusable, why, fingerprint)``: may the stage's last pass stand in for running it now?"""
+    now = fingerprint(stage, config, state, fingerprinter)
+    record = state.record(stage.name)
+    if not stage.cacheable:
+        return False, "never cached: it acts on the outside world", now
+    if forced:
+        return False, "forced (--no-cache or --rerun)", now
+    if record is None or not state.passed(stage.name):
+        return False, "no earlier pass recorded", now
+    if record.key != cache.key(now):
+        return False, cache.explain(record.inputs, now), now
+    return True, f"inputs unchanged since run {record.run_id}", now
 
 
 def preflight(plan: Plan, config: Config) -> list[tuple[str, CheckResult]]:
@@ -192,6 +263,7 @@ class _Running:
         self.ctx = ctx
         self.started = started
         self.log_file = log_file
+        self.inputs: dict[str, str] = {}  # the fingerprint this run computed, set by the worker
 
 
 class Runner:
@@ -207,6 +279,9 @@ class Runner:
         keep_going: bool = False,
         run_id: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        no_cache: bool = False,
+        rerun: Iterable[str] = (),
+        fingerprinter: cache.Fingerprinter | None = None,
     ) -> None:
         self.config = config
         self.state = state
@@ -216,6 +291,11 @@ class Runner:
         self.run_id = run_id or new_run_id()
         self.clock = clock
         self.interrupted = threading.Event()
+        self.no_cache = no_cache
+        self.rerun = set(rerun)
+        self.fingerprinter = fingerprinter or cache.Fingerprinter(config.root)
+        self.store = cache.CacheStore(config.path(config.pipeline.state_dir) / "cache")
+        self._plan: Plan | None = None
 
     def execute(self, plan: Plan) -> RunResult:
         result = RunResult(
@@ -227,6 +307,7 @@ class Runner:
             + [StageRun(n, status=SKIPPED, summary="--skip") for n in plan.skipped],
         )
         runs = {r.name: r for r in result.stages}
+        self._plan = plan
         self.reporter.run_started(result)
         previous = _install_sigterm()
         try:
@@ -290,24 +371,50 @@ class Runner:
             progress=lambda line, _n=stage.name: self.reporter.stage_progress(_n, line),
             cancel=threading.Event(),
             timeout_s=timeout_s,
+            readable=self._plan.readable(stage.name) if self._plan else None,
         )
         run.started_at = utcnow()
         run.status = "running"
         self.reporter.stage_started(run)
         ctx.log(f"# stage {stage.name}, run {self.run_id}, started {run.started_at}")
         future: Future[StageResult] = Future()
+        item = _Running(stage, run, future, ctx, self.clock(), log_file)
 
         def work() -> None:
             # A daemon thread, so a stage stuck past its timeout cannot keep the process alive.
             if not future.set_running_or_notify_cancel():
                 return
             try:
-                future.set_result(stage.run(ctx))
+                future.set_result(self._run_or_reuse(item))
             except BaseException as exc:  # pylint: disable=broad-exception-caught
                 future.set_exception(exc)
 
         threading.Thread(target=work, name=f"stage-{stage.name}", daemon=True).start()
-        return _Running(stage, run, future, ctx, self.clock(), log_file)
+        return item
+
+    def _run_or_reuse(self, item: _Running) -> StageResult:
+        """The stage's cached result when its inputs are those of its last pass, else its run."""
+        stage, ctx = item.stage, item.ctx
+        forced = self.no_cache or stage.name in self.rerun
+        reusable, why, item.inputs = cache_verdict(stage, self.config, self.state, self.fingerprinter, forced)
+        record = self.state.record(stage.name)
+        if reusable and record is not None:
+            restored, problem = self.store.restore(stage.name, record.key or "", self.config.report_dir)
+            if not restored:
+                ctx.log(f"# warning: the cache entry of '{stage.name}' is not used: {problem}; running it")
+            else:
+                result = stage.reuse(ctx, record)
+                if result is not None:
+                    ctx.log(f"# cached: {why} (key {(record.key or '')[:12]}); its reports are put back")
+                    earlier = self.store.earlier_log(stage.name)
+                    if earlier:
+                        ctx.log("# --- the log of that run ---")
+                        ctx.log(earlier.rstrip("\n"))
+                    return result
+                ctx.log("# its recorded output is gone; running it")
+        elif stage.cacheable:
+            ctx.log(f"# runs: {why}")
+        return stage.run(ctx)
 
     def _poll(self, item: _Running) -> bool:
         """Finish ``item`` if its stage is done or past its timeout; True when it is finished."""
@@ -354,8 +461,20 @@ class Runner:
             item.ctx.log(f"# FAILED: {error}")
         item.ctx.log(f"# {run.status} in {run.duration_s:.1f} s")
         item.log_file.close()
-        outputs = item.ctx.outputs if run.status in (PASSED, CACHED) else {}
-        self.state.put(run.name, StageRecord(run.status, utcnow(), self.run_id, run.summary, outputs))
+        good = run.status in (PASSED, CACHED)
+        record = StageRecord(
+            run.status,
+            utcnow(),
+            self.run_id,
+            run.summary,
+            item.ctx.outputs if good else {},
+            artifacts=dict(run.artifacts) if good else {},
+            inputs=item.inputs if good else {},
+            key=cache.key(item.inputs) if good and item.inputs else None,
+        )
+        self.state.put(run.name, record)
+        if run.status == PASSED and item.stage.cacheable and record.key:
+            self.store.save(run.name, record.key, self.config.report_dir)
         self.reporter.stage_finished(run)
 
     def _interrupt(self, running: dict[str, _Running]) -> None:

@@ -29,6 +29,10 @@ class StageRecord:
     run_id: str
     summary: str = ""
     outputs: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    # The fingerprint of the stage's declared inputs when it ran (``pipeline.cache``), and its key.
+    inputs: dict[str, str] = field(default_factory=dict)
+    key: str | None = None
 
 
 class RunState:
@@ -58,6 +62,9 @@ class RunState:
                     run_id=rec["run_id"],
                     summary=rec.get("summary", ""),
                     outputs=dict(rec.get("outputs", {})),
+                    artifacts=dict(rec.get("artifacts", {})),
+                    inputs={str(k): str(v) for k, v in dict(rec.get("inputs", {})).items()},
+                    key=rec.get("key"),
                 )
                 for name, rec in doc.get("stages", {}).items()
             }
@@ -89,6 +96,20 @@ class RunState:
             self.stages[stage] = record
             self._save_locked()
 
+    def releases(self, target: str) -> list[dict[str, Any]]:
+        """What deploy put live on ``target``, oldest first (``rollback`` walks it back)."""
+        found = self.extra.get("releases", {})
+        items = found.get(target, []) if isinstance(found, dict) else []
+        return [dict(item) for item in items if isinstance(item, dict)]
+
+    def set_releases(self, target: str, releases: list[dict[str, Any]], keep: int = 20) -> None:
+        with self._lock:
+            found = self.extra.get("releases")
+            all_releases = dict(found) if isinstance(found, dict) else {}
+            all_releases[target] = releases[-keep:]
+            self.extra["releases"] = all_releases
+            self._save_locked()
+
     def set_extra(self, key: str, value: Any) -> None:
         with self._lock:
             self.extra[key] = value
@@ -104,6 +125,9 @@ class RunState:
                     "run_id": rec.run_id,
                     "summary": rec.summary,
                     "outputs": rec.outputs,
+                    "artifacts": rec.artifacts,
+                    "inputs": rec.inputs,
+                    "key": rec.key,
                 }
                 for name, rec in sorted(self.stages.items())
             },

@@ -2,10 +2,21 @@
 
 A stage is a small class with a ``name``, the stages it ``needs``, the ``checks`` of what it requires
 on this machine (tools, engine, credentials), the ``plan`` it would carry out (for ``--dry-run``) and
-``run(ctx)``, which returns a :class:`StageResult` or raises an error of ``pipeline.errors``. What a
-later stage or a later run reads, it records in the run state through ``ctx.record``. A stage writes
-its output to its log (``ctx.log``) and a one-line live status (``ctx.progress``), never to the
-terminal.
+``run(ctx)``, which returns a :class:`StageResult` or raises an error of ``pipeline.errors``.
+
+The run-state contract is declared, not conventional:
+
+- ``outputs`` names (and types) every key the stage records with ``ctx.record``; recording another
+  key, or a value of another type, fails the stage (:class:`~pipeline.errors.StageContractError`).
+- ``ctx.read(STAGE, KEY)`` reads a key that STAGE declares, and only of the stage itself or a stage
+  it needs (directly or not).
+- ``inputs(config)`` declares what the result depends on (:class:`pipeline.cache.Inputs`). A
+  ``cacheable`` stage that passed before with the same inputs is ``cached``: ``reuse`` gives its
+  earlier result (a stage may check that its output still exists, or refresh it). Every stage's
+  inputs also tell whether its recorded pass is still good as a prerequisite of a later stage.
+
+A stage writes its output to its log (``ctx.log``) and a one-line live status (``ctx.progress``),
+never to the terminal.
 """
 
 from __future__ import annotations
@@ -13,16 +24,28 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import IO, Any, ClassVar
 
 from pipeline.adapters import process
 from pipeline.adapters.process import ProcessResult
+from pipeline.cache import Inputs
 from pipeline.config import Config
-from pipeline.errors import Interrupted, StageFailed
-from pipeline.state import RunState
+from pipeline.errors import Interrupted, StageContractError, StageFailed
+from pipeline.state import RunState, StageRecord
+
+# The run-state outputs each stage declares: key -> type (``list`` and ``dict`` for JSON values;
+# ``None`` is always allowed, for "not known").
+Declared = Mapping[str, type | tuple[type, ...]]
+
+
+def declare(**types: type | tuple[type, ...]) -> Declared:
+    """A stage's declared outputs, read-only: ``outputs = declare(image_id=str, tags=list)``."""
+    return MappingProxyType(types)
+
 
 PASSED = "passed"
 FAILED = "failed"
@@ -66,6 +89,7 @@ class StageContext:
         progress: Callable[[str], None],
         cancel: threading.Event,
         timeout_s: float,
+        readable: Mapping[str, Declared] | None = None,
     ) -> None:
         self.stage = stage
         self.config = config
@@ -78,6 +102,8 @@ class StageContext:
         self._progress = progress
         self._lock = threading.Lock()
         self.outputs: dict[str, Any] = {}
+        # Stage name -> declared outputs, for this stage and every stage it needs (None: unchecked).
+        self._readable = readable
 
     @property
     def root(self) -> Path:
@@ -131,8 +157,33 @@ class StageContext:
             raise Interrupted(f"stage '{self.stage}' was interrupted")
 
     def record(self, **outputs: Any) -> None:
-        """Leave values in the run state for later stages and later runs."""
+        """Leave values in the run state for later stages and later runs; only declared keys."""
+        if self._readable is not None:
+            declared = self._readable.get(self.stage, {})
+            for key, value in outputs.items():
+                if key not in declared:
+                    raise StageContractError(
+                        f"stage '{self.stage}' records '{key}', which it does not declare"
+                    )
+                if value is not None and not isinstance(value, declared[key]):
+                    raise StageContractError(
+                        f"stage '{self.stage}' records '{key}' as {type(value).__name__}, "
+                        f"declared as {declared[key]}"
+                    )
         self.outputs.update(outputs)
+
+    def read(self, stage: str, key: str, default: Any = None) -> Any:
+        """An output recorded by this stage or one it needs; the key must be declared by that stage."""
+        if self._readable is not None:
+            if stage not in self._readable:
+                raise StageContractError(
+                    f"stage '{self.stage}' reads '{stage}.{key}', but does not need '{stage}'"
+                )
+            if key not in self._readable[stage]:
+                raise StageContractError(
+                    f"stage '{self.stage}' reads '{stage}.{key}', which '{stage}' does not declare"
+                )
+        return self.state.output(stage, key, default)
 
 
 class Stage:
@@ -142,6 +193,27 @@ class Stage:
     needs: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
     implemented: ClassVar[bool] = True
+    outputs: ClassVar[Declared] = MappingProxyType({})
+    # Whether a pass with the same inputs may be reused; stages that act on the outside world say no.
+    cacheable: ClassVar[bool] = False
+
+    def inputs(self, config: Config) -> Inputs:
+        """What this stage's result depends on; by default, what the stages it needs recorded."""
+        del config
+        return Inputs(upstream=self.needs)
+
+    def prerequisites(self, config: Config) -> tuple[str, ...]:
+        """The stages whose recorded pass this stage builds on when they are not selected (``needs``)."""
+        del config
+        return self.needs
+
+    def reuse(self, ctx: StageContext, record: StageRecord) -> StageResult | None:
+        """The result of a cache hit: the earlier pass, its outputs recorded again.
+
+        Return ``None`` to run after all (e.g. the output the record names is gone).
+        """
+        ctx.record(**record.outputs)
+        return StageResult(status=CACHED, summary=record.summary, artifacts=dict(record.artifacts))
 
     def checks(self, config: Config) -> list[CheckResult]:  # pylint: disable=unused-argument
         """What this stage needs on the machine; every ``ok=False, required=True`` stops the run (exit 3)."""

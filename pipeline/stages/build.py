@@ -1,9 +1,10 @@
 """``build``: the service image, with docker-py's low-level build, tags from config and OCI labels.
 
-An image already labelled with the same inputs hash (the build context as ``.dockerignore`` filters
-it, the Dockerfile and the build arguments that shape the image) is reused: the stage says
-``cached`` and only adds this run's tags. The revision and creation date are labels, not inputs, so
-a new commit that changes nothing the image holds does not rebuild it.
+Its inputs are the build context as ``.dockerignore`` filters it (the model included), the
+Dockerfile and the build arguments that shape the image. With the same inputs the runner reports it
+``cached``: the recorded image, still in the engine, only gets this run's tags. The revision and
+creation date are labels, not inputs, so a new commit that changes nothing the image holds does not
+rebuild it.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.adapters import git
+from pipeline.cache import Inputs
 from pipeline.config import Config
 from pipeline.errors import ToolFailed
 from pipeline.stages import _images
-from pipeline.stages.base import CACHED, CheckResult, Stage, StageContext, StageResult
+from pipeline.stages.base import CACHED, CheckResult, Stage, StageContext, StageResult, declare
 from pipeline.stages.train import MODEL_FILE, read_model_metadata
+from pipeline.state import StageRecord
 
 
 def context_hash(context: Path, dockerfile: str, buildargs: dict[str, str]) -> str:
@@ -33,6 +36,8 @@ def context_hash(context: Path, dockerfile: str, buildargs: dict[str, str]) -> s
             for line in ignore.read_text(encoding="utf-8").splitlines()
             if line.strip() and not line.startswith("#")
         ]
+    if not (context / dockerfile).is_file():
+        return "no-dockerfile"
     digest = hashlib.sha256()
     for rel in sorted(exclude_paths(str(context), patterns, dockerfile=dockerfile)):
         path = context / rel
@@ -46,7 +51,31 @@ def context_hash(context: Path, dockerfile: str, buildargs: dict[str, str]) -> s
 class BuildStage(Stage):
     name = "build"
     needs = ("lint", "test", "trivy-fs")
-    description = "docker-py build of the service image; tags from config, OCI labels, inputs-hash cache"
+    description = "docker-py build of the service image; tags from config, OCI labels"
+    outputs = declare(image_id=str, tags=list, image=str, model_version=str)
+    cacheable = True
+
+    def inputs(self, config: Config) -> Inputs:
+        shaping = _shaping_args(config)
+        digest = context_hash(config.path(config.image.context), config.image.dockerfile, shaping)
+        return Inputs(config=("image.context", "image.dockerfile"), extra={"docker-context": digest})
+
+    def reuse(self, ctx: StageContext, record: StageRecord) -> StageResult | None:
+        engine = _images.connect(ctx.config)
+        image_id = str(record.outputs.get("image_id") or "")
+        if not image_id or engine.image_id(image_id) is None:
+            ctx.log(f"image {image_id or '(none)'} is no longer in the engine")
+            return None
+        tags = self._tags(ctx.config, image_id[7:19])
+        for ref in tags:
+            engine.tag(image_id, ref)
+        ctx.log(f"image {image_id} holds these inputs: tagged {', '.join(tags)}, not rebuilt")
+        self._record(ctx, image_id, tags, str(record.outputs.get("model_version")))
+        return StageResult(
+            status=CACHED,
+            summary=f"{image_id[7:19]} (unchanged) {', '.join(tags)}",
+            artifacts={"image_id": image_id, "tags": tags},
+        )
 
     def checks(self, config: Config) -> list[CheckResult]:
         return [_images.engine_check(config)]
@@ -58,44 +87,27 @@ class BuildStage(Stage):
         return super().missing_input(config, state, selected)
 
     def plan(self, config: Config) -> list[str]:
-        info = git.info(config.root)
-        tags = _images.resolve_tags(config, info, "untracked")
+        tags = self._tags(config, "<context-hash>")
         return [
             f"docker build {config.image.context} -f {config.image.dockerfile} "
-            f"--build-arg PYTHON_IMAGE={config.image.base} "
-            + " ".join(f"-t {_images.repository(config)}:{t}" for t in tags),
-            f"cached when an image labelled {_images.INPUTS_LABEL}="
-            "<hash of context, Dockerfile, build args> exists",
+            f"--build-arg PYTHON_IMAGE={config.image.base} " + " ".join(f"-t {t}" for t in tags),
         ]
+
+    @staticmethod
+    def _tags(config: Config, fallback: str) -> list[str]:
+        """``image.tags`` resolved; ``fallback`` names the image outside a git checkout."""
+        repo = _images.repository(config)
+        return [f"{repo}:{t}" for t in _images.resolve_tags(config, git.info(config.root), fallback)]
 
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
         engine = _images.connect(config)
         context = config.path(config.image.context)
         info = git.info(config.root)
-        model_version = _model_version(config)
-        shaping = {
-            "PYTHON_IMAGE": config.image.base,
-            "MODEL_VERSION": model_version,
-            "SOURCE_URL": config.image.source_url or "unknown",
-        }
+        shaping = _shaping_args(config)
         inputs = context_hash(context, config.image.dockerfile, shaping)
-        repo = _images.repository(config)
-        tags = [f"{repo}:{t}" for t in _images.resolve_tags(config, info, inputs[:12])]
-        ctx.log(f"inputs hash {inputs}; tags {', '.join(tags)}")
-
-        cached = engine.find_image_by_label(_images.INPUTS_LABEL, inputs)
-        if cached:
-            for ref in tags:
-                engine.tag(cached, ref)
-            ctx.log(f"image {cached} already holds these inputs: tagged, not rebuilt")
-            self._record(ctx, cached, tags, inputs, model_version)
-            return StageResult(
-                status=CACHED,
-                summary=f"{cached[7:19]} (unchanged) {', '.join(tags)}",
-                artifacts={"image_id": cached, "tags": tags},
-            )
-
+        tags = self._tags(config, inputs[:12])
+        ctx.log(f"context hash {inputs}; tags {', '.join(tags)}")
         buildargs = {
             **shaping,
             "VCS_REF": info.full_sha or "unknown",
@@ -120,16 +132,23 @@ class BuildStage(Stage):
                     hint=f"base image {config.image.base} is not local; " + _images.LOCAL_BASE_HINT,
                 ) from None
             raise
-        self._record(ctx, image_id, tags, inputs, model_version)
+        self._record(ctx, image_id, tags, shaping["MODEL_VERSION"])
         return StageResult(
             summary=f"{image_id[7:19]} {', '.join(tags)}", artifacts={"image_id": image_id, "tags": tags}
         )
 
     @staticmethod
-    def _record(ctx: StageContext, image_id: str, tags: list[str], inputs: str, model_version: str) -> None:
-        ctx.record(
-            image_id=image_id, tags=tags, image=tags[0], inputs_hash=inputs, model_version=model_version
-        )
+    def _record(ctx: StageContext, image_id: str, tags: list[str], model_version: str) -> None:
+        ctx.record(image_id=image_id, tags=tags, image=tags[0], model_version=model_version)
+
+
+def _shaping_args(config: Config) -> dict[str, str]:
+    """The build arguments that shape the image (and so are inputs); revision and date are labels only."""
+    return {
+        "PYTHON_IMAGE": config.image.base,
+        "MODEL_VERSION": _model_version(config),
+        "SOURCE_URL": config.image.source_url or "unknown",
+    }
 
 
 def _model_version(config: Config) -> str:

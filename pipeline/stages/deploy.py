@@ -19,14 +19,10 @@ from pipeline.adapters.ecs import short_name
 from pipeline.config import Config
 from pipeline.errors import StageFailed, UsageError
 from pipeline.stages import _ecs, _images
-from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult
+from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare
 from pipeline.state import RunState
 
 RELEASE_LABEL = "io.mlops.release"
-
-
-def _deployed_image(config: Config, state: RunState) -> str | None:
-    return config.deploy.image or state.output("push", "image")
 
 
 class LocalTarget:
@@ -93,16 +89,6 @@ class LocalTarget:
         return previous, ready_s
 
 
-def _releases(state: RunState, target: str) -> list[dict[str, Any]]:
-    return list(state.extra.get("releases", {}).get(target, []))
-
-
-def _save_releases(state: RunState, target: str, releases: list[dict[str, Any]]) -> None:
-    all_releases = dict(state.extra.get("releases", {}))
-    all_releases[target] = releases[-20:]
-    state.set_extra("releases", all_releases)
-
-
 def _release(image: str, run_id: str, **extra: Any) -> dict[str, Any]:
     deployed_at = datetime.now(UTC).isoformat(timespec="seconds")
     return {"image": image, "run_id": run_id, "deployed_at": deployed_at, **extra}
@@ -112,6 +98,21 @@ class DeployStage(Stage):
     name = "deploy"
     needs = ("push",)
     description = "deploy the pushed digest: local engine (target local) or AWS ECS (target ecs)"
+    outputs = declare(
+        target=str,
+        image=str,
+        previous=str,
+        ready_s=float,
+        url=str,
+        task_definition=str,
+        previous_task_definition=str,
+        stable_s=float,
+        service=str,
+    )
+
+    def prerequisites(self, config: Config) -> tuple[str, ...]:
+        # deploy.image names what to deploy: no push of this checkout is needed then.
+        return () if config.deploy.image else self.needs
 
     def validate(self, config: Config) -> None:
         if config.deploy.target == "ecs":
@@ -142,7 +143,7 @@ class DeployStage(Stage):
         ]
 
     def run(self, ctx: StageContext) -> StageResult:
-        image = _deployed_image(ctx.config, ctx.state)
+        image = ctx.config.deploy.image or ctx.read("push", "image")
         if not image:
             raise StageFailed("nothing to deploy: no pushed image and no deploy.image")
         ctx.progress(f"deploying {image} ({ctx.config.deploy.target})")
@@ -154,9 +155,9 @@ class DeployStage(Stage):
     def _run_local(ctx: StageContext, image: str) -> StageResult:
         local = ctx.config.deploy.local
         previous, ready_s = LocalTarget(ctx.config, ctx.log, ctx.cancel).deploy(image)
-        releases = _releases(ctx.state, "local")
+        releases = ctx.state.releases("local")
         releases.append(_release(image, ctx.run_id))
-        _save_releases(ctx.state, "local", releases)
+        ctx.state.set_releases("local", releases)
         url = f"http://127.0.0.1:{local.port}"
         ctx.record(target="local", image=image, previous=previous, ready_s=round(ready_s, 2), url=url)
         return StageResult(
@@ -169,9 +170,9 @@ class DeployStage(Stage):
         ecs = ctx.config.deploy.ecs
         release = _ecs.EcsTarget(ctx.config, ctx.log, ctx.cancel, remaining_s=ctx.remaining_s).deploy(image)
         if not release.unchanged:
-            releases = _releases(ctx.state, "ecs")
+            releases = ctx.state.releases("ecs")
             releases.append(_release(image, ctx.run_id, task_definition=release.task_definition))
-            _save_releases(ctx.state, "ecs", releases)
+            ctx.state.set_releases("ecs", releases)
         ctx.record(
             target="ecs",
             image=image,
@@ -189,7 +190,7 @@ class DeployStage(Stage):
     def rollback(self, config: Config, state: RunState) -> str:
         """Put the release before the current one back; called by ``pipeline rollback``."""
         target = config.deploy.target
-        releases = _releases(state, target)
+        releases = state.releases(target)
         if len(releases) < 2:
             raise UsageError(
                 f"no previous release to roll back to: target '{target}' has only one release recorded"
@@ -198,11 +199,11 @@ class DeployStage(Stage):
         if target == "ecs":
             self.validate(config)
             _ecs.EcsTarget(config, lambda line: None).roll_back_to(previous["task_definition"])
-            _save_releases(state, target, releases[:-1])
+            state.set_releases(target, releases[:-1])
             return (
                 f"rolled back from {short_name(current['task_definition'])} ({current['image']}) "
                 f"to {short_name(previous['task_definition'])} ({previous['image']})"
             )
         LocalTarget(config, lambda line: None).deploy(previous["image"])
-        _save_releases(state, target, releases[:-1])
+        state.set_releases(target, releases[:-1])
         return f"rolled back from {current['image']} to {previous['image']}"

@@ -13,9 +13,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.cache import Inputs
 from pipeline.config import Config
 from pipeline.errors import GateFailed
-from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, tool_check
+from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare, tool_check
 
 _PYLINT_SCORE = re.compile(r"rated at (-?[\d.]+)/10")
 _PYLINT_MESSAGE = re.compile(r"^\S+:\d+: \[[A-Z]\d+")
@@ -48,9 +49,35 @@ def find_dockerfiles(root: Path, config: Config) -> list[Path]:
     return found
 
 
+# Where the linters read their settings (pyproject.toml for pylint, ruff and black), and the locked
+# requirements: pylint's verdict depends on which packages it can import.
+_SETTINGS = (
+    "pyproject.toml",
+    "setup.cfg",
+    "tox.ini",
+    ".flake8",
+    ".pylintrc",
+    ".hadolint.yaml",
+    "requirements/*.txt",
+)
+
+
 class LintStage(Stage):
     name = "lint"
     description = "pylint, ruff/flake8, black --check, hadolint on every Dockerfile"
+    outputs = declare(findings=int)
+    cacheable = True
+
+    def inputs(self, config: Config) -> Inputs:
+        dockerfiles = tuple(
+            p.relative_to(config.root).as_posix() for p in find_dockerfiles(config.root, config)
+        )
+        tools = ["python", "pylint", config.lint.linter, "hadolint"] + (
+            ["black"] if config.lint.black else []
+        )
+        return Inputs(
+            files=(*config.lint.paths, *dockerfiles, *_SETTINGS), config=("lint",), tools=tuple(tools)
+        )
 
     def checks(self, config: Config) -> list[CheckResult]:
         tools = ["pylint", config.lint.linter, "hadolint"] + (["black"] if config.lint.black else [])

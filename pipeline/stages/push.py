@@ -7,10 +7,11 @@ normally from a failed push), and the digest it reports must equal what the regi
 
 from __future__ import annotations
 
+from pipeline.cache import Inputs
 from pipeline.config import Config
 from pipeline.errors import EnvironmentProblem, StageFailed
 from pipeline.stages import _images
-from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult
+from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare
 
 
 def _ecr_check(config: Config) -> CheckResult:
@@ -26,6 +27,12 @@ class PushStage(Stage):
     name = "push"
     needs = ("trivy-image", "smoke")
     description = "push every tag; the digest is confirmed by the registry API"
+    outputs = declare(digest=str, image=str, tags=list)
+
+    def inputs(self, config: Config) -> Inputs:
+        # What was pushed: a push is stale once another image was built, not when a scan reran.
+        del config
+        return Inputs(upstream=("build.image_id", "build.tags"))
 
     def checks(self, config: Config) -> list[CheckResult]:
         checks = [_images.engine_check(config)]
@@ -78,7 +85,7 @@ class PushStage(Stage):
         engine = _images.connect(ctx.config)
         registry, how = _images.registry_view(ctx.config, engine)
         ctx.log(f"registry: {how}")
-        tags: list[str] = ctx.state.output("build", "tags") or []
+        tags: list[str] = ctx.read("build", "tags") or []
         auth = _images.auth_config(ctx.config)
         digest = None
         for ref in tags:

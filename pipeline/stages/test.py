@@ -13,9 +13,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.cache import Inputs
 from pipeline.config import Config
 from pipeline.errors import GateFailed, StageFailed
-from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, tool_check
+from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare, tool_check
 
 _DESELECTED = re.compile(r"(\d+) deselected")
 # pytest's exit codes (pytest.ExitCode) that mean "the suite itself could not run".
@@ -68,6 +69,18 @@ class TestStage(Stage):
     name = "test"
     needs = ("train",)
     description = "pytest (fast suite by default) with JUnit XML and coverage XML"
+    outputs = declare(passed=int, failed=int, skipped=int)
+    cacheable = True
+
+    def inputs(self, config: Config) -> Inputs:
+        # Tests read more than the code they import (the Dockerfile, the Jenkinsfile, scripts, the
+        # locked requirements): every file of the tree counts, except prose.
+        return Inputs(
+            files=("*", "!*.md"),
+            config=("test",),
+            tools=("python", "pytest", "pytest-cov"),
+            upstream=("train.model_version",),
+        )
 
     def checks(self, config: Config) -> list[CheckResult]:
         del config

@@ -1,60 +1,29 @@
-"""``train``: run ``python -m model_training`` and surface its metrics; cached when nothing changed.
+"""``train``: run ``python -m model_training`` and surface its metrics.
 
-Training runs in a child process so the pipeline never imports scikit-learn itself. The stage is
-``cached`` when the training code, the quality threshold and the library versions (the Iris data is
-bundled with scikit-learn, so its version stands for the data) hash to the same inputs as the model
-in ``model/``, and that model's ONNX file still hashes to the recorded model version.
+Training runs in a child process so the pipeline never imports scikit-learn itself. Its inputs are
+the training code, the threshold and the library versions (the Iris data is bundled with
+scikit-learn, so its version stands for the data); with the same inputs the runner reports it
+``cached``, provided ``model/`` still holds the model it recorded (its ONNX file hashes to that
+model version).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pipeline.cache import Inputs
 from pipeline.config import Config
 from pipeline.errors import GateFailed, StageFailed
-from pipeline.stages.base import CACHED, Stage, StageContext, StageResult
+from pipeline.stages.base import Stage, StageContext, StageResult, declare
+from pipeline.state import StageRecord
 
-_LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy")
+LIBRARIES = ("python", "scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy")
 MODEL_FILE = "iris_model.onnx"
 METADATA_FILE = "metadata.json"
-
-
-def _library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in _LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "missing"
-    return versions
-
-
-def inputs_hash(config: Config) -> str:
-    """A hash over everything that determines the trained model."""
-    digest = hashlib.sha256()
-    for entry in sorted(config.train.inputs):
-        base = config.path(entry)
-        files = (
-            sorted(p for p in base.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-            if base.is_dir()
-            else [base]
-        )
-        for file in files:
-            digest.update(str(file.relative_to(config.root)).encode())
-            digest.update(file.read_bytes() if file.exists() else b"<missing>")
-    digest.update(
-        json.dumps(
-            {"min_cv_accuracy": config.train.min_cv_accuracy, "libraries": _library_versions()},
-            sort_keys=True,
-        ).encode()
-    )
-    return digest.hexdigest()
 
 
 def read_model_metadata(model_dir: Path) -> dict[str, Any] | None:
@@ -79,34 +48,28 @@ def metrics_summary(meta: dict[str, Any]) -> str:
 class TrainStage(Stage):
     name = "train"
     description = "train, evaluate and export the model to ONNX; quality and parity gates"
+    outputs = declare(model_version=str, model_dir=str, cv_accuracy_mean=float)
+    cacheable = True
+
+    def inputs(self, config: Config) -> Inputs:
+        return Inputs(files=config.train.inputs, config=("train",), tools=LIBRARIES)
 
     def plan(self, config: Config) -> list[str]:
         return [
             f"{Path(sys.executable).name} -m model_training --output-dir {config.train.output_dir} "
             f"--min-cv-accuracy {config.train.min_cv_accuracy}",
-            "cached when model_training/, the threshold and library versions are unchanged",
         ]
+
+    def reuse(self, ctx: StageContext, record: StageRecord) -> StageResult | None:
+        model_dir = ctx.config.path(ctx.config.train.output_dir)
+        current = read_model_metadata(model_dir)
+        if current is None or current.get("model_version") != record.outputs.get("model_version"):
+            ctx.log(f"{model_dir} no longer holds model {record.outputs.get('model_version')}")
+            return None
+        return super().reuse(ctx, record)
 
     def run(self, ctx: StageContext) -> StageResult:
         model_dir = ctx.config.path(ctx.config.train.output_dir)
-        wanted = inputs_hash(ctx.config)
-        current = read_model_metadata(model_dir)
-        previous = ctx.state.record(self.name)
-        if (
-            current is not None
-            and previous is not None
-            and previous.outputs.get("inputs_hash") == wanted
-            and previous.outputs.get("model_version") == current.get("model_version")
-        ):
-            ctx.log(
-                f"inputs unchanged (hash {wanted[:12]}) and {model_dir} "
-                f"holds model {current['model_version']}"
-            )
-            ctx.record(**previous.outputs)
-            return StageResult(
-                status=CACHED, summary=metrics_summary(current), artifacts=self._artifacts(model_dir, current)
-            )
-
         ctx.progress("training")
         res = ctx.run_tool(
             [
@@ -130,7 +93,6 @@ class TrainStage(Stage):
         if meta is None:
             raise StageFailed(f"model_training finished but {model_dir} holds no readable model and metadata")
         ctx.record(
-            inputs_hash=wanted,
             model_version=meta["model_version"],
             model_dir=str(model_dir),
             cv_accuracy_mean=meta["cv_accuracy_mean"],

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from tests.conftest import ROOT, SPEC_STAGES, interrupt_cli, run_cli, state_json
+from tests.conftest import ROOT, SPEC_STAGES, interrupt_cli, record_passes, run_cli
 from tests.support.processes import find_processes
 
 ANSI = "\x1b["
@@ -212,9 +212,9 @@ def test_subprocess_plain_output_and_reports(make_repo) -> None:
         {
             "pipeline.toml": FIXTURE_TOML,
             "tests/test_ok.py": "def test_ok():\n    assert 1 + 1 == 2\n",
-            ".pipeline/state.json": state_json(train={}),
         }
     )
+    record_passes(repo, train={})
     proc = run_cli(["run", "--stage", "test"], repo)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert ANSI not in proc.stdout and ANSI not in proc.stderr
@@ -231,9 +231,9 @@ def test_sigint_stops_the_stage_writes_reports_and_exits_130(make_repo) -> None:
         {
             "pipeline.toml": FIXTURE_TOML,
             "tests/test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(60)\n",
-            ".pipeline/state.json": state_json(train={}),
         }
     )
+    record_passes(repo, train={})
     # "$ " starts the logged pytest command; then let pytest get into the sleeping test
     run = interrupt_cli(
         ["run", "--stage", "test"],

@@ -78,6 +78,7 @@ def make_stage(
 
     _S.name = name
     _S.needs = needs
+    _S.outputs = {key: object for key in outputs or {}}
     return _S()
 
 

@@ -18,7 +18,7 @@ import requests
 
 from pipeline.adapters.docker_engine import DockerEngine, free_port
 from pipeline.adapters.registry import RegistryClient
-from tests.conftest import ROOT, run_cli, state_json
+from tests.conftest import ROOT, record_passes, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -142,7 +142,7 @@ def test_build_scan_smoke_push_deploy_rollback(project: Project, engine: DockerE
     # a second release, then rollback to the first
     with (project.root / "app" / "__init__.py").open("a", encoding="utf-8") as fh:
         fh.write("\n# release 2\n")
-    ok(project.run("run", "--from", "build", "--skip", "lint,test"))
+    ok(project.run("run", "--from", "build", "--skip", "lint,test,trivy-fs"))
     second = project.live_image(engine)
     assert second != first and project.stages()["build"]["status"] == "passed"
     out = ok(project.run("rollback"))
@@ -159,7 +159,7 @@ def test_broken_image_fails_smoke_and_local_deploy_rolls_back(project: Project, 
     init.write_text(
         init.read_text(encoding="utf-8") + '\nraise RuntimeError("broken on purpose")\n', encoding="utf-8"
     )
-    proc = project.run("run", "--stage", "build,smoke", "--skip", "lint,test")
+    proc = project.run("run", "--stage", "build,smoke", "--skip", "lint,test,trivy-fs")
     assert proc.returncode == 1
     smoke = project.stages()["smoke"]
     assert smoke["status"] == "failed" and "stopped before it was ready" in smoke["error"]
@@ -183,11 +183,9 @@ def test_broken_image_fails_smoke_and_local_deploy_rolls_back(project: Project, 
 
 def _state_with_image(root: Path, image_ref: str, image_id: str) -> None:
     """A run state as build, trivy-image and smoke leave it, for an image made by the test."""
-    state = state_json(
-        build={"image_id": image_id, "image": image_ref, "tags": [image_ref]}, trivy_image={}, smoke={}
+    record_passes(
+        root, build={"image_id": image_id, "image": image_ref, "tags": [image_ref]}, trivy_image={}, smoke={}
     )
-    (root / ".pipeline").mkdir(parents=True, exist_ok=True)
-    (root / ".pipeline" / "state.json").write_text(state, encoding="utf-8")
 
 
 def _tiny_image(engine: DockerEngine, context: Path, ref: str) -> str:
@@ -346,9 +344,9 @@ def test_engine_not_running_exits_3(make_repo, command: list[str]) -> None:
     repo = make_repo(
         {
             "pipeline.toml": "",
-            ".pipeline/state.json": state_json(build={"image_id": "sha256:x"}),
         }
     )
+    record_passes(repo, build={"image_id": "sha256:x"})
     proc = run_cli(command, repo, env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "docker engine" in (proc.stdout + proc.stderr).lower()
@@ -361,9 +359,9 @@ def test_failing_run_fails_build_with_the_engine_error(make_repo, base_image: st
             "pipeline.toml": f'[image]\nbase = "{base_image}"\nrepository = "fail-{uuid.uuid4().hex[:8]}"\n',
             "Dockerfile": 'ARG PYTHON_IMAGE\nFROM ${PYTHON_IMAGE}\nRUN echo "about to fail" && exit 3\n',
             "model/iris_model.onnx": "placeholder",
-            ".pipeline/state.json": state_json(lint={}, test={}, trivy_fs={}),
         }
     )
+    record_passes(repo, lint={}, test={}, trivy_fs={})
     proc = run_cli(["run", "--stage", "build"], repo)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     stage = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))["stages"][0]

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import run_cli, state_json
+from tests.conftest import record_passes, run_cli
 
 TOML = '[test]\npaths = ["tests"]\nmarkers = "not integration"\ncoverage = ["pkg"]\n'
-TRAINED = state_json(train={})
 FILES = {
     "pipeline.toml": TOML,
-    ".pipeline/state.json": TRAINED,
     "pkg/__init__.py": "def add(a, b):\n    return a + b\n",
     "tests/test_pkg.py": (
         "import pytest\nfrom pkg import add\n\n"
@@ -28,6 +26,7 @@ def stage_of(repo: Path) -> dict:
 
 def test_passing_suite_reports_counts_and_reports(make_repo) -> None:
     repo = make_repo(FILES)
+    record_passes(repo, train={})
     proc = run_cli(["run", "--stage", "test"], repo)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     stage = stage_of(repo)
@@ -38,6 +37,7 @@ def test_passing_suite_reports_counts_and_reports(make_repo) -> None:
 
 def test_failing_test_fails_the_stage(make_repo) -> None:
     repo = make_repo({**FILES, "tests/test_broken.py": "def test_broken():\n    assert 2 + 2 == 5\n"})
+    record_passes(repo, train={})
     proc = run_cli(["run", "--stage", "test"], repo)
     assert proc.returncode == 1
     stage = stage_of(repo)
@@ -48,6 +48,7 @@ def test_failing_test_fails_the_stage(make_repo) -> None:
 
 def test_no_tests_is_a_failure_not_a_pass(make_repo) -> None:
     repo = make_repo({**FILES, "tests/test_pkg.py": "# nothing here\n"})
+    record_passes(repo, train={})
     proc = run_cli(["run", "--stage", "test"], repo)
     assert proc.returncode == 1
     assert "no tests collected" in stage_of(repo)["error"]
@@ -56,6 +57,7 @@ def test_no_tests_is_a_failure_not_a_pass(make_repo) -> None:
 def test_deselected_integration_tests_are_counted(make_repo) -> None:
     server_test = "import pytest\n\n@pytest.mark.integration\ndef test_needs_server():\n    pass\n"
     repo = make_repo({**FILES, "tests/test_server.py": server_test})
+    record_passes(repo, train={})
     proc = run_cli(["run", "--stage", "test"], repo)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert stage_of(repo)["summary"] == "1 passed, 0 failed, 1 skipped (1 deselected by -m 'not integration')"
