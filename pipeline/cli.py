@@ -146,7 +146,9 @@ def run(
         bool, typer.Option("--keep-going", help="Go on with stages that do not depend on a failed one.")
     ] = False,
     jobs: Annotated[
-        Optional[int], typer.Option("--jobs", "-j", min=1, help="Run up to N independent stages at once.")
+        Optional[int], typer.Option(
+            "--jobs", "-j", min=1, help="Run up to N independent stages at once (default: one per CPU core)."
+        )
     ] = None,
     report_dir: Annotated[
         Optional[Path], typer.Option("--report-dir", help="Where reports go (default reports/).")
@@ -189,7 +191,7 @@ def run(
             cfg,
             state,
             reporter,
-            jobs=jobs or cfg.pipeline.jobs,
+            jobs=jobs or cfg.pipeline.jobs or os.cpu_count() or 1,
             keep_going=keep_going or cfg.pipeline.keep_going,
             no_cache=no_cache,
             rerun=forced,

@@ -32,7 +32,7 @@ GENERATED_DIRS = (".git", ".venv", ".pipeline", "reports", "model", ".testbed", 
 class PipelineSection:
     report_dir: str = "reports"
     state_dir: str = ".pipeline"
-    jobs: int = 1
+    jobs: int = 0  # stages at once; 0: one per CPU core
     keep_going: bool = False
 
 
@@ -77,6 +77,7 @@ class TestSection:
     paths: tuple[str, ...] = ("tests",)
     markers: str = "not integration"
     coverage: tuple[str, ...] = ("pipeline", "app", "model_training")
+    workers: int = 0  # pytest-xdist processes; 0: one per CPU core, 1: no xdist
     extra_args: tuple[str, ...] = ()
 
 
@@ -466,8 +467,14 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
     _choice(values, sources, "trivy.scanners", ("vuln", "secret", "misconfig", "license"))
     _choice(values, sources, "lint.linter", ("ruff", "flake8"))
     _choice(values, sources, "lint.hadolint_failure_threshold", ("error", "warning", "info", "style"))
-    if values["pipeline.jobs"] < 1:
-        raise ConfigError("must be at least 1", key="pipeline.jobs", source=sources["pipeline.jobs"])
+    if values["pipeline.jobs"] < 0:
+        raise ConfigError(
+            "must be 0 (one per CPU core) or more", key="pipeline.jobs", source=sources["pipeline.jobs"]
+        )
+    if values["test.workers"] < 0:
+        raise ConfigError(
+            "must be 0 (one per CPU core) or more", key="test.workers", source=sources["test.workers"]
+        )
     for key, leaf in SCHEMA.items():
         if (
             leaf.type is float

@@ -79,7 +79,7 @@ def test_aws_aliases_and_lists(tmp_path: Path) -> None:
         ("[lint]\npaths = 'pipeline'\n", [], "lint.paths"),
         ("[deploy]\ntarget = 'heroku'\n", [], "deploy.target"),
         ("[deploy]\nimage = 'repo:latest'\n", [], "deploy.image"),
-        ("", ["pipeline.jobs=0"], "pipeline.jobs"),
+        ("", ["pipeline.jobs=-1"], "pipeline.jobs"),
         ("", ["deploy.local.port=99999"], "deploy.local.port"),
         ("", ["timeouts.build=-1"], "timeouts.build"),
         ("", ["trivy.ignore_unfixed=maybe"], "trivy.ignore_unfixed"),

@@ -30,7 +30,7 @@ def test_passing_suite_reports_counts_and_reports(make_repo) -> None:
     proc = run_cli(["run", "--stage", "test"], repo)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     stage = stage_of(repo)
-    assert stage["summary"] == "1 passed, 0 failed, 1 skipped"
+    assert stage["summary"] == "1 passed, 0 failed, 1 skipped (selected by -m 'not integration')"
     assert (repo / "reports" / "stages" / "test-junit.xml").exists()
     assert (repo / "reports" / "stages" / "test-coverage.xml").exists()
 
@@ -58,6 +58,11 @@ def test_deselected_integration_tests_are_counted(make_repo) -> None:
     server_test = "import pytest\n\n@pytest.mark.integration\ndef test_needs_server():\n    pass\n"
     repo = make_repo({**FILES, "tests/test_server.py": server_test})
     record_passes(repo, train={})
-    proc = run_cli(["run", "--stage", "test"], repo)
+    proc = run_cli(["run", "--stage", "test", "--set", "test.workers=1"], repo)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert stage_of(repo)["summary"] == "1 passed, 0 failed, 1 skipped (1 deselected by -m 'not integration')"
+    # in parallel (pytest-xdist, the default) pytest does not count them: the selection is still named
+    proc = run_cli(["run", "--stage", "test", "--set", "test.workers=2"], repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert stage_of(repo)["summary"] == "1 passed, 0 failed, 1 skipped (selected by -m 'not integration')"
+    assert "-n 2" in (repo / "reports" / "stages" / "test.log").read_text(encoding="utf-8")
