@@ -146,9 +146,10 @@ def run(
         bool, typer.Option("--keep-going", help="Go on with stages that do not depend on a failed one.")
     ] = False,
     jobs: Annotated[
-        Optional[int], typer.Option(
+        Optional[int],
+        typer.Option(
             "--jobs", "-j", min=1, help="Run up to N independent stages at once (default: one per CPU core)."
-        )
+        ),
     ] = None,
     report_dir: Annotated[
         Optional[Path], typer.Option("--report-dir", help="Where reports go (default reports/).")
