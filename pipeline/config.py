@@ -24,8 +24,22 @@ from pipeline.errors import ConfigError
 SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 DEFAULT_PROFILE = "local"
 CONFIG_FILE = "pipeline.toml"
-# What no linter or scanner should read: VCS data, virtualenvs and what the pipeline itself generates.
-GENERATED_DIRS = (".git", ".venv", ".pipeline", "reports", "model", ".testbed", "node_modules")
+# What no linter or scanner should read: VCS data, virtualenvs, what the pipeline itself generates and
+# the caches the tools it runs leave behind (they change with every run, and hold no source).
+GENERATED_DIRS = (
+    ".git",
+    ".venv",
+    ".pipeline",
+    "reports",
+    "model",
+    ".testbed",
+    "node_modules",
+    ".pytest_cache",
+    ".hypothesis",
+    ".ruff_cache",
+    ".mypy_cache",
+    "htmlcov",
+)
 
 
 @dataclass(frozen=True)
@@ -183,6 +197,9 @@ class Config:
     sources: Mapping[str, str] = field(default_factory=dict)
     secrets: Secrets = field(default_factory=Secrets, repr=False)
     docker_host: str = ""
+    # The environment for the tools the stages run (linters, pytest, Trivy): this process's, without
+    # the credentials, so the code under test never sees them. Empty when none was given (tests).
+    tool_environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def get(self, dotted: str) -> Any:
         """The value at a dotted key, e.g. ``deploy.ecs.cluster``."""
@@ -207,7 +224,7 @@ class Config:
 
 # --- the schema, derived from the dataclasses ------------------------------------------------------
 
-_META_FIELDS = {"profile", "root", "sources", "secrets", "docker_host"}
+_META_FIELDS = {"profile", "root", "sources", "secrets", "docker_host", "tool_environ"}
 
 
 @dataclass(frozen=True)
@@ -248,6 +265,18 @@ SECRET_ENV = {
     "registry_username": ("REGISTRY_USERNAME", "DOCKERHUB_USERNAME"),
     "registry_password": ("REGISTRY_PASSWORD", "DOCKERHUB_TOKEN"),
 }
+
+
+# Never handed to a tool the pipeline runs: the registry secrets and AWS's standard credential variables.
+CREDENTIAL_VARIABLES = frozenset(
+    [
+        *(name for names in SECRET_ENV.values() for name in names),
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+    ]
+)
 
 
 def _type_name(tp: Any) -> str:
@@ -433,6 +462,7 @@ def load(
         sources=sources,
         secrets=secrets,
         docker_host=environ.get("DOCKER_HOST", ""),
+        tool_environ={name: value for name, value in environ.items() if name not in CREDENTIAL_VARIABLES},
     )
 
 

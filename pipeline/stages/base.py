@@ -141,12 +141,15 @@ class StageContext:
         hint: str | None = None,
         env: dict[str, str] | None = None,
     ) -> ProcessResult:
-        """Run an outside command with its output in this stage's log, under the stage's timeout."""
+        """Run an outside command with its output in this stage's log, under the stage's timeout.
+
+        The command gets ``env``, or else the config's tool environment (no credentials in it).
+        """
         return process.run(
             argv,
             log=self.log,
             cwd=cwd or self.root,
-            env=env,
+            env=env if env is not None else (dict(self.config.tool_environ) or None),
             timeout_s=self.remaining_s(),
             cancel=self.cancel,
             hint=hint,

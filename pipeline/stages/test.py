@@ -107,7 +107,14 @@ class TestStage(Stage):
         coverage = ctx.report_path("-coverage.xml")
         junit.unlink(missing_ok=True)
         ctx.progress("pytest")
-        res = ctx.run_tool(self.argv(ctx.config, junit, coverage))
+        # Coverage's data file goes to the run state's folder, not the tree: a file that changes with
+        # every run would make trivy-fs, which reads the whole tree, look changed every time.
+        data_file = ctx.config.path(ctx.config.pipeline.state_dir) / "coverage" / ".coverage"
+        data_file.parent.mkdir(parents=True, exist_ok=True)
+        env = (
+            {**ctx.config.tool_environ, "COVERAGE_FILE": str(data_file)} if ctx.config.tool_environ else None
+        )
+        res = ctx.run_tool(self.argv(ctx.config, junit, coverage), env=env)
         if res.returncode in _PYTEST_INTERNAL:
             raise StageFailed(
                 f"pytest could not run the suite: {_PYTEST_INTERNAL[res.returncode]} (exit {res.returncode})",

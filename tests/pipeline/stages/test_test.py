@@ -66,3 +66,25 @@ def test_deselected_integration_tests_are_counted(make_repo) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert stage_of(repo)["summary"] == "1 passed, 0 failed, 1 skipped (selected by -m 'not integration')"
     assert "-n 2" in (repo / "reports" / "stages" / "test.log").read_text(encoding="utf-8")
+
+
+def test_the_suite_never_sees_a_credential_and_leaves_no_coverage_file_in_the_tree(make_repo) -> None:
+    probe = (
+        "import os\n\n"
+        "def test_no_credentials():\n"
+        "    names = ('REGISTRY_PASSWORD', 'DOCKERHUB_TOKEN', 'AWS_SECRET_ACCESS_KEY')\n"
+        "    leaked = [n for n in names if n in os.environ]\n"
+        "    assert not leaked, leaked\n"
+    )
+    repo = make_repo({**FILES, "tests/test_env.py": probe})
+    record_passes(repo, train={})
+    secrets = {
+        "REGISTRY_PASSWORD": "reg-pw",
+        "DOCKERHUB_TOKEN": "hub-token",
+        "AWS_SECRET_ACCESS_KEY": "aws-key",
+    }
+    proc = run_cli(["run", "--stage", "test"], repo, env=secrets)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not list(repo.glob(".coverage*")), "coverage data belongs in the run state's folder"
+    assert (repo / ".pipeline" / "coverage" / ".coverage").exists()
+    assert (repo / "reports" / "stages" / "test-coverage.xml").exists()
