@@ -91,6 +91,6 @@ def worker_exit(server, worker):  # pylint: disable=unused-argument
 def child_exit(server, worker):  # pylint: disable=unused-argument
     """Drop an exited worker's live gauges from the multiprocess metrics."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess  # pylint: disable=import-outside-toplevel
+        from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)

@@ -36,9 +36,8 @@ def create_app(test_config: Mapping[str, object] | None = None) -> Flask:
     app.config.update(MAX_CONTENT_LENGTH=settings.max_content_length)
     if test_config:
         app.config.update({k: v for k, v in test_config.items() if k.isupper()})
-    app.json.sort_keys = (
-        False  # keep label, class_id, probabilities in the documented order  # type: ignore[attr-defined]
-    )
+    # Keep label, class_id, probabilities in the documented order (Flask's DefaultJSONProvider setting).
+    app.json.sort_keys = False  # type: ignore[attr-defined]
 
     metrics = Metrics(settings.prometheus_multiproc_dir)
     state = ServiceState(settings=settings, metrics=metrics)
@@ -51,7 +50,7 @@ def create_app(test_config: Mapping[str, object] | None = None) -> Flask:
         metrics.set_model_version(state.model.version)
     install(app, state)
 
-    from app import api, openapi, web  # pylint: disable=import-outside-toplevel  # after state is wired
+    from app import api, openapi, web  # after state is wired
 
     register_error_handlers(app)
     metrics.init_app(app)

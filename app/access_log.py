@@ -73,7 +73,10 @@ class _Atoms(Mapping[str, object]):
         self, logger: Logger, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta
     ) -> None:
         self._logger = logger
-        self.resp, self.req, self.environ, self.request_time = resp, req, environ, request_time
+        self.resp: Any = resp
+        self.req: Any = req
+        self.environ: dict[str, Any] = environ
+        self.request_time: timedelta = request_time
         self._full: Mapping[str, object] | None = None
 
     def __getitem__(self, key: str) -> object:
@@ -93,7 +96,7 @@ class _Atoms(Mapping[str, object]):
         return len(_DIRECT)
 
 
-class AccessLogger(Logger):
+class AccessLogger(Logger):  # type: ignore[misc]  # gunicorn ships no type information
     """gunicorn's logger; only the access line is built differently (lazily), with the same result."""
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta) -> None:

@@ -87,7 +87,7 @@ class Metrics:
         """The text exposition: this process's registry, or every worker's in multiprocess mode."""
         if self.multiproc_dir:
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry, path=self.multiproc_dir)
+            multiprocess.MultiProcessCollector(registry, path=self.multiproc_dir)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
 

@@ -48,7 +48,10 @@ class IrisModel:
         self._session = session
         self.metadata = metadata
         self.version = str(metadata["model_version"])
-        self.class_names: tuple[str, ...] = tuple(str(name) for name in metadata["classes"])  # type: ignore[union-attr]
+        classes = metadata["classes"]
+        if not isinstance(classes, list | tuple):
+            raise ValueError("metadata.json: 'classes' must be a list")
+        self.class_names: tuple[str, ...] = tuple(str(name) for name in classes)
         self._input_name = session.get_inputs()[0].name
         self._outputs = [output.name for output in session.get_outputs()]
 

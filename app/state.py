@@ -37,4 +37,5 @@ def install(app: Flask, state: ServiceState) -> None:
 
 def current_state() -> ServiceState:
     """The state of the app handling the current request."""
-    return current_app.extensions[EXTENSION_KEY]
+    state: ServiceState = current_app.extensions[EXTENSION_KEY]
+    return state

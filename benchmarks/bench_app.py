@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         os.environ["MODEL_DIR"] = str(ensure_model(args.model_dir, Path(scratch)))
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(Path(scratch) / "prometheus")
-        from app import create_app  # pylint: disable=import-outside-toplevel  # reads the environment
+        from app import create_app  # reads the environment
 
         app = create_app()
         runs = {

@@ -44,7 +44,6 @@ def library_versions() -> dict[str, str | None]:
     return {"python": platform.python_version(), **{name: _version(name) for name in names}}
 
 
-# pylint: disable-next=too-many-arguments
 def build_metadata(
     *,
     version: str,

@@ -258,9 +258,8 @@ def explain(before: Mapping[str, str] | None, after: Mapping[str, str], limit: i
 # --- the stored report files of a passed stage ------------------------------------------------------
 
 
-def stage_files(report_dir: Path, stage: str) -> list[Path]:
-    """A stage's files in the report dir: ``NAME.log`` and the tool reports ``NAME-*`` / ``NAME.*``."""
-    folder = report_dir / "stages"
+def stage_files(folder: Path, stage: str) -> list[Path]:
+    """A stage's files in the stage reports folder: ``NAME.log``, and tool reports ``NAME-*``, ``NAME.*``."""
     if not folder.is_dir():
         return []
     return sorted(
@@ -279,21 +278,21 @@ class CacheStore:
     def _entry(self, stage: str) -> Path:
         return self.folder / stage
 
-    def save(self, stage: str, cache_key: str, report_dir: Path) -> None:
+    def save(self, stage: str, cache_key: str, stage_reports: Path) -> None:
         entry = self._entry(stage)
         staging = entry.with_name(f".{stage}.new")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         files = {}
-        for path in stage_files(report_dir, stage):
+        for path in stage_files(stage_reports, stage):
             shutil.copy2(path, staging / path.name)
             files[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
         atomic_write_text(staging / "manifest.json", canonical({"key": cache_key, "files": files}) + "\n")
         shutil.rmtree(entry, ignore_errors=True)
         staging.rename(entry)
 
-    def restore(self, stage: str, cache_key: str, report_dir: Path) -> tuple[bool, str]:
-        """Put the stored files back into the report dir; ``(False, why)`` when the entry cannot be used."""
+    def restore(self, stage: str, cache_key: str, stage_reports: Path) -> tuple[bool, str]:
+        """Put the stored files back into ``stage_reports``; ``(False, why)`` if the entry cannot be used."""
         entry = self._entry(stage)
         try:
             manifest = json.loads((entry / "manifest.json").read_text(encoding="utf-8"))
@@ -305,7 +304,7 @@ class CacheStore:
                     return False, f"its stored report {name} does not match its manifest"
         except (OSError, ValueError, KeyError, TypeError) as exc:
             return False, f"its stored reports cannot be read ({type(exc).__name__})"
-        target = report_dir / "stages"
+        target = stage_reports
         target.mkdir(parents=True, exist_ok=True)
         for name in files:
             if not name.endswith(".log"):

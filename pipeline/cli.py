@@ -60,7 +60,7 @@ def find_root(start: Path | None = None) -> Path:
 
 
 def _load_config(
-    profile: str | None, overrides: list[str] | None, extra: list[str] = ()
+    profile: str | None, overrides: list[str] | None, extra: tuple[str, ...] | list[str] = ()
 ) -> config_mod.Config:
     root = find_root()
     _check_profile(root, profile)
@@ -100,7 +100,7 @@ def _check_profile(root: Path, profile: str | None) -> None:
 def _check_stage(stage: str) -> None:
     """Refuse an empty or blank ``--stage`` (exit 2) instead of reading it as 'all'."""
     if not any(part.strip() for part in stage.split(",")):
-        from pipeline.stages import ORDER  # pylint: disable=import-outside-toplevel
+        from pipeline.stages import ORDER
 
         raise UsageError(
             f"--stage is empty: pass 'all' or stage names, comma-separated ({', '.join(ORDER)}), "
@@ -109,7 +109,7 @@ def _check_stage(stage: str) -> None:
 
 
 def _console() -> Any:
-    from pipeline.report import make_console  # pylint: disable=import-outside-toplevel
+    from pipeline.report import make_console
 
     return make_console(plain=plain_output())
 
@@ -169,10 +169,10 @@ def run(
     """
 
     def body() -> int:
-        from pipeline import cache, report  # pylint: disable=import-outside-toplevel
-        from pipeline import runner as runner_mod  # pylint: disable=import-outside-toplevel
-        from pipeline.stages import STAGES  # pylint: disable=import-outside-toplevel
-        from pipeline.state import RunState  # pylint: disable=import-outside-toplevel
+        from pipeline import cache, report
+        from pipeline import runner as runner_mod
+        from pipeline.stages import STAGES
+        from pipeline.state import RunState
 
         _check_stage(stage)
         extra = [f"pipeline.report_dir={report_dir}"] if report_dir else []
@@ -200,9 +200,7 @@ def run(
         )
         result = runner.execute(plan)
         written = report.write_reports(result, cfg.report_dir)
-        console.print(
-            f"reports: {', '.join(str(p) for p in written)}, {cfg.report_dir / 'stages'}/", markup=False
-        )
+        console.print(f"reports: {', '.join(str(p) for p in written)}, {cfg.stage_reports}/", markup=False)
         return result.exit_code
 
     code = _guard(body)
@@ -221,7 +219,7 @@ def _rerun_names(rerun: str | None, plan: Any) -> set[str]:
     return names
 
 
-def _print_plan(  # pylint: disable=too-many-arguments
+def _print_plan(
     console: Any,
     cfg: config_mod.Config,
     plan: Any,
@@ -230,7 +228,7 @@ def _print_plan(  # pylint: disable=too-many-arguments
     no_cache: bool,
     forced: set[str],
 ) -> None:
-    from pipeline import runner as runner_mod  # pylint: disable=import-outside-toplevel
+    from pipeline import runner as runner_mod
 
     console.print(f"plan (profile {cfg.profile}, dry run: nothing is executed)", markup=False)
     try:
@@ -263,7 +261,7 @@ def _print_plan(  # pylint: disable=too-many-arguments
 @app.command("list")
 def list_stages() -> None:
     """The stages in pipeline order, with what each needs."""
-    from pipeline.stages import STAGES  # pylint: disable=import-outside-toplevel
+    from pipeline.stages import STAGES
 
     width = max(len(s.name) for s in STAGES)
     for s in STAGES:
@@ -277,11 +275,11 @@ def doctor(stage: StageOpt = "all", profile: ProfileOpt = None, set_: SetOpt = N
     """Check what the selected stages need: tools, engine, registry, credentials; exit 3 if one is missing."""
 
     def body() -> int:
-        from rich.table import Table  # pylint: disable=import-outside-toplevel
+        from rich.table import Table
 
-        from pipeline import runner as runner_mod  # pylint: disable=import-outside-toplevel
-        from pipeline.stages import STAGES  # pylint: disable=import-outside-toplevel
-        from pipeline.stages.base import tool_version  # pylint: disable=import-outside-toplevel
+        from pipeline import runner as runner_mod
+        from pipeline.stages import STAGES
+        from pipeline.stages.base import tool_version
 
         _check_stage(stage)
         cfg = _load_config(profile, set_)
@@ -315,8 +313,8 @@ def status() -> None:
     """The last run's state: each stage's result and what it left (model, image, digest, deployment)."""
 
     def body() -> int:
-        from pipeline.stages import ORDER  # pylint: disable=import-outside-toplevel
-        from pipeline.state import RunState  # pylint: disable=import-outside-toplevel
+        from pipeline.stages import ORDER
+        from pipeline.state import RunState
 
         cfg = _load_config(None, None)
         state = RunState.load(cfg.state_file)
@@ -357,7 +355,7 @@ def rollback(profile: ProfileOpt = None, set_: SetOpt = None) -> None:
     """Put the previous release recorded in the state back on the deploy target."""
 
     def body() -> int:
-        from pipeline.state import RunState  # pylint: disable=import-outside-toplevel
+        from pipeline.state import RunState
 
         cfg = _load_config(profile, set_)
         state = RunState.load(cfg.state_file)
@@ -367,7 +365,7 @@ def rollback(profile: ProfileOpt = None, set_: SetOpt = None) -> None:
                 f"no deploy target has run: the state has no release for target '{cfg.deploy.target}'",
                 hint="deploy first: python -m pipeline run --stage deploy",
             )
-        from pipeline.stages import BY_NAME  # pylint: disable=import-outside-toplevel
+        from pipeline.stages import BY_NAME
 
         typer.echo(BY_NAME["deploy"].rollback(cfg, state))  # type: ignore[attr-defined]
         return 0

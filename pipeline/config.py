@@ -74,6 +74,7 @@ class LintSection:
     pylint_fail_under: float = 9.5
     linter: str = "ruff"
     black: bool = True
+    mypy_paths: tuple[str, ...] = ("pipeline", "app")  # type-checked by mypy (config in pyproject.toml)
     hadolint_failure_threshold: str = "warning"
     dockerfiles: tuple[str, ...] = ()
     exclude: tuple[str, ...] = (*GENERATED_DIRS, "tests/fixtures")
@@ -218,6 +219,14 @@ class Config:
         return self.path(self.pipeline.report_dir)
 
     @property
+    def stage_reports(self) -> Path:
+        """Where each stage's log and tool reports go (``reports/stages/``): the one place that says so."""
+        return self.report_dir / "stages"
+
+    def stage_log(self, stage: str) -> Path:
+        return self.stage_reports / f"{stage}.log"
+
+    @property
     def state_file(self) -> Path:
         return self.path(self.pipeline.state_dir) / "state.json"
 
@@ -234,6 +243,14 @@ class Leaf:
     default: Any
 
 
+def _default(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    raise TypeError(f"config field {f.name} has no default")
+
+
 def _leaves(cls: type, prefix: str = "") -> dict[str, Leaf]:
     hints = typing.get_type_hints(cls)
     out: dict[str, Leaf] = {}
@@ -242,11 +259,10 @@ def _leaves(cls: type, prefix: str = "") -> dict[str, Leaf]:
             continue
         key = prefix + f.name
         hint = hints[f.name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             out.update(_leaves(hint, key + "."))
         else:
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            out[key] = Leaf(key, hint, default)
+            out[key] = Leaf(key, hint, _default(f))
     return out
 
 
@@ -454,7 +470,7 @@ def load(
             for name, names in SECRET_ENV.items()
         }
     )
-    sections = _build(Config, values, "")
+    sections: Config = _build(Config, values, "")
     return dataclasses.replace(
         sections,
         profile=profile,

@@ -20,16 +20,22 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from pipeline.runner import RunResult, StageRun
+from pipeline.results import RunResult, StageRun, Status
 from pipeline.state import atomic_write_text
 
-_STYLE = {"passed": "green", "cached": "cyan", "failed": "bold red", "skipped": "yellow", "not-run": "dim"}
-_MARK = {"passed": "✓", "cached": "✓", "failed": "✗", "skipped": "-", "not-run": "·"}
+_STYLE = {
+    Status.PASSED: "green",
+    Status.CACHED: "cyan",
+    Status.FAILED: "bold red",
+    Status.SKIPPED: "yellow",
+    Status.NOT_RUN: "dim",
+}
+_MARK = {Status.PASSED: "✓", Status.CACHED: "✓", Status.FAILED: "✗", Status.SKIPPED: "-", Status.NOT_RUN: "·"}
 
 
 def detail(run: StageRun) -> str:
     """What a finished stage's line says: the error of a failed stage, else its summary."""
-    return run.error if run.status == "failed" and run.error else run.summary
+    return run.error if run.status == Status.FAILED and run.error else run.summary
 
 
 def make_console(stream: TextIO | None = None, *, plain: bool) -> Console:
@@ -77,7 +83,7 @@ class PlainReporter:
             self.console.print(text, markup=False)
 
     def run_started(self, result: RunResult) -> None:
-        names = ", ".join(r.name for r in result.stages if r.status != "skipped")
+        names = ", ".join(r.name for r in result.stages if r.status != Status.SKIPPED)
         self._print(f"pipeline run {result.run_id} (profile {result.profile}): {names}")
 
     def stage_started(self, run: StageRun) -> None:
@@ -173,8 +179,8 @@ def write_json(result: RunResult, path: Path) -> None:
 
 def write_junit(result: RunResult, path: Path) -> None:
     """One testcase per stage; a failure element with the error for a failed stage."""
-    failures = sum(1 for r in result.stages if r.status == "failed")
-    skipped = sum(1 for r in result.stages if r.status in ("skipped", "not-run"))
+    failures = sum(1 for r in result.stages if r.status == Status.FAILED)
+    skipped = sum(1 for r in result.stages if r.status in (Status.SKIPPED, Status.NOT_RUN))
     total = sum(r.duration_s for r in result.stages)
     suite = ET.Element(
         "testsuite",
@@ -192,12 +198,12 @@ def write_junit(result: RunResult, path: Path) -> None:
         case = ET.SubElement(
             suite, "testcase", {"classname": "pipeline", "name": r.name, "time": f"{r.duration_s:.3f}"}
         )
-        if r.status == "failed":
+        if r.status == Status.FAILED:
             failure = ET.SubElement(
                 case, "failure", {"message": (r.error or r.summary)[:500], "type": "StageFailed"}
             )
             failure.text = r.error or r.summary
-        elif r.status in ("skipped", "not-run"):
+        elif r.status in (Status.SKIPPED, Status.NOT_RUN):
             ET.SubElement(case, "skipped", {"message": r.summary or r.status})
         out = ET.SubElement(case, "system-out")
         out.text = f"{r.status}: {r.summary}\nlog: stages/{r.name}.log"

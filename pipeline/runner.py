@@ -13,6 +13,7 @@ prerequisite that is not selected counts only when its last pass is for today's 
 
 from __future__ import annotations
 
+import functools
 import secrets
 import signal
 import threading
@@ -20,7 +21,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -28,9 +29,6 @@ from pipeline import cache
 from pipeline.adapters import git
 from pipeline.config import Config
 from pipeline.errors import (
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_STAGE_FAILED,
     EnvironmentProblem,
     Interrupted,
     MissingPrerequisite,
@@ -38,17 +36,8 @@ from pipeline.errors import (
     StalePrerequisite,
     UsageError,
 )
-from pipeline.stages.base import (
-    CACHED,
-    FAILED,
-    NOT_RUN,
-    PASSED,
-    SKIPPED,
-    CheckResult,
-    Stage,
-    StageContext,
-    StageResult,
-)
+from pipeline.results import RunResult, RunStatus, StageRun, Status
+from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult
 from pipeline.state import RunState, StageRecord
 
 # How long a stage past its timeout (or a run after Ctrl-C) gets to wind down before we move on.
@@ -57,36 +46,6 @@ _WIND_DOWN_S = 15.0
 
 def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-@dataclass
-class StageRun:
-    """One stage's line in the reports (SPEC §5)."""
-
-    name: str
-    status: str = NOT_RUN
-    started_at: str | None = None
-    duration_s: float = 0.0
-    summary: str = ""
-    artifacts: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-
-
-@dataclass
-class RunResult:
-    run_id: str
-    started_at: str
-    profile: str
-    git_sha: str | None
-    stages: list[StageRun]
-    finished_at: str | None = None
-    status: str = "running"
-
-    @property
-    def exit_code(self) -> int:
-        if self.status == "interrupted":
-            return EXIT_INTERRUPTED
-        return EXIT_OK if self.status == PASSED else EXIT_STAGE_FAILED
 
 
 class Reporter(Protocol):
@@ -123,6 +82,25 @@ class Plan:
             need = todo.pop(0)
             if need not in found:
                 found.append(need)
+                todo.extend(self.stage(need).needs)
+        return found
+
+    def selected_needs(self, name: str) -> list[str]:
+        """The selected stages ``name`` must wait for: its needs, and through a need that is not selected
+        (skipped, or outside ``--from``) that need's own. With ``--skip test``, build still waits for
+        train, which makes the model it packs."""
+        selected = set(self.names)
+        found: list[str] = []
+        todo = list(self.stage(name).needs)
+        seen: set[str] = set()
+        while todo:
+            need = todo.pop(0)
+            if need in seen:
+                continue
+            seen.add(need)
+            if need in selected:
+                found.append(need)
+            else:
                 todo.extend(self.stage(need).needs)
         return found
 
@@ -304,7 +282,7 @@ class Runner:
             profile=self.config.profile,
             git_sha=git.head_sha(self.config.root),
             stages=[StageRun(name) for name in plan.names]
-            + [StageRun(n, status=SKIPPED, summary="--skip") for n in plan.skipped],
+            + [StageRun(n, status=Status.SKIPPED, summary="--skip") for n in plan.skipped],
         )
         runs = {r.name: r for r in result.stages}
         self._plan = plan
@@ -316,17 +294,16 @@ class Runner:
             _restore_sigterm(previous)
         result.finished_at = utcnow()
         if self.interrupted.is_set():
-            result.status = "interrupted"
-        elif all(r.status in (PASSED, CACHED, SKIPPED) for r in result.stages):
-            result.status = PASSED
+            result.status = RunStatus.INTERRUPTED
+        elif all(r.status.ok or r.status == Status.SKIPPED for r in result.stages):
+            result.status = RunStatus.PASSED
         else:
-            result.status = FAILED
+            result.status = RunStatus.FAILED
         self.reporter.run_finished(result)
         return result
 
     def _schedule(self, plan: Plan, runs: dict[str, StageRun]) -> None:
         pending = list(plan.stages)
-        selected = set(plan.names)
         done: set[str] = set()
         running: dict[str, _Running] = {}
         stop_new = False
@@ -335,7 +312,7 @@ class Runner:
                 for stage in [] if stop_new else list(pending):
                     if len(running) >= self.jobs:
                         break
-                    verdict = _readiness(stage, selected, done, runs)
+                    verdict = _readiness(plan.selected_needs(stage.name), done, runs)
                     if verdict == "wait":
                         continue
                     pending.remove(stage)
@@ -351,14 +328,14 @@ class Runner:
                     if self._poll(item):
                         del running[name]
                         done.add(name)
-                        if item.run.status == FAILED and not self.keep_going:
+                        if item.run.status == Status.FAILED and not self.keep_going:
                             stop_new = True
         except KeyboardInterrupt:
             self.interrupted.set()
             self._interrupt(running)
 
     def _start(self, stage: Stage, run: StageRun) -> _Running:
-        log_path = self.config.report_dir / "stages" / f"{stage.name}.log"
+        log_path = self.config.stage_log(stage.name)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_file = log_path.open("w", encoding="utf-8")
         timeout_s = self.config.timeouts.for_stage(stage.name)
@@ -368,13 +345,13 @@ class Runner:
             state=self.state,
             run_id=self.run_id,
             log_file=log_file,
-            progress=lambda line, _n=stage.name: self.reporter.stage_progress(_n, line),
+            progress=functools.partial(self.reporter.stage_progress, stage.name),
             cancel=threading.Event(),
             timeout_s=timeout_s,
             readable=self._plan.readable(stage.name) if self._plan else None,
         )
         run.started_at = utcnow()
-        run.status = "running"
+        run.status = Status.RUNNING
         self.reporter.stage_started(run)
         ctx.log(f"# stage {stage.name}, run {self.run_id}, started {run.started_at}")
         future: Future[StageResult] = Future()
@@ -399,7 +376,7 @@ class Runner:
         reusable, why, item.inputs = cache_verdict(stage, self.config, self.state, self.fingerprinter, forced)
         record = self.state.record(stage.name)
         if reusable and record is not None:
-            restored, problem = self.store.restore(stage.name, record.key or "", self.config.report_dir)
+            restored, problem = self.store.restore(stage.name, record.key or "", self.config.stage_reports)
             if not restored:
                 ctx.log(f"# warning: the cache entry of '{stage.name}' is not used: {problem}; running it")
             else:
@@ -451,17 +428,17 @@ class Runner:
         run = item.run
         run.duration_s = round(self.clock() - item.started, 3)
         if outcome is not None:
-            run.status = outcome.status
+            run.status = Status(outcome.status)
             run.summary = outcome.summary
             run.artifacts = dict(outcome.artifacts)
         else:
-            run.status = FAILED
+            run.status = Status.FAILED
             run.error = error
             run.summary = run.summary or (error or "").split("\n", 1)[0]
             item.ctx.log(f"# FAILED: {error}")
         item.ctx.log(f"# {run.status} in {run.duration_s:.1f} s")
         item.log_file.close()
-        good = run.status in (PASSED, CACHED)
+        good = run.status.ok
         record = StageRecord(
             run.status,
             utcnow(),
@@ -473,8 +450,8 @@ class Runner:
             key=cache.key(item.inputs) if good and item.inputs else None,
         )
         self.state.put(run.name, record)
-        if run.status == PASSED and item.stage.cacheable and record.key:
-            self.store.save(run.name, record.key, self.config.report_dir)
+        if run.status == Status.PASSED and item.stage.cacheable and record.key:
+            self.store.save(run.name, record.key, self.config.stage_reports)
         self.reporter.stage_finished(run)
 
     def _interrupt(self, running: dict[str, _Running]) -> None:
@@ -492,10 +469,9 @@ class Runner:
             self._finish(item, None, f"interrupted (SIGINT/SIGTERM): {said}")
 
 
-def _readiness(stage: Stage, selected: set[str], done: set[str], runs: dict[str, StageRun]) -> str:
+def _readiness(needs: list[str], done: set[str], runs: dict[str, StageRun]) -> str:
     """``ready`` when every selected need passed, ``blocked`` when one did not, else ``wait``."""
-    needs = [n for n in stage.needs if n in selected]
-    if any(n in done and runs[n].status not in (PASSED, CACHED) for n in needs):
+    if any(n in done and not runs[n].status.ok for n in needs):
         return "blocked"
     if all(n in done for n in needs):
         return "ready"

@@ -87,7 +87,7 @@ class RunState:
 
     def passed(self, stage: str) -> bool:
         rec = self.stages.get(stage)
-        return rec is not None and rec.status in ("passed", "cached")
+        return rec is not None and rec.status in ("passed", "cached")  # Status.ok, as stored
 
     # -- writing -------------------------------------------------------------------------------
     def put(self, stage: str, record: StageRecord) -> None:

@@ -35,7 +35,7 @@ _DENIED = {"AccessDeniedException", "UnrecognizedClientException", "InvalidSigna
 @contextmanager
 def aws_call(service: str, what: str) -> Iterator[None]:
     """Run one AWS API call of ``service`` (``"ECS"``), translating its errors."""
-    from botocore import exceptions as boto  # pylint: disable=import-outside-toplevel
+    from botocore import exceptions as boto
 
     try:
         yield

@@ -33,7 +33,7 @@ def login(registry_url: str) -> tuple[str, str]:
     if parsed is None:
         raise ValueError(f"{registry_url} is not an ECR registry")
     account, region = parsed
-    import boto3  # pylint: disable=import-outside-toplevel
+    import boto3
 
     with aws_call("ECR", "GetAuthorizationToken"):
         client = boto3.session.Session(region_name=region).client("ecr")

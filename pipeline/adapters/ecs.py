@@ -148,8 +148,8 @@ class EcsClient:
         self, *, cluster: str, service: str, region: str, endpoint_url: str = "", boto_client: Any = None
     ) -> None:
         """``boto_client`` replaces the boto3 ECS client (tests hand in one wrapped in a botocore Stubber)."""
-        import boto3  # pylint: disable=import-outside-toplevel
-        from botocore.config import Config as BotoConfig  # pylint: disable=import-outside-toplevel
+        import boto3
+        from botocore.config import Config as BotoConfig
 
         self.cluster = cluster
         self.service = service
@@ -167,7 +167,7 @@ class EcsClient:
 
     def credentials_problem(self) -> str | None:
         """Why boto3's chain yields no credentials, or None when it finds some (validity is not checked)."""
-        from botocore.exceptions import BotoCoreError  # pylint: disable=import-outside-toplevel
+        from botocore.exceptions import BotoCoreError
 
         try:
             found = self._session.get_credentials()

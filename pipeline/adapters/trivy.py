@@ -64,7 +64,7 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class ScanOptions:  # pylint: disable=too-many-instance-attributes
+class ScanOptions:
     """What the configuration says about a scan; passed straight through to trivy's flags."""
 
     scanners: Sequence[str] = ("vuln", "secret", "misconfig")
@@ -91,7 +91,7 @@ class ScanReport:
     duration_s: float = 0.0
 
 
-def scan_fs(  # pylint: disable=too-many-arguments
+def scan_fs(
     trivy_path: str,
     target: Path | str,
     options: ScanOptions,
@@ -105,7 +105,7 @@ def scan_fs(  # pylint: disable=too-many-arguments
     return _scan(trivy_path, ["fs"], str(target), options, Path(report_dir), name, log, cancel, sbom=False)
 
 
-def scan_image(  # pylint: disable=too-many-arguments
+def scan_image(
     trivy_path: str,
     image: str,
     options: ScanOptions,
@@ -123,7 +123,7 @@ def scan_image(  # pylint: disable=too-many-arguments
     return _scan(trivy_path, argv, image, options, Path(report_dir), name, log, cancel, sbom=sbom)
 
 
-def _scan(  # pylint: disable=too-many-arguments
+def _scan(
     trivy_path: str,
     command: list[str],
     target: str,
@@ -199,7 +199,7 @@ def scan_flags(options: ScanOptions) -> list[str]:
     return flags
 
 
-def _convert(  # pylint: disable=too-many-arguments
+def _convert(
     trivy_path: str,
     json_path: Path,
     fmt: str,

@@ -29,7 +29,7 @@ LOCAL_BASE_HINT = (
 
 
 def connect(config: Config) -> DockerEngine:
-    from pipeline.adapters.docker_engine import DockerEngine  # pylint: disable=import-outside-toplevel
+    from pipeline.adapters.docker_engine import DockerEngine
 
     return DockerEngine.connect(config.docker_host or None)
 
@@ -124,7 +124,7 @@ def credentials(config: Config) -> tuple[str, str] | None:
 
 
 def registry_client(config: Config) -> RegistryClient:
-    from pipeline.adapters.registry import RegistryClient  # pylint: disable=import-outside-toplevel
+    from pipeline.adapters.registry import RegistryClient
 
     username, password = credentials(config) or (None, None)
     return RegistryClient(
@@ -173,7 +173,7 @@ def registry_view(config: Config, engine: DockerEngine) -> tuple[RegistryClient 
 
 def is_local_registry(config: Config) -> bool:
     """A registry on this machine (the test bed's), which needs no credentials."""
-    from pipeline.adapters.registry import is_loopback  # pylint: disable=import-outside-toplevel
+    from pipeline.adapters.registry import is_loopback
 
     return is_loopback(config.registry.url.split("/", 1)[0])
 

@@ -35,6 +35,7 @@ from pipeline.adapters.process import ProcessResult
 from pipeline.cache import Inputs
 from pipeline.config import Config
 from pipeline.errors import Interrupted, StageContractError, StageFailed
+from pipeline.results import Status
 from pipeline.state import RunState, StageRecord
 
 # The run-state outputs each stage declares: key -> type (``list`` and ``dict`` for JSON values;
@@ -45,13 +46,6 @@ Declared = Mapping[str, type | tuple[type, ...]]
 def declare(**types: type | tuple[type, ...]) -> Declared:
     """A stage's declared outputs, read-only: ``outputs = declare(image_id=str, tags=list)``."""
     return MappingProxyType(types)
-
-
-PASSED = "passed"
-FAILED = "failed"
-SKIPPED = "skipped"
-CACHED = "cached"
-NOT_RUN = "not-run"
 
 
 @dataclass(frozen=True)
@@ -70,7 +64,7 @@ class CheckResult:
 class StageResult:
     """What a stage returns; the runner adds timing and the error text."""
 
-    status: str = PASSED
+    status: Status = Status.PASSED
     summary: str = ""
     artifacts: dict[str, Any] = field(default_factory=dict)
 
@@ -113,6 +107,11 @@ class StageContext:
     def report_dir(self) -> Path:
         return self.config.report_dir
 
+    @property
+    def log_path(self) -> Path:
+        """This stage's log, for hints that send the reader to it."""
+        return self.config.stage_log(self.stage)
+
     def log(self, line: str) -> None:
         """Append one line to the stage's log (``reports/stages/NAME.log``)."""
         with self._lock:
@@ -129,7 +128,7 @@ class StageContext:
 
     def report_path(self, suffix: str) -> Path:
         """A tool report beside the stage log: ``reports/stages/<stage><suffix>``."""
-        path = self.report_dir / "stages" / f"{self.stage}{suffix}"
+        path = self.config.stage_reports / f"{self.stage}{suffix}"
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -216,7 +215,7 @@ class Stage:
         Return ``None`` to run after all (e.g. the output the record names is gone).
         """
         ctx.record(**record.outputs)
-        return StageResult(status=CACHED, summary=record.summary, artifacts=dict(record.artifacts))
+        return StageResult(status=Status.CACHED, summary=record.summary, artifacts=dict(record.artifacts))
 
     def checks(self, config: Config) -> list[CheckResult]:  # pylint: disable=unused-argument
         """What this stage needs on the machine; every ``ok=False, required=True`` stops the run (exit 3)."""

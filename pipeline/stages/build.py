@@ -18,15 +18,16 @@ from pipeline.adapters import git
 from pipeline.cache import Inputs
 from pipeline.config import Config
 from pipeline.errors import ToolFailed
+from pipeline.results import Status
 from pipeline.stages import _images
-from pipeline.stages.base import CACHED, CheckResult, Stage, StageContext, StageResult, declare
+from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare
 from pipeline.stages.train import MODEL_FILE, read_model_metadata
-from pipeline.state import StageRecord
+from pipeline.state import RunState, StageRecord
 
 
 def context_hash(context: Path, dockerfile: str, buildargs: dict[str, str]) -> str:
     """A hash of what the engine would be sent and told: context files, Dockerfile, build args."""
-    from docker.utils.build import exclude_paths  # pylint: disable=import-outside-toplevel
+    from docker.utils.build import exclude_paths
 
     ignore = context / ".dockerignore"
     patterns = []
@@ -72,7 +73,7 @@ class BuildStage(Stage):
         ctx.log(f"image {image_id} holds these inputs: tagged {', '.join(tags)}, not rebuilt")
         self._record(ctx, image_id, tags, str(record.outputs.get("model_version")))
         return StageResult(
-            status=CACHED,
+            status=Status.CACHED,
             summary=f"{image_id[7:19]} (unchanged) {', '.join(tags)}",
             artifacts={"image_id": image_id, "tags": tags},
         )
@@ -80,7 +81,7 @@ class BuildStage(Stage):
     def checks(self, config: Config) -> list[CheckResult]:
         return [_images.engine_check(config)]
 
-    def missing_input(self, config: Config, state, selected: set[str]) -> tuple[str, str] | None:
+    def missing_input(self, config: Config, state: RunState, selected: set[str]) -> tuple[str, str] | None:
         model = config.path(config.train.output_dir)
         if not (model / MODEL_FILE).exists() and "train" not in selected:
             return "train", f"a trained model in {config.train.output_dir}/"

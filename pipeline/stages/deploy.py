@@ -12,6 +12,8 @@ Each revision that went live is appended to ``releases.ecs``.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +30,9 @@ RELEASE_LABEL = "io.mlops.release"
 class LocalTarget:
     """The service as one named container on the local Docker engine."""
 
-    def __init__(self, config: Config, log, cancel=None) -> None:
+    def __init__(
+        self, config: Config, log: Callable[[str], None], cancel: threading.Event | None = None
+    ) -> None:
         self.config = config
         self.local = config.deploy.local
         self.log = log
@@ -48,7 +52,7 @@ class LocalTarget:
         )
 
     def _wait(self, container: str) -> float:
-        from pipeline.adapters.service import ServiceClient  # pylint: disable=import-outside-toplevel
+        from pipeline.adapters.service import ServiceClient
 
         def alive() -> str | None:
             return self.engine.container_state(container).failure()

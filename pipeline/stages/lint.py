@@ -20,6 +20,7 @@ from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, 
 
 _PYLINT_SCORE = re.compile(r"rated at (-?[\d.]+)/10")
 _PYLINT_MESSAGE = re.compile(r"^\S+:\d+: \[[A-Z]\d+")
+_MYPY_ERROR = re.compile(r"^\S+:\d+: error: ")
 _FIX = "pip install -r requirements/dev.txt"
 
 
@@ -62,6 +63,14 @@ _SETTINGS = (
 )
 
 
+def _tools(config: Config) -> list[str]:
+    """The linters this configuration runs."""
+    tools = ["pylint", config.lint.linter, "hadolint"]
+    tools += ["black"] if config.lint.black else []
+    tools += ["mypy"] if config.lint.mypy_paths else []
+    return tools
+
+
 class LintStage(Stage):
     name = "lint"
     description = "pylint, ruff/flake8, black --check, hadolint on every Dockerfile"
@@ -72,16 +81,11 @@ class LintStage(Stage):
         dockerfiles = tuple(
             p.relative_to(config.root).as_posix() for p in find_dockerfiles(config.root, config)
         )
-        tools = ["python", "pylint", config.lint.linter, "hadolint"] + (
-            ["black"] if config.lint.black else []
-        )
-        return Inputs(
-            files=(*config.lint.paths, *dockerfiles, *_SETTINGS), config=("lint",), tools=tuple(tools)
-        )
+        files = (*config.lint.paths, *config.lint.mypy_paths, *dockerfiles, *_SETTINGS)
+        return Inputs(files=files, config=("lint",), tools=("python", *_tools(config)))
 
     def checks(self, config: Config) -> list[CheckResult]:
-        tools = ["pylint", config.lint.linter, "hadolint"] + (["black"] if config.lint.black else [])
-        return [tool_check(t, fix=_FIX) for t in tools]
+        return [tool_check(t, fix=_FIX) for t in _tools(config)]
 
     def plan(self, config: Config) -> list[str]:
         paths = " ".join(config.lint.paths)
@@ -91,6 +95,8 @@ class LintStage(Stage):
         ]
         if config.lint.black:
             lines.append(f"black --check {paths}")
+        if config.lint.mypy_paths:
+            lines.append(f"mypy {' '.join(config.lint.mypy_paths)} (settings: [tool.mypy] of pyproject.toml)")
         dockerfiles = [str(p.relative_to(config.root)) for p in find_dockerfiles(config.root, config)]
         threshold = config.lint.hadolint_failure_threshold
         lines.append(f"hadolint --failure-threshold {threshold} {' '.join(dockerfiles) or '(no Dockerfile)'}")
@@ -106,15 +112,16 @@ class LintStage(Stage):
             )
             if ctx.config.lint.black:
                 outcomes.append(self._black(ctx, paths))
+        typed = [p for p in ctx.config.lint.mypy_paths if (ctx.root / p).exists()]
+        if typed:
+            outcomes.append(self._mypy(ctx, typed))
         outcomes.append(self._hadolint(ctx))
         summary = ", ".join(o.phrase for o in outcomes)
         failed = [o.tool for o in outcomes if not o.ok]
         findings = sum(o.findings for o in outcomes)
         ctx.record(findings=findings)
         if failed:
-            raise GateFailed(
-                f"{', '.join(failed)} failed: {summary}", hint=f"see {ctx.report_dir}/stages/lint.log"
-            )
+            raise GateFailed(f"{', '.join(failed)} failed: {summary}", hint=f"see {ctx.log_path}")
         return StageResult(summary=summary, artifacts={"findings": findings})
 
     # -- one method per linter ---------------------------------------------------------------
@@ -193,6 +200,18 @@ class LintStage(Stage):
         if res.returncode not in (0, 1):
             return GateOutcome("black", False, 0, f"black did not finish (exit {res.returncode})")
         return GateOutcome("black", res.returncode == 0, len(would), f"black {len(would)} files to reformat")
+
+    def _mypy(self, ctx: StageContext, paths: list[str]) -> GateOutcome:
+        report = ctx.report_path("-mypy.txt")
+        ctx.progress("mypy")
+        res = ctx.run_tool(
+            [sys.executable, "-m", "mypy", "--no-color-output", "--no-error-summary", *paths], hint=_FIX
+        )
+        report.write_text(res.output + "\n", encoding="utf-8")
+        errors = sum(1 for line in res.output.splitlines() if _MYPY_ERROR.match(line))
+        if res.returncode not in (0, 1):
+            return GateOutcome("mypy", False, errors, f"mypy did not finish (exit {res.returncode})")
+        return GateOutcome("mypy", res.returncode == 0, errors, f"mypy {errors} errors")
 
     def _hadolint(self, ctx: StageContext) -> GateOutcome:
         dockerfiles = find_dockerfiles(ctx.root, ctx.config)

@@ -12,6 +12,7 @@ from pipeline.config import Config
 from pipeline.errors import EnvironmentProblem, StageFailed
 from pipeline.stages import _images
 from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare
+from pipeline.state import RunState
 
 
 def _ecr_check(config: Config) -> CheckResult:
@@ -66,7 +67,7 @@ class PushStage(Stage):
             )
         return checks
 
-    def missing_input(self, config: Config, state, selected: set[str]) -> tuple[str, str] | None:
+    def missing_input(self, config: Config, state: RunState, selected: set[str]) -> tuple[str, str] | None:
         if "build" not in selected and not state.output("build", "image_id"):
             return "build", "a built image"
         return super().missing_input(config, state, selected)
@@ -80,7 +81,7 @@ class PushStage(Stage):
         ]
 
     def run(self, ctx: StageContext) -> StageResult:
-        from pipeline.adapters.docker_engine import split_image_ref  # pylint: disable=import-outside-toplevel
+        from pipeline.adapters.docker_images import split_image_ref
 
         engine = _images.connect(ctx.config)
         registry, how = _images.registry_view(ctx.config, engine)

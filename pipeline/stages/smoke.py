@@ -11,12 +11,18 @@ is removed whatever happens, and its logs are kept in the stage log.
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
 
 from pipeline.cache import Inputs
 from pipeline.config import Config
 from pipeline.errors import GateFailed
 from pipeline.stages import _images
 from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare
+from pipeline.state import RunState
+
+if TYPE_CHECKING:
+    from pipeline.adapters.docker_engine import DockerEngine
+    from pipeline.adapters.service import ServiceClient
 
 SETOSA = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 
@@ -34,7 +40,7 @@ class SmokeStage(Stage):
     def checks(self, config: Config) -> list[CheckResult]:
         return [_images.engine_check(config), _images.reach_check(config)]
 
-    def missing_input(self, config: Config, state, selected: set[str]) -> tuple[str, str] | None:
+    def missing_input(self, config: Config, state: RunState, selected: set[str]) -> tuple[str, str] | None:
         if "build" not in selected and not state.output("build", "image_id"):
             return "build", "a built image"
         return None
@@ -49,8 +55,8 @@ class SmokeStage(Stage):
         ]
 
     def run(self, ctx: StageContext) -> StageResult:
-        from pipeline.adapters.docker_engine import free_port  # pylint: disable=import-outside-toplevel
-        from pipeline.adapters.service import ServiceClient  # pylint: disable=import-outside-toplevel
+        from pipeline.adapters.docker_containers import free_port
+        from pipeline.adapters.service import ServiceClient
 
         engine = _images.connect(ctx.config)
         image = ctx.read("build", "image_id")
@@ -97,7 +103,12 @@ class SmokeStage(Stage):
         )
 
     def _checks(
-        self, ctx: StageContext, client, engine, container: str, expected_version: str | None
+        self,
+        ctx: StageContext,
+        client: ServiceClient,
+        engine: DockerEngine,
+        container: str,
+        expected_version: str | None,
     ) -> list[str]:
         failures = []
         answer = client.post_json("/api/v1/predict", SETOSA)

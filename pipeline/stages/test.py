@@ -99,7 +99,7 @@ class TestStage(Stage):
         return args + list(config.test.extra_args)
 
     def plan(self, config: Config) -> list[str]:
-        stages = config.report_dir / "stages"
+        stages = config.stage_reports
         return [shlex.join(self.argv(config, stages / "test-junit.xml", stages / "test-coverage.xml"))]
 
     def run(self, ctx: StageContext) -> StageResult:
@@ -118,7 +118,7 @@ class TestStage(Stage):
         if res.returncode in _PYTEST_INTERNAL:
             raise StageFailed(
                 f"pytest could not run the suite: {_PYTEST_INTERNAL[res.returncode]} (exit {res.returncode})",
-                hint="see reports/stages/test.log",
+                hint=f"see {ctx.log_path}",
             )
         if not junit.exists():
             raise StageFailed(f"pytest exited {res.returncode} without writing {junit}")
@@ -134,7 +134,7 @@ class TestStage(Stage):
         if res.returncode != 0 or counts.failures or counts.errors:
             names = ", ".join(failed_tests(junit))
             raise GateFailed(
-                f"{counts.phrase()}" + (f": {names}" if names else ""), hint="see reports/stages/test.log"
+                f"{counts.phrase()}" + (f": {names}" if names else ""), hint=f"see {ctx.log_path}"
             )
         summary = counts.phrase()
         deselected = _DESELECTED.search(res.output)

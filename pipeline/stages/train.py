@@ -85,7 +85,7 @@ class TrainStage(Stage):
         if res.returncode == 1:
             raise GateFailed(
                 _last_line(res.output) or "model_training refused the model",
-                hint="see reports/stages/train.log",
+                hint=f"see {ctx.log_path}",
             )
         if res.returncode != 0:
             raise StageFailed(f"model_training exited {res.returncode}: {_last_line(res.output)}")

@@ -22,7 +22,7 @@ def test_is_openapi_3_1(spec: dict) -> None:
 
 
 def test_is_a_valid_openapi_document(spec: dict) -> None:
-    import openapi_spec_validator as validator  # pylint: disable=import-outside-toplevel
+    import openapi_spec_validator as validator
 
     validator.validate(spec)
 
@@ -43,7 +43,7 @@ def test_row_limit_and_bounds_match_the_service(spec: dict) -> None:
 
 
 def _validator(spec: dict, name: str):
-    import jsonschema  # pylint: disable=import-outside-toplevel
+    import jsonschema
 
     schema = {"$ref": f"#/components/schemas/{name}", "components": spec["components"]}
     return jsonschema.Draft202012Validator(schema)

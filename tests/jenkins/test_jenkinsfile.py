@@ -322,7 +322,7 @@ def test_the_published_reports_are_the_ones_the_pipeline_writes(
 ) -> None:
     from pipeline import config as config_mod
     from pipeline import report as report_mod
-    from pipeline.runner import RunResult
+    from pipeline.results import RunResult
     from pipeline.stages.test import TestStage
 
     report_dir = pipeline_argv(record)[-1]

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from pipeline import cache, config, report, runner
+from pipeline import cache, config, report, results, runner
 from pipeline.errors import StalePrerequisite
 from pipeline.stages import BY_NAME
 from pipeline.stages.base import Stage, StageContext, StageResult, declare
@@ -42,7 +42,7 @@ class Counting(Stage):
     runs = 0
     fail = False
 
-    def inputs(self, config: config.Config) -> cache.Inputs:  # pylint: disable=redefined-outer-name
+    def inputs(self, config: config.Config) -> cache.Inputs:
         del config
         return cache.Inputs(files=("src",), config=("lint.paths",), tools=("python",))
 
@@ -63,7 +63,7 @@ class After(Stage):
     cacheable = True
     outputs = declare(seen=int)
 
-    def inputs(self, config: config.Config) -> cache.Inputs:  # pylint: disable=redefined-outer-name
+    def inputs(self, config: config.Config) -> cache.Inputs:
         del config
         return cache.Inputs(upstream=("count.runs",))
 
@@ -78,7 +78,7 @@ def repo(tmp_path: Path) -> Path:
     return git_repo(tmp_path / "repo", {"src/a.py": "A = 1\n", "README.md": "# readme\n"})
 
 
-def run(root: Path, *stages: Stage, sets: tuple[str, ...] = (), **options: Any) -> runner.RunResult:
+def run(root: Path, *stages: Stage, sets: tuple[str, ...] = (), **options: Any) -> results.RunResult:
     cfg = config.load(root, overrides=list(sets), environ={})
     plan = runner.select(list(stages), stage=",".join(s.name for s in stages))
     state = RunState.load(cfg.state_file)
@@ -88,7 +88,7 @@ def run(root: Path, *stages: Stage, sets: tuple[str, ...] = (), **options: Any) 
     return result
 
 
-def status(result: runner.RunResult, name: str = "count") -> str:
+def status(result: results.RunResult, name: str = "count") -> str:
     return next(s.status for s in result.stages if s.name == name)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pipeline import config, report, runner
+from pipeline import config, report, results, runner
 from pipeline.errors import EnvironmentProblem, GateFailed, MissingPrerequisite, UsageError
 from pipeline.stages import STAGES
 from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult
@@ -30,19 +30,19 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, str]] = []
 
-    def run_started(self, result: runner.RunResult) -> None:
+    def run_started(self, result: results.RunResult) -> None:
         self.events.append(("run", result.run_id))
 
-    def stage_started(self, run: runner.StageRun) -> None:
+    def stage_started(self, run: results.StageRun) -> None:
         self.events.append(("start", run.name))
 
     def stage_progress(self, name: str, line: str) -> None:
         self.events.append(("progress", f"{name}:{line}"))
 
-    def stage_finished(self, run: runner.StageRun) -> None:
+    def stage_finished(self, run: results.StageRun) -> None:
         self.events.append(("finish", f"{run.name}:{run.status}"))
 
-    def run_finished(self, result: runner.RunResult) -> None:
+    def run_finished(self, result: results.RunResult) -> None:
         self.events.append(("done", result.status))
 
 
@@ -57,7 +57,7 @@ def make_stage(
     log: list[tuple[str, float, float]] | None = None,
 ) -> Stage:
     class _S(Stage):
-        def checks(self, config: config.Config) -> list[CheckResult]:  # pylint: disable=redefined-outer-name
+        def checks(self, config: config.Config) -> list[CheckResult]:
             del config
             return checks or []
 
@@ -106,7 +106,7 @@ def execute(
     jobs: int = 1,
     keep_going: bool = False,
     **selection: str | None,
-) -> runner.RunResult:
+) -> results.RunResult:
     plan = runner.select(stages, **selection)
     state = RunState.load(cfg.state_file)
     runner.check_inputs(plan, cfg, state)
@@ -114,7 +114,7 @@ def execute(
     return runner.Runner(cfg, state, Recorder(), jobs=jobs, keep_going=keep_going).execute(plan)
 
 
-def statuses(result: runner.RunResult) -> dict[str, str]:
+def statuses(result: results.RunResult) -> dict[str, str]:
     return {r.name: r.status for r in result.stages}
 
 
@@ -209,6 +209,21 @@ def test_jobs_respect_needs(cfg: config.Config) -> None:
     execute(cfg, stages, jobs=2)
     times = {n: (s, e) for n, s, e in spans}
     assert times["b"][0] >= times["a"][1]
+
+
+def test_jobs_wait_for_a_selected_stage_behind_a_skipped_need(cfg: config.Config) -> None:
+    """train -> test (skipped) -> build: build still waits for train, whose model it packs."""
+    spans: list[tuple[str, float, float]] = []
+    stages = [
+        make_stage("train", sleep=0.3, log=spans),
+        make_stage("test", ("train",), log=spans),
+        make_stage("scan", log=spans),
+        make_stage("build", ("test", "scan"), log=spans),
+    ]
+    result = execute(cfg, stages, jobs=3, skip="test")
+    times = {n: (s, e) for n, s, e in spans}
+    assert statuses(result) == {"train": "passed", "scan": "passed", "build": "passed", "test": "skipped"}
+    assert times["build"][0] >= times["train"][1] and times["scan"][0] < times["train"][1]
 
 
 def test_timeout_fails_the_stage(tmp_path: Path) -> None:

@@ -237,7 +237,7 @@ class MotoServer:
     process: subprocess.Popen[bytes]
 
     def ecs(self) -> Any:
-        import boto3  # pylint: disable=import-outside-toplevel
+        import boto3
 
         return boto3.client(
             "ecs",

@@ -91,3 +91,19 @@ def test_style_linter_findings_fail(make_repo, linter: str) -> None:
     assert code == 1
     assert f"{linter} failed" in stage["error"]
     assert "F401" in log
+
+
+def test_a_type_error_fails_mypy_and_is_named(make_repo) -> None:
+    typed = '[lint]\npaths = ["pkg"]\npylint_fail_under = 9.0\nmypy_paths = ["pkg"]\n'
+    mistyped = '"""Mistyped."""\n\n\ndef half(n: int) -> int:\n    """Half."""\n    return n / 2\n'
+    repo = make_repo({**CLEAN, "pipeline.toml": typed, "pkg/half.py": mistyped})
+    code, log, stage = lint(repo)
+    assert code == 1
+    assert "mypy failed" in stage["error"] and "mypy 1 errors" in stage["error"]
+    assert 'pkg/half.py:6: error: Incompatible return value type (got "float", expected "int")' in log
+    assert (repo / "reports" / "stages" / "lint-mypy.txt").exists()
+
+    (repo / "pkg" / "half.py").write_text(mistyped.replace("n / 2", "n // 2"), encoding="utf-8")
+    code, _, stage = lint(repo)
+    assert code == 0, stage
+    assert "mypy 0 errors" in stage["summary"]
