@@ -235,22 +235,25 @@ def _print_plan(
         runner_mod.check_inputs(plan, cfg, state, fingerprinter)
     except PipelineError as exc:
         console.print(f"  note: a real run would refuse: {exc}", markup=False)
-    selected = set(plan.names)
+    will_run: set[str] = set()
     for i, stage in enumerate(plan.stages, 1):
         needs = ", ".join(stage.needs) or "-"
         console.print(
             f"{i}. {stage.name}  (needs: {needs}; timeout {cfg.timeouts.for_stage(stage.name):g}s)",
             markup=False,
         )
-        # A stage after one that runs now sees that stage's new outputs: its verdict can only be "runs".
-        if any(n in selected for n in stage.needs) and stage.cacheable:
-            verdict = "cached if what it reads from " + ", ".join(n for n in stage.needs if n in selected)
-            verdict += " comes out unchanged"
+        # After a stage that runs now, what this one reads is only known then.
+        running_before = [n for n in plan.selected_needs(stage.name) if n in will_run]
+        if running_before and stage.cacheable:
+            will_run.add(stage.name)
+            verdict = f"runs unless what it reads from {', '.join(running_before)} comes out unchanged"
         else:
             reusable, why, _ = runner_mod.cache_verdict(
                 stage, cfg, state, fingerprinter, no_cache or stage.name in forced
             )
             verdict = f"{'cached' if reusable else 'runs'}: {why}"
+            if not reusable:
+                will_run.add(stage.name)
         console.print(f"     -> {verdict}", markup=False)
         for line in stage.plan(cfg) if stage.implemented else ["not implemented yet: would fail"]:
             console.print(f"     {line}", markup=False)
