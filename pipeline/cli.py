@@ -242,8 +242,9 @@ def _print_plan(
             f"{i}. {stage.name}  (needs: {needs}; timeout {cfg.timeouts.for_stage(stage.name):g}s)",
             markup=False,
         )
-        # After a stage that runs now, what this one reads is only known then.
-        running_before = [n for n in plan.selected_needs(stage.name) if n in will_run]
+        # When a stage whose outputs are among this one's inputs runs now, they are only known then.
+        reads = {ref.partition(".")[0] for ref in stage.inputs(cfg).upstream}
+        running_before = [n for n in plan.selected_needs(stage.name) if n in will_run and n in reads]
         if running_before and stage.cacheable:
             will_run.add(stage.name)
             verdict = f"runs unless what it reads from {', '.join(running_before)} comes out unchanged"
@@ -370,7 +371,7 @@ def rollback(profile: ProfileOpt = None, set_: SetOpt = None) -> None:
             )
         from pipeline.stages import BY_NAME
 
-        typer.echo(BY_NAME["deploy"].rollback(cfg, state))  # type: ignore[attr-defined]
+        typer.echo(BY_NAME["deploy"].rollback(cfg, state))
         return 0
 
     raise typer.Exit(_guard(body))

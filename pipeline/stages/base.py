@@ -34,7 +34,7 @@ from pipeline.adapters import process
 from pipeline.adapters.process import ProcessResult
 from pipeline.cache import Inputs
 from pipeline.config import Config
-from pipeline.errors import Interrupted, StageContractError, StageFailed
+from pipeline.errors import Interrupted, StageContractError, StageFailed, UsageError
 from pipeline.results import Status
 from pipeline.state import RunState, StageRecord
 
@@ -242,6 +242,14 @@ class Stage:
 
     def run(self, ctx: StageContext) -> StageResult:
         raise NotImplementedError
+
+    def rollback(self, config: Config, state: RunState) -> str:
+        """Undo this stage's last effect on the outside world (``pipeline rollback``); says what it did.
+
+        Only a stage that changes the outside world has one (deploy).
+        """
+        del config, state
+        raise UsageError(f"stage '{self.name}' has nothing to roll back")
 
 
 class NotImplementedStage(Stage):
