@@ -80,9 +80,10 @@ def interrupt_cli(
     ready: str,
     settle_s: float = 0.0,
     env: dict[str, str] | None = None,
+    signum: int = signal.SIGINT,
 ) -> InterruptedRun:
-    """``python -m pipeline ARGS`` as a real subprocess, sent SIGINT (Ctrl-C) once ``log`` contains ``ready``
-    (and ``settle_s`` more seconds have passed)."""
+    """``python -m pipeline ARGS`` as a real subprocess, sent SIGINT (Ctrl-C; or ``signum``, e.g. Jenkins'
+    SIGTERM) once ``log`` contains ``ready`` (and ``settle_s`` more seconds have passed)."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "CI": "1", **(env or {})}
     full_env.pop("PIPELINE_PROFILE", None)
     proc = subprocess.Popen(  # pylint: disable=consider-using-with  # signalled, then communicate()
@@ -98,7 +99,7 @@ def interrupt_cli(
         time.sleep(0.1)
     time.sleep(settle_s)
     started = time.monotonic()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, _ = proc.communicate(timeout=30)
     return InterruptedRun(proc.returncode, out, time.monotonic() - started)
 

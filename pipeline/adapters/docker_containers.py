@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.adapters.docker_core import DockerConnection
+from pipeline.adapters.docker_streams import api_error_message
 from pipeline.errors import ToolFailed
 
 
@@ -61,22 +62,43 @@ class ContainersMixin(DockerConnection):
         """Start a detached container; ``ports`` maps container port -> (host ip, host port).
 
         ``network`` attaches it to that network instead of the default bridge (see ``adapters.reach``).
+        The image is pulled when the engine lacks it. Created, then started: a container that cannot
+        start (a port taken, a bad command) is removed again, so it never holds its name, and the
+        engine's own words make the ``ToolFailed`` (an image that cannot be pulled included).
         """
+        import docker
+
         port_map = {f"{port}/tcp": binding for port, binding in (ports or {}).items()}
-        container = self._call(
-            "run container",
-            lambda: self._client.containers.run(
-                image,
-                command=list(command) if command else None,
-                name=name,
-                ports=port_map,
-                environment=dict(env or {}),
-                labels=dict(labels or {}),
-                restart_policy=dict(restart_policy) if restart_policy else None,
-                network=network,
-                detach=True,
-            ),
-        )
+        what = f"docker run {image}" + (f" as {name}" if name else "")
+        options = {
+            "command": list(command) if command else None,
+            "name": name,
+            "ports": port_map,
+            "environment": dict(env or {}),
+            "labels": dict(labels or {}),
+            "restart_policy": dict(restart_policy) if restart_policy else None,
+            "network": network,
+        }
+        try:
+            try:
+                container = self._call(
+                    "create container", lambda: self._client.containers.create(image, **options)
+                )
+            except docker.errors.ImageNotFound:
+                self._call("pull image", lambda: self._client.images.pull(image))
+                container = self._call(
+                    "create container", lambda: self._client.containers.create(image, **options)
+                )
+        except docker.errors.NotFound as exc:
+            raise ToolFailed(f"{what} failed: {api_error_message(exc)}") from None
+        except ToolFailed as exc:
+            raise ToolFailed(f"{what} failed: {exc.message}", hint=exc.hint) from None
+        try:
+            self._call("start container", container.start)
+        except (ToolFailed, docker.errors.NotFound) as exc:
+            self.remove_container(str(container.id))
+            message = exc.message if isinstance(exc, ToolFailed) else api_error_message(exc)
+            raise ToolFailed(f"{what} failed to start: {message}") from None
         return str(container.id)
 
     def inspect_container(self, ref: str) -> dict[str, Any] | None:
@@ -87,6 +109,13 @@ class ContainersMixin(DockerConnection):
             return dict(self._call("inspect container", lambda: self._client.api.inspect_container(ref)))
         except docker.errors.NotFound:
             return None
+
+    def published_port(self, container: str, port: int) -> int | None:
+        """The host port a container's ``port``/tcp is published on, ``None`` when it is not."""
+        info = self.inspect_container(container) or {}
+        bindings = ((info.get("HostConfig") or {}).get("PortBindings") or {}).get(f"{port}/tcp") or []
+        host_port = bindings[0].get("HostPort") if bindings else None
+        return int(host_port) if host_port else None
 
     def container_address(self, container: str, network: str) -> str | None:
         """The container's IP address on ``network``; ``None`` when it has none (stopped, not attached)."""

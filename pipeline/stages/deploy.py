@@ -1,9 +1,11 @@
 """``deploy``: put the pushed image (by digest) on the deploy target and wait until it is ready.
 
-Target ``local``: the service's container on the local engine is replaced. The old container is
-stopped and kept aside until the new one answers ``/ready``; a new release that never becomes ready
-is removed and the old one started again, and the stage fails. Each release that went live is
-appended to ``releases.local`` in the run state, which is what ``rollback`` walks back.
+Target ``local``: the service's container on the local engine is replaced. The new release is first
+tried as a candidate beside the live one, so an image that cannot be pulled or never becomes ready
+fails with the live release untouched; then the old container is stopped and kept aside while the
+new one starts under the service's name and port, and put back if that fails or the run is
+interrupted. Each release that went live is appended to ``releases.local`` in the run state, which is
+what ``rollback`` walks back.
 
 Target ``ecs`` (``_ecs.py``): a new task definition revision with the digest, a rolling update of the
 service followed until ECS reports it complete, and a rollback to the previous revision when it is not.
@@ -17,14 +19,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from pipeline.adapters.docker_containers import free_port
 from pipeline.adapters.ecs import short_name
 from pipeline.config import Config
-from pipeline.errors import StageFailed, UsageError
+from pipeline.errors import Interrupted, StageFailed, UsageError
 from pipeline.stages import _ecs, _images
 from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare
 from pipeline.state import RunState
 
 RELEASE_LABEL = "io.mlops.release"
+CANDIDATE_LABEL = "io.mlops.candidate"
 
 
 class LocalTarget:
@@ -41,53 +45,103 @@ class LocalTarget:
         self.reach = _images.container_reach(config, self.engine)
         log(self.reach.describe())
 
-    def _start(self, image: str, name: str) -> str:
+    def _start(self, image: str, name: str, port: int | None, **options: Any) -> str:
         return self.engine.run_container(
-            image,
-            name=name,
-            ports=_images.publish(self.local.port),
-            labels={RELEASE_LABEL: self.local.container_name},
-            restart_policy={"Name": "unless-stopped"},
-            network=self.reach.network,
+            image, name=name, ports=_images.publish(port), network=self.reach.network, **options
         )
 
-    def _wait(self, container: str) -> float:
+    def _wait(self, container: str, port: int | None, cancel: threading.Event | None) -> float:
         from pipeline.adapters.service import ServiceClient
 
         def alive() -> str | None:
             return self.engine.container_state(container).failure()
 
-        url = _images.service_url(self.engine, self.reach, container, self.local.port)
+        url = _images.service_url(self.engine, self.reach, container, port)
         self.log(f"waiting for {url}/ready")
-        return ServiceClient(url).wait_ready(self.local.ready_timeout_s, alive=alive, cancel=self.cancel)
+        return ServiceClient(url).wait_ready(self.local.ready_timeout_s, alive=alive, cancel=cancel)
+
+    def _log_tail(self, container: str) -> None:
+        for line in self.engine.container_logs(container).splitlines()[-50:]:
+            self.log(f"  {line}")
+
+    def _try_candidate(self, image: str) -> None:
+        """Run ``image`` beside the live release (its own name, no fixed port) until it is ready.
+
+        An image that cannot be pulled, does not start or never becomes ready fails here, and an
+        interrupt stops here, before the live release is touched.
+        """
+        name = f"{self.local.container_name}-candidate"
+        self.engine.remove_container(name)  # left over by a run that was killed
+        port = free_port() if self.reach.mode == "host" else None
+        self.log(f"trying {image} as {name} first; the live release is not touched yet")
+        container = self._start(image, name, port, labels={CANDIDATE_LABEL: self.local.container_name})
+        try:
+            ready_s = self._wait(container, port, self.cancel)
+            self.log(f"{name} was ready after {ready_s:.1f} s")
+        except StageFailed as exc:
+            self._log_tail(container)
+            raise StageFailed(
+                f"{image} never became ready ({exc.message}); the live release was not touched"
+            ) from None
+        except Interrupted:
+            raise Interrupted(f"deploy of {image} interrupted; the live release was not touched") from None
+        finally:
+            self.engine.remove_container(container)
+
+    def _put_back(self, name: str, aside: str, previous: str | None) -> str:
+        """The old release back under its name, checked ready on the port it was published on (without
+        the run's cancel: an interrupt must still leave the service up); what happened, for the message."""
+        self.engine.remove_container(name)
+        if not previous:
+            return "no release ran before"
+        try:
+            self.engine.rename_container(aside, name)
+            self.engine.start_container(name)
+            self._wait(name, self.engine.published_port(name, _images.SERVICE_PORT), None)
+        except StageFailed as exc:
+            self.log(f"putting back {previous} failed: {exc.message}")
+            return f"putting back {previous} failed too ({exc.message}): look at container {name} now"
+        return f"rolled back to {previous}"
 
     def deploy(self, image: str) -> tuple[str | None, float]:
-        """Replace the running release with ``image``; returns (previous image, seconds to ready)."""
+        """Replace the live release with ``image``; returns (previous image, seconds to ready).
+
+        The new release is first tried as a candidate beside the live one. Only then is the live one
+        stopped and kept aside while the new one starts under the service's name and port; if that
+        fails (the port taken, say) or the run is interrupted, the old one is put back.
+        """
+        self._try_candidate(image)
         name = self.local.container_name
         aside = f"{name}-previous"
         running = self.engine.find_container(name)
         previous = running.image if running else None
         self.engine.remove_container(aside)
         if previous:
-            self.log(f"stopping the running release ({previous}) and keeping it aside as {aside}")
+            self.log(f"stopping the live release ({previous}) and keeping it aside as {aside}")
             self.engine.stop_container(name)
             self.engine.rename_container(name, aside)
-        container = self._start(image, name)
         try:
-            ready_s = self._wait(container)
+            container = self._start(
+                image,
+                name,
+                self.local.port,
+                labels={RELEASE_LABEL: name},
+                restart_policy={"Name": "unless-stopped"},
+            )
+            try:
+                ready_s = self._wait(container, self.local.port, self.cancel)
+            except StageFailed:
+                self._log_tail(container)
+                raise
         except StageFailed as exc:
-            self.log(f"new release failed: {exc}")
-            for line in self.engine.container_logs(container).splitlines()[-50:]:
-                self.log(f"  {line}")
-            self.engine.remove_container(container)
-            if previous:
-                self.engine.rename_container(aside, name)
-                self.engine.start_container(name)
-                self._wait(name)
-                raise StageFailed(
-                    f"{image} never became ready ({exc.message}); rolled back to {previous}"
-                ) from None
-            raise
+            self.log(f"new release failed: {exc.message}")
+            raise StageFailed(
+                f"{image} failed ({exc.message}); {self._put_back(name, aside, previous)}"
+            ) from None
+        except Interrupted:
+            raise Interrupted(
+                f"deploy of {image} interrupted; {self._put_back(name, aside, previous)}"
+            ) from None
         self.engine.remove_container(aside)
         self.log(f"{image} is live on http://127.0.0.1:{self.local.port} after {ready_s:.1f} s")
         return previous, ready_s

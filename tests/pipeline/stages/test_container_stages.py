@@ -169,15 +169,16 @@ def test_broken_image_fails_smoke_and_local_deploy_rolls_back(project: Project, 
     run_id = json.loads((project.root / "reports" / "pipeline.json").read_text(encoding="utf-8"))["run_id"]
     assert engine.containers_by_label("io.mlops.smoke", run_id) == [], "smoke removed its container"
 
-    # push the broken image by hand and deploy it: the deploy must put the good release back
+    # push the broken image by hand and deploy it: it is tried beside the good release, which stays live
     broken = project.state()["stages"]["build"]["outputs"]["tags"][0]
     repo, tag = broken.rsplit(":", 1)
     digest = engine.push(repo, tag, log=lambda _line: None)
     proc = project.run("run", "--stage", "deploy", "--set", f"deploy.image={repo}@{digest}")
     assert proc.returncode == 1
     deploy = project.stages()["deploy"]
-    assert "rolled back to" in deploy["error"] and good in deploy["error"]
+    assert "never became ready" in deploy["error"] and "the live release was not touched" in deploy["error"]
     assert project.live_image(engine) == good
+    assert engine.find_container(f"{project.container}-candidate") is None, "the candidate is removed"
     assert requests.get(f"http://127.0.0.1:{project.port}/ready", timeout=5).status_code == 200
 
 

@@ -1,0 +1,172 @@
+"""The local deploy target never takes the service down: a new release is tried beside the live one first.
+
+Real engine and registry; the releases are tiny images from the test bed's base image, a few lines of
+Python that answer ``/ready`` (200, or 503 for one that never becomes ready), deployed by digest through
+``python -m pipeline run --stage deploy --set deploy.image=...`` as an operator would.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from pipeline.adapters.docker_engine import DockerEngine, free_port
+from tests.conftest import interrupt_cli, run_cli
+
+pytestmark = pytest.mark.integration
+
+SERVER = """\
+import http.server, sys
+STATUS = int(sys.argv[1])
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(STATUS if self.path == "/ready" else 200)
+        self.end_headers()
+        self.wfile.write(sys.argv[2].encode())
+http.server.ThreadingHTTPServer(("0.0.0.0", 5000), Handler).serve_forever()
+"""
+
+
+@dataclass
+class Site:
+    root: Path
+    registry: str
+    port: int
+    name: str
+
+    def deploy(self, image: str, *sets: str) -> subprocess.CompletedProcess[str]:
+        args = ["run", "--stage", "deploy", "--set", f"deploy.image={image}", *self.sets(*sets)]
+        return run_cli(args, self.root, timeout=300)
+
+    def sets(self, *extra: str) -> list[str]:
+        items = [
+            f"deploy.local.port={self.port}",
+            f"deploy.local.container_name={self.name}",
+            "deploy.local.ready_timeout_s=20",
+            *extra,
+        ]
+        return [arg for item in items for arg in ("--set", item)]
+
+    def error(self) -> str:
+        doc = json.loads((self.root / "reports" / "pipeline.json").read_text(encoding="utf-8"))
+        return str(doc["stages"][0]["error"])
+
+    def answer(self, port: int | None = None) -> str:
+        return requests.get(f"http://127.0.0.1:{port or self.port}/", timeout=5).text
+
+
+@pytest.fixture
+def site(tmp_path: Path, start_registry, engine: DockerEngine) -> Iterator[Site]:
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "pipeline.toml").write_text("", encoding="utf-8")
+    registry = start_registry()
+    found = Site(root, registry.address, free_port(), f"deploy-test-{uuid.uuid4().hex[:8]}")
+    yield found
+    for suffix in ("", "-previous", "-candidate"):
+        engine.remove_container(found.name + suffix)
+
+
+def release(
+    engine: DockerEngine, base_image: str, site: Site, tmp_path: Path, text: str, ready: int = 200
+) -> str:
+    """A tiny service image pushed to the site's registry; its ``repo@sha256:...``."""
+    context = tmp_path / f"ctx-{text}"
+    context.mkdir()
+    (context / "server.py").write_text(SERVER, encoding="utf-8")
+    (context / "Dockerfile").write_text(
+        f'FROM {base_image}\nCOPY server.py /server.py\nCMD ["python3", "/server.py", "{ready}", "{text}"]\n',
+        encoding="utf-8",
+    )
+    repo = f"{site.registry}/deploy-test"
+    engine.build(context, "Dockerfile", [f"{repo}:{text}"], log=lambda _line: None)
+    digest = engine.push(repo, text, log=lambda _line: None)
+    return f"{repo}@{digest}"
+
+
+@pytest.fixture
+def live(engine: DockerEngine, base_image: str, site: Site, tmp_path: Path) -> str:
+    """Release ``one`` is live."""
+    image = release(engine, base_image, site, tmp_path, "one")
+    proc = site.deploy(image)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert site.answer() == "one"
+    return image
+
+
+def test_an_image_that_cannot_be_pulled_leaves_the_live_release_serving(
+    site: Site, live: str, engine: DockerEngine
+) -> None:
+    missing = f"{site.registry}/deploy-test@sha256:{'0' * 64}"
+    proc = site.deploy(missing)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "internal error" not in proc.stdout + proc.stderr and "Traceback" not in proc.stdout + proc.stderr
+    assert f"docker run {missing}" in site.error() and "failed" in site.error()
+    assert site.answer() == "one"
+    assert engine.container_state(site.name).image == live
+    assert engine.find_container(f"{site.name}-candidate") is None
+
+
+def test_a_release_that_never_gets_ready_is_never_swapped_in(
+    site: Site, live: str, engine: DockerEngine, base_image: str, tmp_path: Path
+) -> None:
+    unready = release(engine, base_image, site, tmp_path, "two", ready=503)
+    proc = site.deploy(unready)
+    assert proc.returncode == 1
+    assert "never became ready" in site.error() and "the live release was not touched" in site.error()
+    assert site.answer() == "one" and engine.container_state(site.name).image == live
+
+
+def test_a_port_taken_at_the_swap_puts_the_old_release_back(
+    site: Site, live: str, engine: DockerEngine, base_image: str, tmp_path: Path
+) -> None:
+    second = release(engine, base_image, site, tmp_path, "two")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        proc = site.deploy(second, f"deploy.local.port={taken}")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "failed to start" in site.error() and f"rolled back to {live}" in site.error()
+    assert site.answer() == "one" and engine.container_state(site.name).image == live
+    assert engine.find_container(f"{site.name}-previous") is None
+
+
+def test_sigterm_while_the_new_release_starts_leaves_the_old_one_serving(
+    site: Site, live: str, engine: DockerEngine, base_image: str, tmp_path: Path
+) -> None:
+    unready = release(engine, base_image, site, tmp_path, "three", ready=503)
+    run = interrupt_cli(
+        ["run", "--stage", "deploy", "--set", f"deploy.image={unready}", *site.sets()],
+        site.root,
+        log=site.root / "reports" / "stages" / "deploy.log",
+        ready="waiting for",
+        settle_s=1.0,
+        signum=signal.SIGTERM,
+    )
+    assert run.returncode == 130, run.output
+    assert run.seconds_to_exit < 15
+    assert "the live release was not touched" in site.error()
+    assert site.answer() == "one" and engine.container_state(site.name).image == live
+    assert engine.find_container(f"{site.name}-candidate") is None
+
+
+@pytest.mark.usefixtures("live")
+def test_a_good_release_replaces_the_live_one(
+    site: Site, engine: DockerEngine, base_image: str, tmp_path: Path
+) -> None:
+    second = release(engine, base_image, site, tmp_path, "two")
+    proc = site.deploy(second)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert site.answer() == "two" and engine.container_state(site.name).image == second
+    for leftover in ("-previous", "-candidate"):
+        assert engine.find_container(site.name + leftover) is None
