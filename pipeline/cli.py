@@ -18,6 +18,7 @@ import typer
 
 from pipeline import config as config_mod
 from pipeline.errors import EXIT_INTERRUPTED, EXIT_PREREQUISITE, ConfigError, PipelineError, UsageError
+from pipeline.lock import RunLock
 
 app = typer.Typer(
     name="pipeline",
@@ -178,28 +179,30 @@ def run(
         extra = [f"pipeline.report_dir={report_dir}"] if report_dir else []
         cfg = _load_config(profile, set_, extra)
         plan = runner_mod.select(STAGES, stage=stage, start=from_, skip=skip)
-        state = RunState.load(cfg.state_file)
         console = _console()
         forced = _rerun_names(rerun, plan)
         fingerprinter = cache.Fingerprinter(cfg.root)
         if dry_run:
+            state = RunState.load(cfg.state_file)
             _print_plan(console, cfg, plan, state, fingerprinter, no_cache, forced)
             return 0
-        runner_mod.check_inputs(plan, cfg, state, fingerprinter)
-        runner_mod.preflight(plan, cfg)
-        reporter = report.PlainReporter(console) if plain_output() else report.LiveReporter(console)
-        runner = runner_mod.Runner(
-            cfg,
-            state,
-            reporter,
-            jobs=jobs or cfg.pipeline.jobs or os.cpu_count() or 1,
-            keep_going=keep_going or cfg.pipeline.keep_going,
-            no_cache=no_cache,
-            rerun=forced,
-            fingerprinter=fingerprinter,
-        )
-        result = runner.execute(plan)
-        written = report.write_reports(result, cfg.report_dir)
+        with RunLock(cfg.state_file.parent):
+            state = RunState.load(cfg.state_file)
+            runner_mod.check_inputs(plan, cfg, state, fingerprinter)
+            runner_mod.preflight(plan, cfg)
+            reporter = report.PlainReporter(console) if plain_output() else report.LiveReporter(console)
+            runner = runner_mod.Runner(
+                cfg,
+                state,
+                reporter,
+                jobs=jobs or cfg.pipeline.jobs or os.cpu_count() or 1,
+                keep_going=keep_going or cfg.pipeline.keep_going,
+                no_cache=no_cache,
+                rerun=forced,
+                fingerprinter=fingerprinter,
+            )
+            result = runner.execute(plan)
+            written = report.write_reports(result, cfg.report_dir)
         console.print(f"reports: {', '.join(str(p) for p in written)}, {cfg.stage_reports}/", markup=False)
         return result.exit_code
 
@@ -359,19 +362,18 @@ def rollback(profile: ProfileOpt = None, set_: SetOpt = None) -> None:
     """Put the previous release recorded in the state back on the deploy target."""
 
     def body() -> int:
+        from pipeline.stages import BY_NAME
         from pipeline.state import RunState
 
         cfg = _load_config(profile, set_)
-        state = RunState.load(cfg.state_file)
-        releases = state.releases(cfg.deploy.target)
-        if not releases:
-            raise UsageError(
-                f"no deploy target has run: the state has no release for target '{cfg.deploy.target}'",
-                hint="deploy first: python -m pipeline run --stage deploy",
-            )
-        from pipeline.stages import BY_NAME
-
-        typer.echo(BY_NAME["deploy"].rollback(cfg, state))
+        with RunLock(cfg.state_file.parent):
+            state = RunState.load(cfg.state_file)
+            if not state.releases(cfg.deploy.target):
+                raise UsageError(
+                    f"no deploy target has run: the state has no release for target '{cfg.deploy.target}'",
+                    hint="deploy first: python -m pipeline run --stage deploy",
+                )
+            typer.echo(BY_NAME["deploy"].rollback(cfg, state))
         return 0
 
     raise typer.Exit(_guard(body))

@@ -6,6 +6,7 @@ that turns them into exit codes (SPEC §3)::
     PipelineError                   base; exit 1
     ├── UsageError                  exit 2: a bad command line (stage names, flags)
     │   ├── ConfigError             exit 2: pipeline.toml, a profile, an env var or --set is invalid
+    │   ├── RunLocked               exit 2: another run of this checkout holds .pipeline/run.lock
     │   ├── MissingPrerequisite     exit 2: a selected stage needs the output of a stage not yet run
     │   └── StalePrerequisite       exit 2: ... of a stage that passed for other inputs than today's
     ├── EnvironmentProblem          exit 3: a tool, the Docker engine or a credential is missing
@@ -79,6 +80,10 @@ class MissingPrerequisite(UsageError):
         )
         self.stage = stage
         self.run_first = run_first
+
+
+class RunLocked(UsageError):
+    """Another run of this checkout holds its lock (``.pipeline/run.lock``)."""
 
 
 class StalePrerequisite(UsageError):
