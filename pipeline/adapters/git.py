@@ -32,8 +32,10 @@ class GitInfo:
     dirty: bool
 
 
-def info(root: Path) -> GitInfo:
-    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+def info(root: Path, context: str = ".") -> GitInfo:
+    """The checkout's commit and branch; ``dirty`` when a tracked file changed, or a file git would
+    track (untracked, not ignored) sits in ``context``, the part of the tree that gets built."""
+    status = _git(root, "status", "--porcelain", "--untracked-files=all", "--", context)
     branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD")
     return GitInfo(
         sha=head_sha(root),

@@ -95,17 +95,25 @@ def repository(config: Config) -> str:
 
 def resolve_tags(config: Config, git: GitInfo, fallback: str) -> list[str]:
     """Tags from ``image.tags`` templates: ``{git_sha}`` (``-dirty`` when the tree is), ``{branch}``,
-    and ``NAME@default-branch`` for a tag given only on the default branch."""
+    and ``NAME@default-branch`` for a tag given only on the default branch, from a clean tree (a
+    ``latest`` built from uncommitted files would be a release nobody can rebuild)."""
     sha = (git.sha or fallback) + ("-dirty" if git.dirty else "")
     tags: list[str] = []
     for template in config.image.tags:
         name, _, condition = template.partition("@")
-        if condition == "default-branch" and git.branch != config.image.default_branch:
+        if condition == "default-branch" and (git.branch != config.image.default_branch or git.dirty):
             continue
         tag = name.format(git_sha=sha, branch=(git.branch or "detached").replace("/", "-"))
         if tag not in tags:
             tags.append(tag)
     return tags or [sha]
+
+
+def retarget(ref: str, repository_now: str) -> str:
+    """``ref`` (``repo:tag``) with the repository the configuration names now, the tag kept."""
+    from pipeline.adapters.docker_images import split_image_ref
+
+    return f"{repository_now}:{split_image_ref(ref)[1]}"
 
 
 def is_ecr(config: Config) -> bool:

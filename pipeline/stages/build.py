@@ -98,13 +98,16 @@ class BuildStage(Stage):
     def _tags(config: Config, fallback: str) -> list[str]:
         """``image.tags`` resolved; ``fallback`` names the image outside a git checkout."""
         repo = _images.repository(config)
-        return [f"{repo}:{t}" for t in _images.resolve_tags(config, git.info(config.root), fallback)]
+        return [
+            f"{repo}:{t}"
+            for t in _images.resolve_tags(config, git.info(config.root, config.image.context), fallback)
+        ]
 
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
         engine = _images.connect(config)
         context = config.path(config.image.context)
-        info = git.info(config.root)
+        info = git.info(config.root, config.image.context)
         shaping = _shaping_args(config)
         inputs = context_hash(context, config.image.dockerfile, shaping)
         tags = self._tags(config, inputs[:12])

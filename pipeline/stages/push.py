@@ -7,12 +7,17 @@ normally from a failed push), and the digest it reports must equal what the regi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pipeline.cache import Inputs
 from pipeline.config import Config
 from pipeline.errors import EnvironmentProblem, StageFailed
 from pipeline.stages import _images
 from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare
 from pipeline.state import RunState
+
+if TYPE_CHECKING:
+    from pipeline.adapters.docker_engine import DockerEngine
 
 
 def _ecr_check(config: Config) -> CheckResult:
@@ -80,13 +85,34 @@ class PushStage(Stage):
             "on the engine host's loopback and the pipeline runs in a container)",
         ]
 
+    @staticmethod
+    def _tags_for_registry(ctx: StageContext, engine: DockerEngine) -> list[str]:
+        """Build's tags, in the repository of the registry configured now.
+
+        Build names the registry of its day in its tags; pushing those to another ``registry.url`` would
+        send this registry's credentials to that one. So a tag of another repository is retagged here.
+        """
+        built: list[str] = ctx.read("build", "tags") or []
+        image_id = ctx.read("build", "image_id")
+        repository_now = _images.repository(ctx.config)
+        tags = []
+        for ref in built:
+            ref_now = _images.retarget(ref, repository_now)
+            if ref_now != ref:
+                engine.tag(image_id, ref_now)
+                ctx.log(
+                    f"{ref} was built for another registry: tagged {ref_now} for {ctx.config.registry.url}"
+                )
+            tags.append(ref_now)
+        return tags
+
     def run(self, ctx: StageContext) -> StageResult:
         from pipeline.adapters.docker_images import split_image_ref
 
         engine = _images.connect(ctx.config)
         registry, how = _images.registry_view(ctx.config, engine)
         ctx.log(f"registry: {how}")
-        tags: list[str] = ctx.read("build", "tags") or []
+        tags = self._tags_for_registry(ctx, engine)
         auth = _images.auth_config(ctx.config)
         digest = None
         for ref in tags:

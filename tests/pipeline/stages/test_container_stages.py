@@ -239,6 +239,44 @@ def test_push_failures_exit_1_and_never_leak_the_password(
     assert password not in (repo / ".pipeline" / "state.json").read_text(encoding="utf-8")
 
 
+def test_push_goes_to_the_registry_configured_now_not_the_one_build_named(
+    tmp_path: Path,
+    start_registry,
+    htpasswd_file: Callable[[str, str], Path],
+    engine: DockerEngine,
+    tiny_context: Path,
+) -> None:
+    """Built for registry A, pushed with --set registry.url=B: B gets it; B's credentials never go to A."""
+    registry_a = start_registry()
+    registry_b = start_registry(htpasswd=htpasswd_file("b-user", "b-password"))
+    name = f"tiny-{uuid.uuid4().hex[:8]}"
+    ref_a = f"{registry_a.address}/{name}:v1"
+    image_id = _tiny_image(engine, tiny_context, ref_a)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "pipeline.toml").write_text(
+        f'[image]\nrepository = "{name}"\n[registry]\nurl = "{registry_a.address}"\n', encoding="utf-8"
+    )
+    _state_with_image(repo, ref_a, image_id)
+    try:
+        proc = run_cli(
+            ["run", "--stage", "push", "--set", f"registry.url={registry_b.address}"],
+            repo,
+            env={"REGISTRY_USERNAME": "b-user", "REGISTRY_PASSWORD": "b-password"},
+        )
+    finally:
+        engine.remove_image(image_id, force=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    pushed = json.loads((repo / ".pipeline" / "state.json").read_text(encoding="utf-8"))["stages"]["push"]
+    assert pushed["outputs"]["image"].startswith(f"{registry_b.address}/{name}@sha256:")
+    digest = pushed["outputs"]["digest"]
+    assert RegistryClient(registry_b.address, "b-user", "b-password").manifest_digest(name, "v1") == digest
+    assert f"/v2/{name}/" not in registry_a.log_path.read_text(encoding="utf-8"), "nothing was sent to A"
+    assert RegistryClient(registry_a.address).manifest_digest(name, "v1") is None
+    push_log = (repo / "reports" / "stages" / "push.log").read_text(encoding="utf-8")
+    assert "was built for another registry" in push_log
+
+
 def test_trivy_fs_gates_on_a_planted_secret_and_a_root_dockerfile(make_repo) -> None:
     key_id = "AKIA" + "QYLPMN5HHHFPZAM2"  # assembled at run time: the repository carries no key
     repo = make_repo(
