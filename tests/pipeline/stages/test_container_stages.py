@@ -189,6 +189,15 @@ def _state_with_image(root: Path, image_ref: str, image_id: str) -> None:
     )
 
 
+def _built_repo(tmp_path: Path, toml: str, image_ref: str, image_id: str) -> Path:
+    """A checkout with ``pipeline.toml`` and a run state in which build made ``image_ref``."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "pipeline.toml").write_text(toml, encoding="utf-8")
+    _state_with_image(repo, image_ref, image_id)
+    return repo
+
+
 def _tiny_image(engine: DockerEngine, context: Path, ref: str) -> str:
     return engine.build(context, "Dockerfile", [ref], log=lambda _line: None)
 
@@ -206,12 +215,7 @@ def test_push_failures_exit_1_and_never_leak_the_password(
     registry = start_registry(htpasswd=htpasswd_file("ci", "the-right-one"))
     ref = f"{registry.address}/tiny-{uuid.uuid4().hex[:8]}:v1"
     image_id = _tiny_image(engine, tiny_context, ref)
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "pipeline.toml").write_text(
-        f'[registry]\nurl = "{registry.address}"\npush_retries = 2\n', encoding="utf-8"
-    )
-    _state_with_image(repo, ref, image_id)
+    repo = _built_repo(tmp_path, f'[registry]\nurl = "{registry.address}"\npush_retries = 2\n', ref, image_id)
     if case == "registry-stopped":
         registry.stop()
     try:
@@ -252,12 +256,8 @@ def test_push_goes_to_the_registry_configured_now_not_the_one_build_named(
     name = f"tiny-{uuid.uuid4().hex[:8]}"
     ref_a = f"{registry_a.address}/{name}:v1"
     image_id = _tiny_image(engine, tiny_context, ref_a)
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "pipeline.toml").write_text(
-        f'[image]\nrepository = "{name}"\n[registry]\nurl = "{registry_a.address}"\n', encoding="utf-8"
-    )
-    _state_with_image(repo, ref_a, image_id)
+    toml = f'[image]\nrepository = "{name}"\n[registry]\nurl = "{registry_a.address}"\n'
+    repo = _built_repo(tmp_path, toml, ref_a, image_id)
     try:
         proc = run_cli(
             ["run", "--stage", "push", "--set", f"registry.url={registry_b.address}"],
