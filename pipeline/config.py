@@ -201,6 +201,9 @@ class Config:
     # The environment for the tools the stages run (linters, pytest, Trivy): this process's, without
     # the credentials, so the code under test never sees them. Empty when none was given (tests).
     tool_environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # The credential values this process was given (registry, AWS): scrubbed from every stage log line
+    # and report. Values under 4 characters are left alone (they would turn common words into ***).
+    secret_values: tuple[str, ...] = field(default=(), repr=False)
 
     def get(self, dotted: str) -> Any:
         """The value at a dotted key, e.g. ``deploy.ecs.cluster``."""
@@ -233,7 +236,7 @@ class Config:
 
 # --- the schema, derived from the dataclasses ------------------------------------------------------
 
-_META_FIELDS = {"profile", "root", "sources", "secrets", "docker_host", "tool_environ"}
+_META_FIELDS = {"profile", "root", "sources", "secrets", "docker_host", "tool_environ", "secret_values"}
 
 
 @dataclass(frozen=True)
@@ -479,6 +482,9 @@ def load(
         secrets=secrets,
         docker_host=environ.get("DOCKER_HOST", ""),
         tool_environ={name: value for name, value in environ.items() if name not in CREDENTIAL_VARIABLES},
+        secret_values=tuple(
+            value for name, value in environ.items() if name in CREDENTIAL_VARIABLES and len(value) >= 4
+        ),
     )
 
 

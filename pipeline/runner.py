@@ -427,14 +427,15 @@ class Runner:
     def _finish(self, item: _Running, outcome: StageResult | None, error: str | None) -> None:
         run = item.run
         run.duration_s = round(self.clock() - item.started, 3)
+        scrub = item.ctx.scrub
         if outcome is not None:
             run.status = Status(outcome.status)
-            run.summary = outcome.summary
+            run.summary = scrub(outcome.summary)
             run.artifacts = dict(outcome.artifacts)
         else:
             run.status = Status.FAILED
-            run.error = error
-            run.summary = run.summary or (error or "").split("\n", 1)[0]
+            run.error = scrub(error or "")
+            run.summary = run.summary or run.error.split("\n", 1)[0]
             item.ctx.log(f"# FAILED: {error}")
         item.ctx.log(f"# {run.status} in {run.duration_s:.1f} s")
         item.log_file.close()

@@ -3,7 +3,7 @@
 ``DockerEngine`` is the one object the stages hold; its methods live in one module per job:
 
 - ``docker_streams``: what the engine's JSON stream chunks and error messages mean (pure, no docker-py):
-  ``Scrubber``, ``chunk_error``, ``is_auth_error``, ``is_connection_error``, the push digest, the hints.
+  ``chunk_error``, ``is_auth_error``, ``is_connection_error``, the push digest, the hints.
 - ``docker_core``: ``DockerConnection``, the docker-py client (``connect``, ``client``, ``version``), engine
   errors into the pipeline's exception tree (``_call``) and stream reading with cancellation (``_chunks``).
 - ``docker_images``: ``ImagesMixin`` (build, image_id, find_image_by_label, image_labels, tag,
@@ -24,12 +24,12 @@ from pipeline.adapters.docker_images import ImagesMixin, split_image_ref
 from pipeline.adapters.docker_push import PushMixin
 from pipeline.adapters.docker_streams import (
     LineSink,
-    Scrubber,
     StreamError,
     chunk_error,
     is_auth_error,
     is_connection_error,
 )
+from pipeline.scrub import Scrubber
 
 __all__ = [
     "ContainerState",

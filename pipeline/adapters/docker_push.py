@@ -17,7 +17,6 @@ from pipeline.adapters.docker_streams import (
     ENGINE_HINT,
     REGISTRY_HINT,
     LineSink,
-    Scrubber,
     api_error_message,
     chunk_error,
     first_line,
@@ -27,6 +26,7 @@ from pipeline.adapters.docker_streams import (
     push_digest,
 )
 from pipeline.errors import EngineUnavailable, ToolFailed
+from pipeline.scrub import Scrubber
 
 
 class _RetryablePushError(Exception):

@@ -10,7 +10,7 @@ this module says what a chunk or an engine message means.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,18 +38,6 @@ _PUSH_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 
 def noop(_line: str) -> None:
     """Default progress sink: callers without a live view ignore progress."""
-
-
-class Scrubber:
-    """Replaces secrets in text with ``***`` before it reaches a log line or an exception."""
-
-    def __init__(self, secrets: Iterable[str | None]) -> None:
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
 
 
 @dataclass(frozen=True)

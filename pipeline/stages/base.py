@@ -36,6 +36,7 @@ from pipeline.cache import Inputs
 from pipeline.config import Config
 from pipeline.errors import Interrupted, StageContractError, StageFailed, UsageError
 from pipeline.results import Status
+from pipeline.scrub import Scrubber
 from pipeline.state import RunState, StageRecord
 
 # The run-state outputs each stage declares: key -> type (``list`` and ``dict`` for JSON values;
@@ -98,6 +99,7 @@ class StageContext:
         self.outputs: dict[str, Any] = {}
         # Stage name -> declared outputs, for this stage and every stage it needs (None: unchecked).
         self._readable = readable
+        self.scrub = Scrubber(config.secret_values)
 
     @property
     def root(self) -> Path:
@@ -115,7 +117,7 @@ class StageContext:
     def log(self, line: str) -> None:
         """Append one line to the stage's log (``reports/stages/NAME.log``)."""
         with self._lock:
-            self._log_file.write(line.rstrip("\n") + "\n")
+            self._log_file.write(self.scrub(line.rstrip("\n")) + "\n")
             self._log_file.flush()
 
     def progress(self, line: str) -> None:

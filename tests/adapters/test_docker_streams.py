@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from pipeline.adapters.docker_engine import DockerEngine
-from pipeline.adapters.docker_streams import Scrubber, chunk_error, is_auth_error, is_connection_error
+from pipeline.adapters.docker_streams import chunk_error, is_auth_error, is_connection_error
 from pipeline.errors import ToolFailed
+from pipeline.scrub import Scrubber
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -280,3 +280,23 @@ def test_reports_shapes(cfg: config.Config) -> None:
     failed = [c for c in suite.iter("testcase") if c.find("failure") is not None]
     assert [c.get("name") for c in failed] == ["c"]
     assert failed[0].find("failure").get("message") == "c gate refused"
+
+
+def test_a_credential_never_reaches_the_stage_log_or_the_report(tmp_path: Path) -> None:
+    secret = "s3cret-registry-token"
+    cfg = config.load(tmp_path, environ={"REGISTRY_PASSWORD": secret, "AWS_SECRET_ACCESS_KEY": "aws-s3cret"})
+
+    class Leaky(Stage):
+        name = "leaky"
+
+        def run(self, ctx: StageContext) -> StageResult:
+            ctx.log(f"the token is {secret}, the key aws-s3cret")
+            raise GateFailed(f"refused {secret}")
+
+    result = execute(cfg, [Leaky()])
+    written = report.write_reports(result, cfg.report_dir)
+    texts = [p.read_text(encoding="utf-8") for p in [*written, cfg.stage_log("leaky")]]
+    assert all(secret not in text and "aws-s3cret" not in text for text in texts)
+    assert "the token is ***, the key ***" in texts[-1]
+    assert result.stages[0].error == "refused ***"
+    assert "REGISTRY_PASSWORD" not in cfg.tool_environ and "AWS_SECRET_ACCESS_KEY" not in cfg.tool_environ
