@@ -6,7 +6,7 @@
   ``chunk_error``, ``is_auth_error``, ``is_connection_error``, the push digest, the hints.
 - ``docker_core``: ``DockerConnection``, the docker-py client (``connect``, ``client``, ``version``), engine
   errors into the pipeline's exception tree (``_call``) and stream reading with cancellation (``_chunks``).
-- ``docker_images``: ``ImagesMixin`` (build, image_id, find_image_by_label, image_labels, tag,
+- ``docker_images``: ``ImagesMixin`` (build, image_id, image_labels, tag,
   remove_image) and ``split_image_ref``.
 - ``docker_push``: ``PushMixin`` (push with retries, distribution_digest).
 - ``docker_containers``: ``ContainersMixin`` (run, inspect, state, logs, uid, stop/start/rename/remove,

@@ -116,16 +116,6 @@ class ImagesMixin(DockerConnection):
         except docker.errors.ImageNotFound:
             return None
 
-    def find_image_by_label(self, key: str, value: str) -> str | None:
-        """The newest local image labelled ``key=value`` (the build cache's inputs hash), or ``None``."""
-        images = self._call(
-            "list images", lambda: self._client.api.images(filters={"label": f"{key}={value}"})
-        )
-        if not images:
-            return None
-        newest = max(images, key=lambda image: image.get("Created", 0))
-        return str(newest["Id"])
-
     def image_labels(self, ref: str) -> dict[str, str]:
         """The labels of a local image; ``ToolFailed`` if the engine does not have it."""
         import docker

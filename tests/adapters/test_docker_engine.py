@@ -30,7 +30,7 @@ def test_connect_to_missing_engine_says_how_to_start_one() -> None:
     assert "testbed.sh up" in str(caught.value)
 
 
-def test_build_tags_labels_and_finds_by_label(
+def test_build_tags_and_labels(
     base_image: str, engine: DockerEngine, tmp_path: Path, log: Any, unique: str, image_cleanup: list[str]
 ) -> None:
     context = _write_dockerfile(tmp_path, "RUN python3 -c \"print('hello-from-build')\"\n")
@@ -53,8 +53,6 @@ def test_build_tags_labels_and_finds_by_label(
     assert any(line.startswith("Step ") for line in progress)
     assert engine.image_id(tags[0]) == image_id == engine.image_id(tags[1])
     assert engine.image_labels(image_id)["org.example.inputs-hash"] == unique
-    assert engine.find_image_by_label("org.example.inputs-hash", unique) == image_id
-    assert engine.find_image_by_label("org.example.inputs-hash", "no-such-hash") is None
 
 
 def test_failing_run_raises_with_the_engines_error(
