@@ -231,15 +231,12 @@ class Stage:
         return []
 
     def missing_input(self, config: Config, state: RunState, selected: set[str]) -> tuple[str, str] | None:
-        """``(stage to run first, what is missing)`` when a prerequisite's output is not available.
+        """``(stage to run first, what is missing)`` when an output this stage reads is not available.
 
-        By default a stage needs each of its ``needs`` either selected in this run or recorded as
-        passed in the run state. Stages that read specific outputs refine this.
+        That each of ``prerequisites()`` is selected, waived or passed for today's inputs is checked by
+        the runner (``check_inputs``) for every stage; stages that read specific outputs add to it here.
         """
-        del config
-        for need in self.needs:
-            if need not in selected and not state.passed(need):
-                return need, f"a passing '{need}' run"
+        del config, state, selected
         return None
 
     def run(self, ctx: StageContext) -> StageResult:
