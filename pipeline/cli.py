@@ -359,7 +359,7 @@ def show_config(profile: ProfileOpt = None, set_: SetOpt = None) -> None:
 
 @app.command()
 def rollback(profile: ProfileOpt = None, set_: SetOpt = None) -> None:
-    """Put the previous release recorded in the state back on the deploy target."""
+    """Put back what ran before the last release on the configured deploy target (that target only)."""
 
     def body() -> int:
         from pipeline.stages import BY_NAME
@@ -368,12 +368,7 @@ def rollback(profile: ProfileOpt = None, set_: SetOpt = None) -> None:
         cfg = _load_config(profile, set_)
         with RunLock(cfg.state_file.parent):
             state = RunState.load(cfg.state_file)
-            if not state.releases(cfg.deploy.target):
-                raise UsageError(
-                    f"no deploy target has run: the state has no release for target '{cfg.deploy.target}'",
-                    hint="deploy first: python -m pipeline run --stage deploy",
-                )
-            typer.echo(BY_NAME["deploy"].rollback(cfg, state))
+            typer.echo(BY_NAME["deploy"].rollback(cfg, state, typer.echo))
         return 0
 
     raise typer.Exit(_guard(body))

@@ -158,7 +158,11 @@ class EcsDeploySection:
     timeout_s: float = 540
     poll_interval_s: float = 10
     rollback: bool = True
+    rollback_timeout_s: float = 300
     mode: str = "rolling"
+    allow_zero_desired: bool = False
+    verify_url: str = ""
+    verify_timeout_s: float = 300
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ that turns them into exit codes (SPEC §3)::
     │   └── EngineUnavailable       the Docker engine does not answer
     ├── StageFailed                 exit 1: a stage ran and failed (a gate, a tool error)
     │   ├── ToolFailed              an outside tool exited non-zero or said "error"
+    │   │   └── ServiceBusy         an outside service did not answer this time (throttled, 5xx, network)
+    │   ├── LeftBroken              exit 4: a deploy failed and its rollback failed or could not be confirmed
     │   ├── StageTimeout            the stage ran past its configured timeout
     │   ├── GateFailed              the stage's quality or security gate refused the result
     │   └── StageContractError      a stage read or recorded a run-state key it does not declare (a bug)
@@ -28,6 +30,7 @@ EXIT_OK = 0
 EXIT_STAGE_FAILED = 1
 EXIT_USAGE = 2
 EXIT_PREREQUISITE = 3
+EXIT_LEFT_BROKEN = 4
 EXIT_INTERRUPTED = 130
 
 
@@ -125,6 +128,17 @@ class StageFailed(PipelineError):
 
 class ToolFailed(StageFailed):
     """An outside tool failed."""
+
+
+class ServiceBusy(ToolFailed):
+    """An outside service did not answer this time (throttling, a 5xx, the network): asking again may work."""
+
+
+class LeftBroken(StageFailed):
+    """A deploy failed and putting the previous release back failed too or could not be confirmed: the
+    target is in a state nobody chose. Exit 4, so a CI job can tell it from a clean rollback (exit 1)."""
+
+    exit_code = EXIT_LEFT_BROKEN
 
 
 class StageTimeout(StageFailed):

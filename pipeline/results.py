@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from pipeline.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_STAGE_FAILED
+from pipeline.errors import EXIT_INTERRUPTED, EXIT_LEFT_BROKEN, EXIT_OK, EXIT_STAGE_FAILED
 
 
 class Status(StrEnum):
@@ -49,6 +49,8 @@ class StageRun:
     summary: str = ""
     artifacts: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    # The exit code the stage's error asks for (``LeftBroken``: 4); not part of the reports.
+    exit_code: int = field(default=EXIT_OK, repr=False, compare=False)
 
 
 @dataclass
@@ -65,4 +67,6 @@ class RunResult:
     def exit_code(self) -> int:
         if self.status == RunStatus.INTERRUPTED:
             return EXIT_INTERRUPTED
+        if any(stage.exit_code == EXIT_LEFT_BROKEN for stage in self.stages):
+            return EXIT_LEFT_BROKEN  # a target left in a state nobody chose outranks a plain failure
         return EXIT_OK if self.status == RunStatus.PASSED else EXIT_STAGE_FAILED

@@ -38,14 +38,10 @@ from pipeline.errors import (
 )
 from pipeline.results import RunResult, RunStatus, StageRun, Status
 from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult
-from pipeline.state import RunState, StageRecord
+from pipeline.state import RunState, StageRecord, utcnow
 
 # How long a stage past its timeout (or a run after Ctrl-C) gets to wind down before we move on.
 _WIND_DOWN_S = 15.0
-
-
-def utcnow() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class Reporter(Protocol):
@@ -416,6 +412,7 @@ class Runner:
         except Interrupted as exc:
             self._finish(item, None, str(exc))
         except PipelineError as exc:
+            item.run.exit_code = exc.exit_code
             self._finish(item, None, str(exc))
         except Exception as exc:  # pylint: disable=broad-exception-caught
             item.ctx.log(traceback.format_exc())

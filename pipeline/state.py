@@ -12,12 +12,18 @@ import os
 import tempfile
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError
 
 STATE_VERSION = 1
+
+
+def utcnow() -> str:
+    """Now, as the state and the reports write times: ``2026-11-30T21:05:44Z``."""
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass

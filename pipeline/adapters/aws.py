@@ -2,7 +2,10 @@
 
 A botocore ``ClientError`` becomes :class:`~pipeline.errors.ToolFailed` naming the API call, the AWS error
 code and what to do; missing credentials become :class:`~pipeline.errors.EnvironmentProblem`; network and
-configuration errors name the settings to check. botocore is imported only when a call is made.
+configuration errors name the settings to check. What may well answer next time (throttling, a 5xx, the
+network; botocore's standard retries already spent) is :class:`~pipeline.errors.ServiceBusy`, so a caller
+that watches a rollout can look again instead of calling it failed. botocore is imported only when a call
+is made.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pipeline.errors import EnvironmentProblem, ToolFailed
+from pipeline.errors import EnvironmentProblem, ServiceBusy, ToolFailed
 
 CREDENTIALS_HINT = (
     "give boto3 credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
@@ -25,11 +28,33 @@ _HINTS = {
     "RequestExpired": "refresh the AWS credentials",
 }
 _PERMISSIONS = {
-    "ECS": "ecs:DescribeServices, ecs:DescribeTaskDefinition, ecs:RegisterTaskDefinition, ecs:UpdateService "
-    "and iam:PassRole on the task roles",
+    "ECS": "the actions of the README's IAM policy (ecs:DescribeServices, ecs:DescribeTaskDefinition, "
+    "ecs:RegisterTaskDefinition, ecs:TagResource, ecs:UpdateService, ...) and iam:PassRole on the task roles",
     "ECR": "ecr:GetAuthorizationToken and the ecr push permissions on the repository",
 }
 _DENIED = {"AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException"}
+# botocore's own list of throttling codes (botocore.retries.standard) and the server-side ones.
+_BUSY = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+    "ServerException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalFailure",
+    "InternalServerError",
+}
 
 
 @contextmanager
@@ -50,8 +75,15 @@ def aws_call(service: str, what: str) -> Iterator[None]:
             hint = f"the AWS identity needs {_PERMISSIONS.get(service, 'permission for this call')}"
         else:
             hint = _HINTS.get(code, "see the AWS error above")
-        raise ToolFailed(f"{service} {what} failed: {code}: {message}", hint=hint) from None
-    except boto.BotoCoreError as exc:  # endpoint unreachable, timeouts, bad region, ...
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        kind = ServiceBusy if code in _BUSY or status >= 500 else ToolFailed
+        raise kind(f"{service} {what} failed: {code}: {message}", hint=hint) from None
+    except (boto.ConnectionError, boto.HTTPClientError) as exc:  # refused, reset, read timeout, ...
+        raise ServiceBusy(
+            f"{service} {what} failed: {exc}",
+            hint="check the region, the endpoint (deploy.ecs.endpoint_url, AWS_ENDPOINT_URL) and the network",
+        ) from None
+    except boto.BotoCoreError as exc:  # bad region, bad configuration, ...
         raise ToolFailed(
             f"{service} {what} failed: {exc}",
             hint="check the region, the endpoint (deploy.ecs.endpoint_url, AWS_ENDPOINT_URL) and the network",

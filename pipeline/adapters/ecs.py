@@ -1,144 +1,23 @@
-"""AWS ECS through boto3: read a service, register a task definition with a new image, update the service.
+"""AWS ECS through boto3: read a service, register a task definition with a new image, update the service,
+follow ECS-native deployments.
 
-The only module that talks to ECS; errors are translated by :func:`pipeline.adapters.aws.aws_call`.
-Credentials come from boto3's standard chain (environment, shared config and profile, container or instance
-role); ``endpoint_url`` points boto3 at a stand-in such as ``moto_server``. boto3 is imported only when a
-client is made, so ``--help`` stays fast.
+The only module that talks to ECS (and to STS, for who the caller is); errors are translated by
+:func:`pipeline.adapters.aws.aws_call`. Credentials come from boto3's standard chain (environment, shared
+config and profile, container or instance role); ``endpoint_url`` points boto3 at a stand-in such as
+``moto_server`` (STS too). Retries are botocore's ``standard`` mode. boto3 is imported only when a client
+is made, so ``--help`` stays fast. The values it returns are in :mod:`pipeline.adapters.ecs_model`.
 """
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pipeline.adapters.aws import CREDENTIALS_HINT, aws_call
+from pipeline.adapters.ecs_model import Service, ServiceDeployment, TaskDefinition
 from pipeline.errors import StageFailed
 
-__all__ = [
-    "CREDENTIALS_HINT",
-    "Deployment",
-    "EcsClient",
-    "Service",
-    "container_image",
-    "short_name",
-    "with_image",
-]
-
-# What DescribeTaskDefinition returns that RegisterTaskDefinition accepts; the rest (ARN, revision,
-# status, compatibilities, requiresAttributes, registeredAt/By, ...) is AWS's bookkeeping.
-REGISTER_FIELDS = (
-    "family",
-    "taskRoleArn",
-    "executionRoleArn",
-    "networkMode",
-    "containerDefinitions",
-    "volumes",
-    "placementConstraints",
-    "requiresCompatibilities",
-    "cpu",
-    "memory",
-    "pidMode",
-    "ipcMode",
-    "proxyConfiguration",
-    "inferenceAccelerators",
-    "ephemeralStorage",
-    "runtimePlatform",
-    "enableFaultInjection",
-)
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """One entry of a service's ``deployments``."""
-
-    id: str
-    status: str  # PRIMARY, ACTIVE or INACTIVE
-    task_definition: str
-    desired: int
-    running: int
-    pending: int
-    failed_tasks: int
-    rollout_state: str | None  # IN_PROGRESS, COMPLETED, FAILED; None without the ECS deployment controller
-    rollout_reason: str
-
-    @classmethod
-    def from_api(cls, raw: dict[str, Any]) -> Deployment:
-        return cls(
-            id=str(raw.get("id", "")),
-            status=str(raw.get("status", "")),
-            task_definition=str(raw.get("taskDefinition", "")),
-            desired=int(raw.get("desiredCount", 0)),
-            running=int(raw.get("runningCount", 0)),
-            pending=int(raw.get("pendingCount", 0)),
-            failed_tasks=int(raw.get("failedTasks", 0)),
-            rollout_state=raw.get("rolloutState"),
-            rollout_reason=str(raw.get("rolloutStateReason", "")),
-        )
-
-
-@dataclass(frozen=True)
-class Service:
-    """The parts of DescribeServices the deploy needs."""
-
-    arn: str
-    status: str
-    task_definition: str
-    desired: int
-    running: int
-    deployments: tuple[Deployment, ...]
-    events: tuple[tuple[str, str], ...]  # (id, message), newest first as ECS returns them
-
-    @classmethod
-    def from_api(cls, raw: dict[str, Any]) -> Service:
-        return cls(
-            arn=str(raw.get("serviceArn", "")),
-            status=str(raw.get("status", "")),
-            task_definition=str(raw.get("taskDefinition", "")),
-            desired=int(raw.get("desiredCount", 0)),
-            running=int(raw.get("runningCount", 0)),
-            deployments=tuple(Deployment.from_api(d) for d in raw.get("deployments", [])),
-            events=tuple((str(e.get("id", "")), str(e.get("message", ""))) for e in raw.get("events", [])),
-        )
-
-    def deployment(self, deployment_id: str) -> Deployment | None:
-        return next((d for d in self.deployments if d.id == deployment_id), None)
-
-    @property
-    def primary(self) -> Deployment | None:
-        return next((d for d in self.deployments if d.status == "PRIMARY"), None)
-
-
-def short_name(task_definition_arn: str) -> str:
-    """``family:revision`` of a task definition ARN (what the ECS console shows)."""
-    return task_definition_arn.rsplit("/", 1)[-1]
-
-
-def container_image(task_definition: dict[str, Any], container: str) -> str | None:
-    """The image of ``container`` in a task definition, None when there is no such container."""
-    for definition in task_definition.get("containerDefinitions", []):
-        if definition.get("name") == container:
-            return str(definition.get("image", ""))
-    return None
-
-
-def with_image(task_definition: dict[str, Any], container: str, image: str) -> dict[str, Any]:
-    """RegisterTaskDefinition arguments: ``task_definition`` unchanged except ``container``'s image.
-
-    Raises :class:`StageFailed` naming the containers that exist when ``container`` is not one of them.
-    """
-    names = [d.get("name") for d in task_definition.get("containerDefinitions", [])]
-    if container not in names:
-        raise StageFailed(
-            f"task definition {short_name(str(task_definition.get('taskDefinitionArn', '')))} has no "
-            f"container '{container}' (it has: {', '.join(map(str, names)) or 'none'})",
-            hint="set deploy.ecs.container to the name of the service's container",
-        )
-    args = {key: copy.deepcopy(task_definition[key]) for key in REGISTER_FIELDS if key in task_definition}
-    for definition in args["containerDefinitions"]:
-        if definition.get("name") == container:
-            definition["image"] = image
-    return args
+__all__ = ["CREDENTIALS_HINT", "EcsClient"]
 
 
 class EcsClient:
@@ -154,15 +33,15 @@ class EcsClient:
         self.cluster = cluster
         self.service = service
         self._session = boto3.session.Session(region_name=region or None)
+        self._endpoint_url = endpoint_url or None
+        self._boto_config = BotoConfig(
+            connect_timeout=5,
+            read_timeout=30,
+            retries={"mode": "standard", "max_attempts": 4},
+            user_agent_extra="mlops-pipeline",
+        )
         self._client = boto_client or self._session.client(
-            "ecs",
-            endpoint_url=endpoint_url or None,
-            config=BotoConfig(
-                connect_timeout=5,
-                read_timeout=30,
-                retries={"mode": "standard", "max_attempts": 4},
-                user_agent_extra="mlops-pipeline",
-            ),
+            "ecs", endpoint_url=self._endpoint_url, config=self._boto_config
         )
 
     def credentials_problem(self) -> str | None:
@@ -194,10 +73,28 @@ class EcsClient:
             )
         return service
 
-    def task_definition(self, arn: str) -> dict[str, Any]:
-        """The full task definition behind ``arn``."""
+    def caller(self) -> str:
+        """The ARN of the identity boto3's credentials belong to (``sts:GetCallerIdentity``)."""
+        sts = self._session.client("sts", endpoint_url=self._endpoint_url, config=self._boto_config)
+        with aws_call("STS", "GetCallerIdentity"):
+            return str(sts.get_caller_identity()["Arn"])
+
+    def register_fields(self) -> frozenset[str]:
+        """The fields RegisterTaskDefinition accepts, from botocore's model of the API."""
+        shape = self._client.meta.service_model.operation_model("RegisterTaskDefinition").input_shape
+        return frozenset(shape.members)
+
+    def task_definition(self, arn: str) -> TaskDefinition:
+        """The full task definition behind ``arn``, with its tags."""
         with aws_call("ECS", "DescribeTaskDefinition"):
-            return dict(self._client.describe_task_definition(taskDefinition=arn)["taskDefinition"])
+            answer = self._client.describe_task_definition(taskDefinition=arn, include=["TAGS"])
+        tags = tuple((str(t.get("key", "")), str(t.get("value", ""))) for t in answer.get("tags") or [])
+        return TaskDefinition(dict(answer["taskDefinition"]), tags)
+
+    def deregister(self, arn: str) -> None:
+        """Mark a revision INACTIVE (one registered for an update that then failed)."""
+        with aws_call("ECS", "DeregisterTaskDefinition"):
+            self._client.deregister_task_definition(taskDefinition=arn)
 
     def register(self, arguments: dict[str, Any]) -> str:
         """Register a new revision; its ARN."""
@@ -212,3 +109,27 @@ class EcsClient:
                 cluster=self.cluster, service=self.service, taskDefinition=task_definition_arn
             )
         return Service.from_api(answer["service"])
+
+    def latest_service_deployment(self, since: datetime) -> ServiceDeployment | None:
+        """The newest service deployment created after ``since`` (ECS-native strategies), if any yet."""
+        with aws_call("ECS", "ListServiceDeployments"):
+            answer = self._client.list_service_deployments(
+                cluster=self.cluster, service=self.service, createdAt={"after": since}
+            )
+        found = answer.get("serviceDeployments") or []
+        newest = max(found, key=lambda d: d.get("createdAt") or since, default=None)
+        return ServiceDeployment.from_api(newest) if newest else None
+
+    def service_deployment(self, arn: str) -> ServiceDeployment:
+        with aws_call("ECS", "DescribeServiceDeployments"):
+            answer = self._client.describe_service_deployments(serviceDeploymentArns=[arn])
+        found = answer.get("serviceDeployments") or []
+        if not found:
+            reasons = ", ".join(f.get("reason", "?") for f in answer.get("failures", [])) or "not found"
+            raise StageFailed(f"ECS service deployment {arn}: {reasons}")
+        return ServiceDeployment.from_api(found[0])
+
+    def stop_service_deployment(self, arn: str) -> None:
+        """Ask ECS to roll an ECS-native deployment back (``StopServiceDeployment``, stop type ROLLBACK)."""
+        with aws_call("ECS", "StopServiceDeployment"):
+            self._client.stop_service_deployment(serviceDeploymentArn=arn, stopType="ROLLBACK")

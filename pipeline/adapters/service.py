@@ -26,13 +26,14 @@ class Answer:
 class ServiceClient:
     """A client for one base URL such as ``http://127.0.0.1:8000``."""
 
-    def __init__(self, base_url: str, timeout_s: float = 5.0) -> None:
+    def __init__(self, base_url: str, timeout_s: float = 5.0, *, trust_env: bool = False) -> None:
+        """``trust_env``: use HTTP(S)_PROXY and NO_PROXY. Off by default: a container of the local engine
+        must never be probed through a proxy a CI machine sets for the outside world (it would not know a
+        bridge address); on for a public URL such as a load balancer's."""
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self._session = requests.Session()
-        # The service is a container of the local engine: never send its probes through HTTP(S)_PROXY,
-        # which a CI machine may set for the outside world (it would not know a bridge address).
-        self._session.trust_env = False
+        self._session.trust_env = trust_env
 
     def get(self, path: str) -> Answer:
         return self._answer(self._session.get(self.base_url + path, timeout=self.timeout_s))
@@ -85,3 +86,34 @@ class ServiceClient:
                 last = type(exc).__name__
             time.sleep(interval_s)
         raise StageFailed(f"{self.base_url}/ready did not answer 200 within {timeout_s:g} s ({last})")
+
+    def wait_model(
+        self,
+        version: str | None,
+        timeout_s: float,
+        *,
+        cancel: threading.Event | None = None,
+        interval_s: float = 2.0,
+    ) -> float:
+        """Poll ``/api/v1/model`` until it reports model ``version`` (any model when None); the seconds
+        it took. A load balancer may still route to the old tasks for a while, hence the polling."""
+        started = time.monotonic()
+        last = "no answer yet"
+        while True:
+            try:
+                answer = self.get("/api/v1/model")
+                reported = answer.body.get("model_version") if isinstance(answer.body, dict) else None
+                if answer.status == 200 and (version is None or reported == version):
+                    return time.monotonic() - started
+                last = f"it answered {answer.status} with model {reported!r}"
+            except requests.RequestException as exc:
+                last = f"{type(exc).__name__}"
+            if time.monotonic() - started >= timeout_s:
+                want = f"model {version}" if version else "a model"
+                raise StageFailed(
+                    f"{self.base_url}/api/v1/model did not report {want} within {timeout_s:g} s ({last})"
+                )
+            if cancel is not None and cancel.wait(interval_s):
+                raise Interrupted("stopped while asking the service for its model")
+            if cancel is None:
+                time.sleep(interval_s)

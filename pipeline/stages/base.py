@@ -230,24 +230,26 @@ class Stage:
         """The commands and settings this stage would use, for ``--dry-run``."""
         return []
 
-    def missing_input(self, config: Config, state: RunState, selected: set[str]) -> tuple[str, str] | None:
+    def missing_input(  # pylint: disable=unused-argument
+        self, config: Config, state: RunState, selected: set[str]
+    ) -> tuple[str, str] | None:
         """``(stage to run first, what is missing)`` when an output this stage reads is not available.
 
         That each of ``prerequisites()`` is selected, waived or passed for today's inputs is checked by
         the runner (``check_inputs``) for every stage; stages that read specific outputs add to it here.
         """
-        del config, state, selected
         return None
 
     def run(self, ctx: StageContext) -> StageResult:
         raise NotImplementedError
 
-    def rollback(self, config: Config, state: RunState) -> str:
+    def rollback(self, config: Config, state: RunState, log: Callable[[str], None]) -> str:
         """Undo this stage's last effect on the outside world (``pipeline rollback``); says what it did.
+        ``log`` gets progress lines while it waits.
 
         Only a stage that changes the outside world has one (deploy).
         """
-        del config, state
+        del config, state, log
         raise UsageError(f"stage '{self.name}' has nothing to roll back")
 
 

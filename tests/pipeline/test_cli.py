@@ -191,7 +191,7 @@ def test_status_and_rollback_before_any_deploy(make_repo, monkeypatch: pytest.Mo
     assert "no run recorded" in invoke(["status"], repo, monkeypatch).output
     result = invoke(["rollback"], repo, monkeypatch)
     assert result.exit_code == 2
-    assert "no deploy target has run" in result.output
+    assert "no release of container iris-classifier is recorded" in result.output
 
 
 def test_help_is_fast_and_imports_no_heavy_library() -> None:

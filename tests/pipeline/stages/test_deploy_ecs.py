@@ -10,12 +10,14 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
+from pipeline.errors import LeftBroken, StageFailed
 from tests.conftest import ROOT, interrupt_cli, run_cli
 from tests.support.realtools import MotoServer
 
@@ -35,16 +37,22 @@ DEPLOY_B = f"deploy.image={DIGEST_B}"
 class EcsProject:
     """A repository whose deploy target is a fresh cluster and service on the given moto server."""
 
-    def __init__(self, root: Path, server: MotoServer, *, desired: int = 2) -> None:
+    def __init__(
+        self, root: Path, server: MotoServer, *, desired: int = 2, cluster: str = "", service: str = "iris"
+    ) -> None:
         self.root = root
         self.server = server
         self.ecs = server.ecs()
-        self.cluster = f"c-{uuid.uuid4().hex[:8]}"
-        self.service = "iris"
+        self.cluster = cluster or f"c-{uuid.uuid4().hex[:8]}"
+        self.service = service
+        self.family = f"{self.cluster}-{service}"
+        root.mkdir(exist_ok=True)
         (root / "pipeline.toml").write_text((ROOT / "pipeline.toml").read_text(encoding="utf-8"), "utf-8")
-        self.ecs.create_cluster(clusterName=self.cluster)
+        if not cluster:
+            self.ecs.create_cluster(clusterName=self.cluster)
         first = self.ecs.register_task_definition(
-            family=self.cluster,
+            family=self.family,
+            tags=[{"key": "team", "value": "ml"}, {"key": "cost-centre", "value": "42"}],
             taskRoleArn="arn:aws:iam::123456789012:role/iris-task",
             executionRoleArn="arn:aws:iam::123456789012:role/iris-exec",
             networkMode="awsvpc",
@@ -77,6 +85,16 @@ class EcsProject:
             **extra,
         }
         return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
+
+    @property
+    def identity(self) -> str:
+        return f"ecs:eu-west-1/{self.cluster}/{self.service}"
+
+    def releases(self) -> list[dict[str, Any]]:
+        return list(self.state()["extra"].get("releases", {}).get(self.identity, []))
+
+    def rollback(self, **extra: str) -> Any:
+        return run_cli(["rollback", *self.sets(**extra)], self.root, env=FAKE_AWS)
 
     def deploy(self, image: str, **extra: str) -> Any:
         return run_cli(
@@ -121,7 +139,7 @@ def test_deploy_registers_a_revision_with_the_digest_and_updates_the_service(
 
     assert result.returncode == 0, result.stdout + result.stderr
     new = project.service_task_definition()
-    assert new.endswith(f"{project.cluster}:2")
+    assert new.endswith(f"{project.family}:2")
     assert project.images(new) == {"iris-classifier": DIGEST_B, "log-router": "fluent/fluent-bit:3.0"}
     definition = project.ecs.describe_task_definition(taskDefinition=new)["taskDefinition"]
     assert definition["taskRoleArn"].endswith("role/iris-task")
@@ -134,12 +152,14 @@ def test_deploy_registers_a_revision_with_the_digest_and_updates_the_service(
     outputs = state["stages"]["deploy"]["outputs"]
     assert outputs["task_definition"] == new
     assert outputs["previous_task_definition"] == project.first
-    assert [r["image"] for r in state["extra"]["releases"]["ecs"]] == [DIGEST_B]
+    assert [(r["image"], r["previous"], r["previous_ref"]) for r in project.releases()] == [
+        (DIGEST_B, DIGEST_A, project.first)
+    ]
     log = project.stage_log()
-    assert f"registered {project.cluster}:2" in log
+    assert f"registered {project.family}:2" in log
     assert "2/2 running" in log
     report = json.loads((tmp_path / "reports" / "pipeline.json").read_text(encoding="utf-8"))
-    assert f"live as {project.cluster}:2" in report["stages"][0]["summary"]
+    assert f"live as {project.family}:2" in report["stages"][0]["summary"]
 
 
 def test_deploying_the_running_image_again_registers_nothing(
@@ -152,7 +172,7 @@ def test_deploying_the_running_image_again_registers_nothing(
 
     assert again.returncode == 0, again.stdout + again.stderr
     assert "already live" in again.stdout
-    revisions = project.ecs.list_task_definitions(familyPrefix=project.cluster)["taskDefinitionArns"]
+    revisions = project.ecs.list_task_definitions(familyPrefix=project.family)["taskDefinitionArns"]
     assert len(revisions) == 2
 
 
@@ -165,12 +185,17 @@ def test_rollback_puts_the_previous_revision_back(tmp_path: Path, stable_server:
     result = run_cli(["rollback", *project.sets()], tmp_path, env=FAKE_AWS)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"to {project.cluster}:2" in result.stdout
-    assert project.service_task_definition().endswith(f"{project.cluster}:2")
-    assert [r["image"] for r in project.state()["extra"]["releases"]["ecs"]] == [DIGEST_B]
-    again = run_cli(["rollback", *project.sets()], tmp_path, env=FAKE_AWS)
+    assert f"to {project.family}:2" in result.stdout
+    assert project.service_task_definition().endswith(f"{project.family}:2")
+    assert [r["image"] for r in project.releases()] == [DIGEST_B]
+    assert "rolling" in result.stdout  # progress while it waits
+    first = project.rollback()  # the first deploy can be undone too
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert project.service_task_definition() == project.first
+    assert not project.releases()
+    again = project.rollback()
     assert again.returncode == 2
-    assert "no previous release" in again.stderr
+    assert "which this pipeline did not deploy to it" in again.stderr
 
 
 def test_a_rollout_that_never_completes_times_out_and_is_rolled_back(
@@ -178,16 +203,16 @@ def test_a_rollout_that_never_completes_times_out_and_is_rolled_back(
 ) -> None:
     project = EcsProject(tmp_path, stuck_server)
 
-    result = project.deploy(DIGEST_B, **{"deploy.ecs.timeout_s": "1"})
+    result = project.deploy(DIGEST_B, **{"deploy.ecs.timeout_s": "1", "deploy.ecs.rollback_timeout_s": "1"})
 
-    assert result.returncode == 1
+    assert result.returncode == 4  # the rollback could not be confirmed: nobody knows what runs
     out = result.stdout + result.stderr
-    assert f"{project.cluster}:2 was not stable after 1 s: 0/2 running" in out
+    assert f"{project.family}:2 was not stable after 1 s: 0/2 running" in out
     assert "rolling back" in project.stage_log()
     # the stand-in's rollouts never finish, so the rollback is issued but cannot become stable either
     assert "the rollback to" in out and "failed too" in out
     assert project.service_task_definition() == project.first
-    assert "releases" not in project.state()["extra"]
+    assert not project.releases()
 
 
 def test_with_rollback_off_a_stuck_rollout_stays_and_says_so(
@@ -199,17 +224,17 @@ def test_with_rollback_off_a_stuck_rollout_stays_and_says_so(
 
     assert result.returncode == 1
     assert "deploy.ecs.rollback is off" in result.stdout + result.stderr
-    assert project.service_task_definition().endswith(f"{project.cluster}:2")
+    assert project.service_task_definition().endswith(f"{project.family}:2")
 
 
-def test_a_container_name_not_in_the_task_definition_fails_naming_the_ones_there(
+def test_a_container_name_not_in_the_task_definition_is_found_before_any_stage_runs(
     tmp_path: Path, stable_server: MotoServer
 ) -> None:
     project = EcsProject(tmp_path, stable_server)
 
     result = project.deploy(DIGEST_B, **{"deploy.ecs.container": "web"})
 
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert "has no container 'web' (it has: iris-classifier, log-router)" in result.stdout + result.stderr
     assert project.service_task_definition() == project.first
 
@@ -230,6 +255,9 @@ def test_doctor_reports_the_service(tmp_path: Path, stable_server: MotoServer) -
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{project.cluster}/iris: ACTIVE, 2/2 running" in result.stdout
+    assert "arn:aws:sts::123456789012:user/moto" in result.stdout  # who the credentials are
+    assert "deployment controller ECS, strategy ROLLING" in result.stdout
+    assert "container iris-classifier runs registry.example/iris@sha256:aaaa" in result.stdout
     assert "testing" not in result.stdout
 
 
@@ -284,7 +312,7 @@ def test_ctrl_c_while_ecs_rolls_out_exits_130_and_says_ecs_goes_on(
     assert run.returncode == 130, run.output
     assert run.seconds_to_exit < 5
     assert "ECS goes on with it" in run.output
-    assert project.service_task_definition().endswith(f"{project.cluster}:2")  # no rollback on Ctrl-C
+    assert project.service_task_definition().endswith(f"{project.family}:2")  # no rollback on Ctrl-C
 
 
 def test_the_waits_end_inside_the_stage_timeout(tmp_path: Path, stuck_server: MotoServer) -> None:
@@ -293,14 +321,163 @@ def test_the_waits_end_inside_the_stage_timeout(tmp_path: Path, stuck_server: Mo
     project = EcsProject(tmp_path, stuck_server)
 
     started = time.monotonic()
-    result = project.deploy(DIGEST_B, **{"timeouts.deploy": "9"})
+    result = project.deploy(DIGEST_B, **{"timeouts.deploy": "12", "deploy.ecs.rollback_timeout_s": "2"})
 
-    assert result.returncode == 1
+    assert result.returncode == 4
     out = result.stdout + result.stderr
     assert re.search(
-        rf"{project.cluster}:2 was not stable after [1-4] s", out
-    ), out  # 9 s less start-up and 5
+        rf"{project.family}:2 was not stable after [1-5] s", out
+    ), out  # 12 s less start-up, the rollback's 2 s and 5
     assert "the rollback to" in out
     assert "timed out" not in out
     assert time.monotonic() - started < 20
+    assert project.service_task_definition() == project.first
+
+
+def test_the_new_revision_keeps_the_familys_tags_and_names_its_service_and_predecessor(
+    tmp_path: Path, stable_server: MotoServer
+) -> None:
+    project = EcsProject(tmp_path, stable_server)
+
+    assert project.deploy(DIGEST_B).returncode == 0
+
+    new = project.service_task_definition()
+    tags = project.ecs.describe_task_definition(taskDefinition=new, include=["TAGS"])["tags"]
+    service_arn = project.ecs.describe_services(cluster=project.cluster, services=["iris"])["services"][0]
+    assert {t["key"]: t["value"] for t in tags} == {
+        "team": "ml",
+        "cost-centre": "42",
+        "mlops-pipeline:service": service_arn["serviceArn"],
+        "mlops-pipeline:previous": project.first,
+    }
+
+
+def test_rollback_acts_only_on_the_service_it_is_given_across_services_and_profiles(
+    tmp_path: Path, stable_server: MotoServer
+) -> None:
+    """staging and prod deployed from one checkout: rolling back prod puts prod's own revision back and
+    leaves staging alone (the old code put staging's task definition on prod)."""
+    staging = EcsProject(tmp_path, stable_server, service="staging")
+    prod = EcsProject(tmp_path, stable_server, cluster=staging.cluster, service="prod")
+    assert prod.deploy(DIGEST_B).returncode == 0
+    assert staging.deploy(DIGEST_B).returncode == 0
+    assert staging.deploy(DIGEST_C).returncode == 0
+    staging_now = staging.service_task_definition()
+
+    result = prod.rollback()
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert prod.service_task_definition() == prod.first  # prod's family, prod's first revision
+    assert staging.service_task_definition() == staging_now
+    assert [r["image"] for r in staging.releases()] == [DIGEST_B, DIGEST_C]
+    assert not prod.releases()
+    # staging's record is rolled back on staging
+    assert staging.rollback().returncode == 0
+    assert staging.images(staging.service_task_definition())["iris-classifier"] == DIGEST_B
+
+
+def test_a_fresh_checkout_rolls_back_from_ecss_own_record(tmp_path: Path, stable_server: MotoServer) -> None:
+    """A fresh Jenkins agent has no .pipeline/state.json: the revision's tags say what ran before."""
+    project = EcsProject(tmp_path / "agent-1", stable_server)
+    assert project.deploy(DIGEST_B).returncode == 0
+    assert project.deploy(DIGEST_C).returncode == 0
+    fresh = EcsProject.__new__(EcsProject)
+    fresh.__dict__.update(project.__dict__, root=tmp_path / "agent-2")
+    fresh.root.mkdir()
+    (fresh.root / "pipeline.toml").write_text((ROOT / "pipeline.toml").read_text(encoding="utf-8"), "utf-8")
+
+    first = fresh.rollback()
+    second = fresh.rollback()
+    third = fresh.rollback()
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "tags name" in first.stdout and f"to {project.family}:2" in first.stdout
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert fresh.service_task_definition() == project.first
+    assert third.returncode == 2
+    assert "which this pipeline did not deploy to it" in third.stderr
+
+
+def test_rollback_refuses_when_someone_else_deployed_since(tmp_path: Path, stable_server: MotoServer) -> None:
+    project = EcsProject(tmp_path, stable_server)
+    assert project.deploy(DIGEST_B).returncode == 0
+    project.ecs.update_service(cluster=project.cluster, service="iris", taskDefinition=project.first)
+
+    result = project.rollback()
+
+    assert result.returncode == 2
+    assert "someone else deployed since" in result.stderr
+    assert project.service_task_definition() == project.first
+
+
+def test_a_service_scaled_to_zero_is_refused_before_anything_is_registered(
+    tmp_path: Path, stable_server: MotoServer
+) -> None:
+    project = EcsProject(tmp_path, stable_server, desired=0)
+
+    result = project.deploy(DIGEST_B)
+
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "desired count of 0" in result.stderr
+    revisions = project.ecs.list_task_definitions(familyPrefix=project.family)["taskDefinitionArns"]
+    assert len(revisions) == 1
+
+
+@pytest.fixture(scope="module")
+def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """The real service (gunicorn, a trained model) on loopback: (its URL, the model version it serves)."""
+    from model_training import run_training
+    from tests.app.conftest import start_gunicorn, wait_ready
+
+    scratch = tmp_path_factory.mktemp("verify")
+    run_training(scratch / "model")
+    server = start_gunicorn(scratch / "model", scratch / "gunicorn.log")
+    try:
+        wait_ready(server)
+        version = requests.get(server.url + "/api/v1/model", timeout=5).json()["model_version"]
+        yield server.url, str(version)
+    finally:
+        server.stop()
+
+
+def verifying_target(project: EcsProject, url: str, monkeypatch: pytest.MonkeyPatch, lines: list[str]) -> Any:
+    from pipeline.config import load as load_config
+    from pipeline.stages.targets.ecs import EcsTarget
+
+    for name, value in FAKE_AWS.items():
+        monkeypatch.setenv(name, value)
+    sets = project.sets(**{"deploy.ecs.verify_url": url, "deploy.ecs.verify_timeout_s": "1"})
+    config = load_config(project.root, overrides=sets[1::2], environ=dict(FAKE_AWS))
+    return EcsTarget(config, lines.append)
+
+
+def test_the_deploy_asks_the_live_service_for_the_model_this_run_built(
+    tmp_path: Path, stable_server: MotoServer, live_service: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, version = live_service
+    project = EcsProject(tmp_path, stable_server)
+    lines: list[str] = []
+
+    done = verifying_target(project, url, monkeypatch, lines).deploy(DIGEST_B, "run-1", version)
+
+    assert done.release.ref == project.service_task_definition()
+    assert f"{url} reports model {version} after" in "\n".join(lines)
+
+
+def test_a_live_service_that_never_reports_the_new_model_is_rolled_back(
+    tmp_path: Path, stable_server: MotoServer, live_service: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _ = live_service
+    project = EcsProject(tmp_path, stable_server)
+    target = verifying_target(project, url, monkeypatch, [])
+
+    with pytest.raises(StageFailed) as caught:
+        target.deploy(DIGEST_B, "run-1", "a-model-nobody-serves")
+
+    assert not isinstance(caught.value, LeftBroken)
+    assert (
+        f"{project.family}:2 is stable, but {url}/api/v1/model did not report model a-model-nobody-serves"
+        in (caught.value.message)
+    )
+    assert caught.value.message.endswith(f"rolled back to {project.family}:1")
     assert project.service_task_definition() == project.first

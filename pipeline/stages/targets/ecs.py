@@ -1,0 +1,353 @@
+"""Deploy target ``ecs``: a new task definition revision with the pushed digest, the service updated to it,
+and a wait that really waits (``ecs_watch``).
+
+``deploy`` refuses, before anything is registered, a service ECS does not deploy itself (``CODE_DEPLOY``,
+``EXTERNAL``) and one with a desired count of 0 (unless ``deploy.ecs.allow_zero_desired``). It registers a
+copy of the running revision that differs only in the image of ``deploy.ecs.container`` and in two tags of
+the pipeline's own (the service it was made for, the revision that ran before), points the service at it
+and follows the rollout: rolling deployments through DescribeServices, ECS's blue/green, linear and canary
+strategies through their service deployment (bake time included). With ``deploy.ecs.verify_url`` it then
+asks the live service for ``/api/v1/model`` until it reports the model this run built.
+
+When the rollout fails or is not done in time, and ECS has not already put the previous revision back,
+``deploy.ecs.rollback`` puts it back (``StopServiceDeployment`` for the native strategies) and waits for
+that too, up to ``deploy.ecs.rollback_timeout_s``: a clean rollback fails the stage (exit 1), a rollback
+that failed or could not be confirmed is :class:`~pipeline.errors.LeftBroken` (exit 4). A revision
+registered for an update that ECS refused is deregistered again.
+
+``roll_back`` (``pipeline rollback``) acts only on the service of this target's identity, only when the
+service still runs the last release recorded for it; without a local record (a fresh Jenkins agent) it
+reads the service's revision's tags and goes back to the revision they name, if the pipeline made it for
+this very service.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from pipeline.adapters.ecs import CREDENTIALS_HINT, EcsClient
+from pipeline.adapters.ecs_model import (
+    CONTAINER_HINT,
+    PREVIOUS_TAG,
+    SERVICE_TAG,
+    Service,
+    short_name,
+    with_image,
+)
+from pipeline.config import Config
+from pipeline.errors import ConfigError, LeftBroken, PipelineError, StageFailed, UsageError
+from pipeline.stages.base import CheckResult
+from pipeline.stages.targets.base import Deployed, DeployTarget, Log, Release, RolledBack
+from pipeline.stages.targets.ecs_watch import PutBackByEcs, Replaced, RolloutFailed, Watch
+from pipeline.state import utcnow
+
+REQUIRED_KEYS = ("deploy.ecs.cluster", "deploy.ecs.service", "deploy.ecs.region", "deploy.ecs.container")
+_MARGIN_S = 5.0  # left to the runner to record the result before the stage's own timeout
+
+
+def client(config: Config) -> EcsClient:
+    ecs = config.deploy.ecs
+    return EcsClient(
+        cluster=ecs.cluster, service=ecs.service, region=ecs.region, endpoint_url=ecs.endpoint_url
+    )
+
+
+def refusal(service: Service, config: Config) -> str | None:
+    """Why ``deploy`` would refuse this service before registering anything, or None."""
+    ecs = config.deploy.ecs
+    if service.controller != "ECS":
+        return (
+            f"service {ecs.service} uses the {service.controller} deployment controller: its deployments "
+            "are made by CodeDeploy or another tool, not by UpdateService; deploy it there, or give the "
+            "service the ECS controller"
+        )
+    if service.desired == 0 and not ecs.allow_zero_desired:
+        return (
+            f"service {ecs.service} has a desired count of 0: no task would run the new release, so a deploy "
+            "could not be verified; scale it up, or set deploy.ecs.allow_zero_desired=true"
+        )
+    return None
+
+
+class EcsTarget(DeployTarget):
+    """The service ``deploy.ecs.service`` in ``deploy.ecs.cluster`` of ``deploy.ecs.region``."""
+
+    name = "ecs"
+
+    def __init__(
+        self,
+        config: Config,
+        log: Log,
+        cancel: threading.Event | None = None,
+        remaining_s: Callable[[], float] | None = None,
+        ecs_client: EcsClient | None = None,
+    ) -> None:
+        """``ecs_client``: tests hand in one around a botocore Stubber."""
+        super().__init__(config, log, cancel, remaining_s)
+        self.settings = config.deploy.ecs
+        self.ecs = ecs_client or client(config)
+        self.watch = Watch(self.ecs, log, self.cancel, self.settings.poll_interval_s)
+
+    # -- settings, checks, plan ------------------------------------------------------------------
+    @classmethod
+    def validate(cls, config: Config) -> None:
+        """Refuse (exit 2) an ``ecs`` deploy without cluster, service, region or container, or whose stage
+        timeout leaves no room for the rollback's own wait."""
+        for key in REQUIRED_KEYS:
+            if not str(config.get(key)).strip():
+                raise ConfigError(
+                    "is empty but deploy.target is 'ecs'",
+                    key=key,
+                    source=config.sources.get(key),
+                    hint=f"set it in pipeline.toml or with --set {key}=...",
+                )
+        ecs = config.deploy.ecs
+        if ecs.rollback and config.timeouts.deploy < ecs.rollback_timeout_s + 2 * _MARGIN_S:
+            raise ConfigError(
+                f"is {config.timeouts.deploy:g} s, which leaves no room for a rollback's wait "
+                f"(deploy.ecs.rollback_timeout_s = {ecs.rollback_timeout_s:g} s)",
+                key="timeouts.deploy",
+                source=config.sources.get("timeouts.deploy"),
+                hint="raise timeouts.deploy above deploy.ecs.timeout_s + deploy.ecs.rollback_timeout_s",
+            )
+
+    @classmethod
+    def identity(cls, config: Config) -> str:
+        ecs = config.deploy.ecs
+        return f"ecs:{ecs.region}/{ecs.cluster}/{ecs.service}"
+
+    @classmethod
+    def plan(cls, config: Config) -> list[str]:
+        ecs = config.deploy.ecs
+        verify = f"; then ask {ecs.verify_url}/api/v1/model for the model built" if ecs.verify_url else ""
+        return [
+            f"target ecs: register a revision of {ecs.cluster}/{ecs.service}'s task definition with "
+            f"container {ecs.container} on the pushed digest; update the service; wait up to "
+            f"{ecs.timeout_s:g} s for the rollout (plus the bake time of a blue/green, linear or canary "
+            f"strategy){verify}"
+            + (f"; roll back if it fails (up to {ecs.rollback_timeout_s:g} s)" if ecs.rollback else "")
+        ]
+
+    @classmethod
+    def checks(cls, config: Config) -> list[CheckResult]:
+        """``doctor`` and preflight: settings, credentials and whose they are, the service, its deployment
+        controller and strategy, its task definition and container."""
+        ecs = config.deploy.ecs
+        try:
+            cls.validate(config)
+        except ConfigError as exc:
+            return [CheckResult("ecs settings", False, exc.message, exc.hint or "")]
+        ecs_client = client(config)
+        problem = ecs_client.credentials_problem()
+        if problem:
+            return [CheckResult("aws credentials", False, problem, CREDENTIALS_HINT)]
+        where = f"region {ecs.region}" + (f", endpoint {ecs.endpoint_url}" if ecs.endpoint_url else "")
+        try:
+            rows = [CheckResult("aws credentials", True, f"{ecs_client.caller()}; {where}")]
+            service = ecs_client.describe_service()
+        except PipelineError as exc:
+            return [
+                CheckResult(
+                    "aws credentials" if "STS" in exc.message else "ecs service",
+                    False,
+                    exc.message,
+                    exc.hint or "",
+                )
+            ]
+        rows.append(
+            CheckResult(
+                "ecs service",
+                True,
+                f"{ecs.cluster}/{ecs.service}: {service.status}, "
+                f"{service.running}/{service.desired} running, "
+                f"task definition {short_name(service.task_definition)}",
+            )
+        )
+        refused = refusal(service, config)
+        rows.append(CheckResult("ecs deployment", refused is None, refused or service.describe_strategy()))
+        try:
+            current = ecs_client.task_definition(service.task_definition)
+        except PipelineError as exc:
+            return [*rows, CheckResult("ecs task definition", False, exc.message, exc.hint or "")]
+        missing = current.missing(ecs.container)
+        detail = missing or f"container {ecs.container} runs {current.image(ecs.container)}"
+        rows.append(CheckResult("ecs task definition", missing is None, detail, CONTAINER_HINT))
+        return rows
+
+    # -- deploy ----------------------------------------------------------------------------------
+    def deploy(self, image: str, run_id: str, model_version: str | None = None) -> Deployed:
+        """Roll the service onto ``image``; raises :class:`StageFailed` (after rolling back) when it fails,
+        :class:`LeftBroken` when the rollback failed or could not be confirmed."""
+        service = self.ecs.describe_service()
+        self.watch.mark_seen(service)
+        refused = refusal(service, self.config)
+        if refused:
+            raise StageFailed(refused)
+        previous = service.task_definition
+        current = self.ecs.task_definition(previous)
+        before = current.image(self.settings.container)
+        release = Release(image, before, previous, previous, run_id, utcnow())
+        if before == image:
+            self.log(f"{short_name(previous)} already runs {image}; waiting for the service to be stable")
+            seconds = self.watch.rolling(
+                self._primary_id(service, previous), previous, previous, self.deploy_limit(service)
+            )
+            return Deployed(release, seconds, unchanged=True)
+        own_tags = {SERVICE_TAG: service.arn, PREVIOUS_TAG: previous}
+        arguments = with_image(
+            current, self.settings.container, image, accepted=self.ecs.register_fields(), own_tags=own_tags
+        )
+        new = self.ecs.register(arguments)
+        release = Release(image, before, new, previous, run_id, utcnow())
+        self.log(f"registered {short_name(new)} ({self.settings.container} = {image})")
+        since = datetime.now(UTC) - timedelta(seconds=5)
+        updated = self._update_or_deregister(new)
+        self.log(
+            f"service {self.settings.service}: {short_name(previous)} -> {short_name(new)} "
+            f"({service.describe_strategy()})"
+        )
+        try:
+            if service.native:
+                seconds, _ = self.watch.native(since, new, self.deploy_limit(service))
+            else:
+                seconds = self.watch.rolling(
+                    self._primary_id(updated, new), new, previous, self.deploy_limit(service)
+                )
+            self._verify(model_version, new)
+        except RolloutFailed as failure:
+            raise self._after_failure(failure, service, previous, new) from None
+        except (PutBackByEcs, Replaced) as failure:
+            raise failure from None
+        return Deployed(release, seconds)
+
+    def _update_or_deregister(self, new: str) -> Service:
+        try:
+            return self.ecs.update_service(new)
+        except PipelineError as exc:
+            try:
+                self.ecs.deregister(new)
+                left = f"{short_name(new)} was deregistered again"
+            except PipelineError as also:
+                left = f"{short_name(new)} is left registered (deregistering it failed: {also.message})"
+            raise type(exc)(f"{exc.message}; {left}", hint=exc.hint) from None
+
+    def _verify(self, model_version: str | None, new: str) -> None:
+        """With ``deploy.ecs.verify_url``: wait until the live service reports the model this run built."""
+        url = self.settings.verify_url
+        if not url:
+            return
+        from pipeline.adapters.service import ServiceClient
+
+        what = f"model {model_version}" if model_version else "its model (the version is not known here)"
+        self.log(f"asking {url}/api/v1/model until it reports {what}")
+        limit = self._limit(self.settings.verify_timeout_s, reserve=self._rollback_reserve())
+        try:
+            seconds = ServiceClient(url, trust_env=True).wait_model(model_version, limit, cancel=self.cancel)
+        except StageFailed as exc:
+            raise RolloutFailed(f"{short_name(new)} is stable, but {exc.message}") from None
+        self.log(f"{url} reports {what} after {seconds:.0f} s")
+
+    def _after_failure(
+        self, failure: RolloutFailed, service: Service, previous: str, new: str
+    ) -> StageFailed:
+        if not self.settings.rollback:
+            return StageFailed(
+                f"{failure.message}; the service stays on {short_name(new)} (deploy.ecs.rollback is off)",
+                hint="python -m pipeline rollback",
+            )
+        self.log(f"{failure.message}; rolling back to {short_name(previous)}")
+        try:
+            if service.native and failure.deployment_arn:
+                self.ecs.stop_service_deployment(failure.deployment_arn)
+                self.watch.native_rollback(failure.deployment_arn, short_name(new), self.rollback_limit())
+            else:
+                self._roll_back_to(previous)
+        except (StageFailed, PutBackByEcs, Replaced) as exc:
+            return LeftBroken(
+                f"{failure.message}; the rollback to {short_name(previous)} failed too: {exc.message}",
+                hint="the service's state is unknown: look at it in the ECS console now",
+            )
+        return StageFailed(f"{failure.message}; rolled back to {short_name(previous)}")
+
+    # -- rollback --------------------------------------------------------------------------------
+    def roll_back(self, releases: list[Release]) -> RolledBack:
+        service = self.ecs.describe_service()
+        self.watch.mark_seen(service)
+        identity = self.identity(self.config)
+        running = service.task_definition
+        if releases:
+            last = releases[-1]
+            if running != last.ref:
+                raise UsageError(
+                    f"{identity} runs {short_name(running)}, not {short_name(last.ref)}, the last release "
+                    "this checkout deployed there: someone else deployed since, so it is not rolled back",
+                    hint="deploy the release you want with --set deploy.image=...",
+                )
+            target, remaining = last.previous_ref, releases[:-1]
+        else:
+            current = self.ecs.task_definition(running)
+            made_for, before = current.tag(SERVICE_TAG), current.tag(PREVIOUS_TAG)
+            if made_for != service.arn or not before:
+                raise UsageError(
+                    f"{identity} runs {short_name(running)}, which this pipeline did not deploy to it "
+                    "(no release in this checkout's state, and the revision has no mlops-pipeline tags "
+                    "naming this service): nothing of ours to roll back",
+                    hint="deploy the release you want with --set deploy.image=...",
+                )
+            self.log(
+                f"no release recorded here; {short_name(running)}'s tags name {short_name(before)} "
+                "as the revision before it"
+            )
+            target, remaining = before, []
+        if not target or target == running:
+            raise UsageError(f"{identity}: no earlier revision is known to roll back to")
+        self.log(f"rolling {identity} back from {short_name(running)} to {short_name(target)}")
+        try:
+            seconds = self._roll_back_to(target)
+        except (StageFailed, PutBackByEcs, Replaced) as exc:
+            raise LeftBroken(
+                f"the rollback of {identity} to {short_name(target)} failed: {exc.message}",
+                hint="the service's state is unknown: look at it in the ECS console now",
+            ) from None
+        return RolledBack(
+            f"rolled back {identity} from {short_name(running)} to {short_name(target)} "
+            f"(stable after {seconds:.0f} s)",
+            remaining,
+        )
+
+    def _roll_back_to(self, task_definition: str) -> float:
+        """Point the service at an earlier revision and wait, up to the rollback's own limit."""
+        since = datetime.now(UTC) - timedelta(seconds=5)
+        updated = self.ecs.update_service(task_definition)
+        self.log(f"service {self.settings.service}: back to {short_name(task_definition)}")
+        if updated.native:
+            return self.watch.native(since, task_definition, self.rollback_limit())[0]
+        primary = self._primary_id(updated, task_definition)
+        return self.watch.rolling(primary, task_definition, task_definition, self.rollback_limit())
+
+    # -- limits ----------------------------------------------------------------------------------
+    def _rollback_reserve(self) -> float:
+        return self.settings.rollback_timeout_s if self.settings.rollback else 0.0
+
+    def deploy_limit(self, service: Service) -> float:
+        """The rollout's wait: ``timeout_s`` plus the strategy's bake time, leaving the rollback its own."""
+        wanted = self.settings.timeout_s + (60.0 * service.bake_minutes if service.native else 0.0)
+        return self._limit(wanted, reserve=self._rollback_reserve())
+
+    def rollback_limit(self) -> float:
+        return self._limit(self.settings.rollback_timeout_s, reserve=0.0)
+
+    def _limit(self, wanted: float, reserve: float) -> float:
+        if self.remaining_s is None:
+            return wanted
+        return max(1.0, min(wanted, self.remaining_s() - reserve - _MARGIN_S))
+
+    @staticmethod
+    def _primary_id(service: Service, task_definition: str) -> str:
+        """The deployment ECS started for ``task_definition``: the PRIMARY one in UpdateService's answer."""
+        primary = service.primary
+        if primary is None:
+            raise StageFailed(f"ECS answered without a PRIMARY deployment for {short_name(task_definition)}")
+        return primary.id
