@@ -170,3 +170,37 @@ def test_a_good_release_replaces_the_live_one(
     assert site.answer() == "two" and engine.container_state(site.name).image == second
     for leftover in ("-previous", "-candidate"):
         assert engine.find_container(site.name + leftover) is None
+
+
+def test_rollback_puts_the_release_before_back_and_refuses_past_the_first(
+    site: Site, live: str, engine: DockerEngine, base_image: str, tmp_path: Path
+) -> None:
+    second = release(engine, base_image, site, tmp_path, "two")
+    assert site.deploy(second).returncode == 0
+
+    back = run_cli(["rollback", *site.sets()], site.root)
+    first = run_cli(["rollback", *site.sets()], site.root)
+
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert f"rolled back from {second} to {live}" in back.stdout
+    assert site.answer() == "one"
+    assert first.returncode == 2
+    assert (
+        "was the first release of container" in first.stderr and f"docker rm -f {site.name}" in first.stderr
+    )
+    assert site.answer() == "one"
+
+
+def test_rollback_refuses_when_someone_else_replaced_the_container(
+    site: Site, live: str, engine: DockerEngine, base_image: str, tmp_path: Path
+) -> None:
+    second = release(engine, base_image, site, tmp_path, "two")
+    assert site.deploy(second).returncode == 0
+    engine.remove_container(site.name)
+    engine.run_container(live, name=site.name, ports={5000: ("127.0.0.1", site.port)})  # by hand
+
+    result = run_cli(["rollback", *site.sets()], site.root)
+
+    assert result.returncode == 2
+    assert f"runs {live}, not {second}" in result.stderr and "not rolled back" in result.stderr
+    assert engine.container_state(site.name).image == live
