@@ -186,6 +186,7 @@ def run(
             state = RunState.load(cfg.state_file)
             _print_plan(console, cfg, plan, state, fingerprinter, no_cache, forced)
             return 0
+        report.prepare_dir(cfg.stage_reports, cfg.report_dir)
         with RunLock(cfg.state_file.parent):
             state = RunState.load(cfg.state_file)
             runner_mod.check_inputs(plan, cfg, state, fingerprinter)

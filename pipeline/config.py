@@ -399,6 +399,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x})",
+            hint="save it as UTF-8, as TOML requires",
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
 
@@ -440,9 +445,12 @@ def load(
             key="--profile",
             hint=f"profiles in {path.name}: {known}",
         )
+    for name, other in sorted(profiles.items()):  # every profile's keys, not only the selected one's
+        if not isinstance(other, dict):
+            raise ConfigError("must be a table", key=f"profiles.{name}", source=path.name)
+        source = f"{path.name} [profiles.{name}]"
+        _apply(dict(values), dict(sources), _flatten(other, source), source)
     table = profiles.get(profile, {})
-    if not isinstance(table, dict):
-        raise ConfigError("must be a table", key=f"profiles.{profile}", source=path.name)
     _apply(
         values,
         sources,

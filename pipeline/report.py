@@ -20,6 +20,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from pipeline.errors import UsageError
 from pipeline.results import RunResult, StageRun, Status
 from pipeline.state import atomic_write_text
 
@@ -213,6 +214,21 @@ def write_junit(result: RunResult, path: Path) -> None:
     atomic_write_text(path, ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n")
 
 
+def prepare_dir(stage_reports: Path, report_dir: Path) -> None:
+    """Make the report folders and prove they take a file, before any stage runs: a run whose reports
+    cannot be written stops with exit 2 here, not with a traceback after its stages ran."""
+    try:
+        stage_reports.mkdir(parents=True, exist_ok=True)
+        probe = report_dir / ".write-test"
+        probe.write_text("", encoding="utf-8")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write reports to {report_dir}: {exc.strerror or exc}",
+            hint="give --report-dir (or pipeline.report_dir) a folder this user can write",
+        ) from None
+
+
 def write_reports(result: RunResult, report_dir: Path) -> list[Path]:
     json_path = report_dir / "pipeline.json"
     junit_path = report_dir / "pipeline-junit.xml"
@@ -221,4 +237,4 @@ def write_reports(result: RunResult, report_dir: Path) -> list[Path]:
     return [json_path, junit_path]
 
 
-__all__ = ["LiveReporter", "PlainReporter", "make_console", "result_dict", "write_reports"]
+__all__ = ["LiveReporter", "PlainReporter", "make_console", "prepare_dir", "result_dict", "write_reports"]

@@ -256,3 +256,38 @@ def test_doctor_shows_tool_versions(monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.exit_code == 0, result.output
     assert "pylint 4." in result.output and "hadolint" in result.output.lower()
     assert "✗" not in result.output
+
+
+def test_an_unwritable_report_dir_exits_2_before_any_stage(
+    make_repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_repo({"pipeline.toml": FIXTURE_TOML, "a-file": ""})
+
+    result = invoke(["run", "--stage", "lint", "--report-dir", "a-file/reports"], repo, monkeypatch)
+
+    assert result.exit_code == 2, result.output
+    assert "cannot write reports to" in result.output and "Not a directory" in result.output
+    assert not (repo / ".pipeline" / "state.json").exists()
+
+
+@pytest.mark.parametrize(
+    "releases",
+    [
+        {"local:iris-classifier": [{"image": 5}]},
+        {"local:iris-classifier": [{"image": "a@sha256:1", "previous": ["not", "a", "string"]}]},
+        {"local:iris-classifier": ["a string, not a release"]},
+    ],
+)
+def test_rollback_with_a_wrong_typed_state_exits_2_with_a_message(
+    make_repo, monkeypatch: pytest.MonkeyPatch, releases: dict
+) -> None:
+    repo = make_repo({"pipeline.toml": FIXTURE_TOML})
+    state = {"version": 1, "stages": {}, "extra": {"releases": releases}}
+    (repo / ".pipeline").mkdir()
+    (repo / ".pipeline" / "state.json").write_text(json.dumps(state), encoding="utf-8")
+
+    result = invoke(["rollback"], repo, monkeypatch)
+
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert "run state" in result.output or "no release" in result.output

@@ -130,3 +130,34 @@ def test_the_shipped_file_is_valid_for_both_profiles(repo_root: Path) -> None:
     assert config.load(repo_root, profile="local").registry.url == "localhost:5000"
     aws = config.load(repo_root, profile="aws")
     assert aws.deploy.target == "ecs"
+
+
+def test_a_file_that_is_not_utf8_is_a_config_error_naming_the_byte(tmp_path: Path) -> None:
+    (tmp_path / "pipeline.toml").write_bytes(b'[trivy]\nseverity = "HIGH"\n# caf\xe9\n')
+
+    with pytest.raises(ConfigError) as caught:
+        config.load(tmp_path)
+
+    assert "is not UTF-8 text (byte 31 is 0xe9)" in caught.value.message
+    assert caught.value.exit_code == EXIT_USAGE
+
+
+def test_an_unknown_key_in_a_profile_not_selected_is_found_now(tmp_path: Path) -> None:
+    (tmp_path / "pipeline.toml").write_text(
+        '[profiles.local]\ndeploy.target = "local"\n[profiles.aws]\ndeploy.ecs.clutser = "prod"\n', "utf-8"
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        config.load(tmp_path, profile="local")
+
+    assert caught.value.key == "deploy.ecs.clutser"
+    assert "[profiles.aws]" in caught.value.message
+
+
+def test_a_wrong_type_in_a_profile_not_selected_is_found_now(tmp_path: Path) -> None:
+    (tmp_path / "pipeline.toml").write_text('[profiles.aws]\ndeploy.ecs.timeout_s = "soon"\n', "utf-8")
+
+    with pytest.raises(ConfigError) as caught:
+        config.load(tmp_path)
+
+    assert caught.value.key == "deploy.ecs.timeout_s"
