@@ -53,9 +53,18 @@ def _reset_multiproc_dir() -> None:
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         path = Path(directory)
-        if path.is_dir():
-            shutil.rmtree(path)
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            if path.is_dir():
+                shutil.rmtree(path)
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a --read-only container without a writable /tmp, say
+            print(
+                f"cannot start the service: PROMETHEUS_MULTIPROC_DIR {directory} is not writable "
+                f"({exc.strerror}); give the container a writable /tmp (docker run --read-only --tmpfs /tmp, "
+                "or a tmpfs volume on ECS) or point PROMETHEUS_MULTIPROC_DIR at a writable folder",
+                file=sys.stderr,
+            )
+            sys.exit(3)
 
 
 _reset_multiproc_dir()

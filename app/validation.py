@@ -29,13 +29,30 @@ _NUMBER_TYPES = (int, float)  # exact types: bool is a subclass of int and must 
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")  # ASCII only
 _MAX_FORM_VALUE_LENGTH = 64
 RANGE_MESSAGE = f"must be greater than {MIN_EXCLUSIVE:g} and at most {MAXIMUM:g} ({UNIT})"
+# The model computes in float32: below its smallest positive value a measurement would become 0.
+FLOAT32_SMALLEST = float(np.nextafter(np.float32(0), np.float32(1)))
+TINY_MESSAGE = (
+    f"is too small: the model computes in float32, where it would be 0 (the least is {FLOAT32_SMALLEST:g})"
+)
 
 
 def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_JSON = json.JSONDecoder(parse_constant=_reject_constant)
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """An object whose keys are all different: ``{"a": 1, "a": 2}`` is ambiguous, not "the last one wins"."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {_short(key)!r} in an object")
+            seen.add(key)
+    return found
+
+
+_JSON = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
 """One decoder for every request: ``json.loads`` with any keyword argument builds a new one per call."""
 
 
@@ -102,8 +119,10 @@ def value_problem(value: object) -> str | None:
     """Why ``value`` is not an acceptable feature value, or None when it is."""
     if type(value) not in _NUMBER_TYPES:  # pylint: disable=unidiomatic-typecheck
         return "must be a number"
-    if MIN_EXCLUSIVE < value <= MAXIMUM:  # type: ignore[operator]
+    if FLOAT32_SMALLEST <= value <= MAXIMUM:  # type: ignore[operator]
         return None
+    if MIN_EXCLUSIVE < value < FLOAT32_SMALLEST:  # type: ignore[operator]
+        return TINY_MESSAGE
     if isinstance(value, float) and not np.isfinite(value):
         return "must be a finite number"
     return RANGE_MESSAGE

@@ -4,7 +4,6 @@ hand-written list of hostile payloads, against the Flask test client."""
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app import create_app
+from app.validation import FLOAT32_SMALLEST
 from tests.app.conftest import SETOSA
 
 FEATURES = list(SETOSA)
@@ -211,7 +211,7 @@ def test_lying_content_length_never_500s(fuzz_client: FlaskClient) -> None:
 
 
 def test_smallest_and_largest_accepted_values_predict(fuzz_client: FlaskClient) -> None:
-    tiny = math.ulp(0.0)
+    tiny = FLOAT32_SMALLEST  # the least positive value the model's float32 holds; below it is a 400
     response = fuzz_client.post(
         "/api/v1/predict", json={"instances": [[tiny, tiny, tiny, tiny], [100, 100, 100, 100]]}
     )

@@ -62,6 +62,25 @@ def test_missing_model_exits_non_zero_with_a_clear_message(tmp_path: Path) -> No
     assert "python -m model_training" in server.log()
 
 
+def test_an_unwritable_metrics_folder_exits_with_a_clear_line_not_a_traceback(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """What a --read-only container without a writable /tmp does at start-up."""
+    (tmp_path / "a-file").write_text("", encoding="utf-8")
+    server: Server = start_gunicorn(
+        model_dir, tmp_path / "gunicorn.log", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "a-file" / "prometheus")
+    )
+    try:
+        code = server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.stop()
+        pytest.fail("gunicorn kept running:\n" + server.log())
+    assert code == 3, server.log()
+    assert "PROMETHEUS_MULTIPROC_DIR" in server.log() and "is not writable (Not a directory)" in server.log()
+    assert "--tmpfs /tmp" in server.log()
+    assert "Traceback" not in server.log()
+
+
 def test_bodies_without_content_length_are_read_and_limited(live_server: Server) -> None:
     """Chunked uploads take werkzeug's path (the fast path needs a Content-Length): same answers and limit."""
 

@@ -8,10 +8,17 @@ import numpy as np
 import pytest
 
 from app.errors import InvalidJson, TooManyRows, ValidationFailed
-from app.validation import RANGE_MESSAGE, loads_strict, parse_form, parse_instances, value_problem
+from app.validation import (
+    RANGE_MESSAGE,
+    TINY_MESSAGE,
+    loads_strict,
+    parse_form,
+    parse_instances,
+    value_problem,
+)
 
 
-@pytest.mark.parametrize("value", [0.1, 1, 5.1, 100, 100.0, 1e-9])
+@pytest.mark.parametrize("value", [0.1, 1, 5.1, 100, 100.0, 1e-9, 1e-40])
 def test_accepted_values(value: object) -> None:
     assert value_problem(value) is None
 
@@ -34,6 +41,8 @@ def test_accepted_values(value: object) -> None:
         (-5, RANGE_MESSAGE),
         (100.00001, RANGE_MESSAGE),
         (10**400, RANGE_MESSAGE),
+        (1e-46, TINY_MESSAGE),  # > 0 as a Python float, 0.0 in the model's float32
+        (5e-324, TINY_MESSAGE),
     ],
 )
 def test_rejected_values(value: object, problem: str) -> None:
@@ -77,3 +86,23 @@ def test_form_reports_every_bad_field() -> None:
     row, errors = parse_form({"sepal_length": "x", "sepal_width": "0", "petal_length": ""})
     assert row is None
     assert set(errors) == {"sepal_length", "sepal_width", "petal_length", "petal_width"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"instances": [], "instances": []}', b'{"instances": [{"sepal_length": 1, "sepal_length": 2}]}'],
+)
+def test_a_duplicate_key_is_invalid_json_not_last_one_wins(body: bytes) -> None:
+    with pytest.raises(InvalidJson) as caught:
+        loads_strict(body)
+
+    assert "duplicate key" in str(caught.value.message)
+
+
+def test_a_tiny_value_is_a_400_naming_it_through_the_api(client) -> None:
+    row = {"sepal_length": 1e-46, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+
+    answer = client.post("/api/v1/predict", json={"instances": [row]})
+
+    assert answer.status_code == 400
+    assert answer.get_json()["error"]["details"][0]["message"] == TINY_MESSAGE

@@ -102,3 +102,15 @@ def test_other_content_types_to_predict_are_415(client: FlaskClient) -> None:
     response = client.post("/predict", data="sepal_length=5.1", content_type="text/plain")
     assert response.status_code == 415
     assert response.get_json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_the_page_tells_the_browser_to_load_nothing_run_nothing_and_not_be_framed(
+    client: FlaskClient,
+) -> None:
+    for answer in (client.get("/"), client.post("/predict", data={"sepal_length": "x"})):
+        policy = answer.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+        assert "style-src 'sha256-" in policy and "unsafe-inline" not in policy
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert answer.headers["X-Frame-Options"] == "DENY"
+    assert "Content-Security-Policy" not in client.get("/health").headers  # JSON answers stay lean
