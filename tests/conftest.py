@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,21 +87,44 @@ def interrupt_cli(
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "CI": "1", **(env or {})}
     full_env.pop("PIPELINE_PROFILE", None)
     proc = subprocess.Popen(  # pylint: disable=consider-using-with  # signalled, then communicate()
-        [sys.executable, "-m", "pipeline", *args],
+        [sys.executable, "-c", _WITH_CTRL_C, *args],
         cwd=cwd,
         env=full_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and ready not in (log.read_text("utf-8") if log.exists() else ""):
-        time.sleep(0.1)
-    time.sleep(settle_s)
-    started = time.monotonic()
-    proc.send_signal(signum)
-    out, _ = proc.communicate(timeout=30)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and ready not in (log.read_text("utf-8") if log.exists() else ""):
+            time.sleep(0.1)
+        time.sleep(settle_s)
+        started = time.monotonic()
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:  # never leave a run behind when the test fails
+            proc.kill()
+            proc.communicate()
     return InterruptedRun(proc.returncode, out, time.monotonic() - started)
+
+
+# ``python -m pipeline ARGS`` with Python's own SIGINT handler: a suite started from a shell with '&' inherits
+# SIGINT ignored, and so would the child, but Ctrl-C is what interrupt_cli tests.
+_WITH_CTRL_C = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'pipeline'; runpy.run_module('pipeline', run_name='__main__', alter_sys=True)"
+)
+
+
+@pytest.fixture
+def ctrl_c_works() -> Iterator[None]:
+    """Python's own SIGINT handler for the test, even when the suite was started with SIGINT ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def record_passes(repo: Path, **stages: dict) -> None:

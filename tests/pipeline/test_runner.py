@@ -255,6 +255,7 @@ def test_a_crashing_stage_fails_cleanly(cfg: config.Config) -> None:
     assert "Traceback" in (cfg.report_dir / "stages" / "a.log").read_text(encoding="utf-8")
 
 
+@pytest.mark.usefixtures("ctrl_c_works")
 def test_interrupt_marks_running_stage_and_exits_130(cfg: config.Config) -> None:
     plan = runner.select([make_stage("a", sleep=10), make_stage("b", ("a",))])
     run = runner.Runner(cfg, RunState.load(cfg.state_file), Recorder())
