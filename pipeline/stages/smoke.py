@@ -10,6 +10,7 @@ is removed whatever happens, and its logs are kept in the stage log.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,14 @@ from pipeline.errors import GateFailed
 from pipeline.stages import _images
 from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare
 from pipeline.state import RunState
+
+SMOKE_LABEL = "io.mlops.smoke"  # the run that started the container
+CHECKOUT_LABEL = "io.mlops.smoke.checkout"  # the checkout whose run did: what the next smoke run sweeps
+
+
+def checkout_id(config: Config) -> str:
+    """This checkout among others on one engine: its absolute path, hashed."""
+    return hashlib.sha256(str(config.root.resolve()).encode("utf-8")).hexdigest()[:16]
 
 if TYPE_CHECKING:
     from pipeline.adapters.docker_engine import DockerEngine
@@ -65,13 +74,19 @@ class SmokeStage(Stage):
         ctx.log(reach.describe())
         # A port free here is free on the engine's host only when this process runs there.
         port = free_port() if reach.mode == "host" else None
+        checkout = checkout_id(ctx.config)
+        for orphan in engine.containers_by_label(CHECKOUT_LABEL, checkout):
+            # The run lock says no other run of this checkout is going: a smoke container of this
+            # checkout that still exists was left by a run that was killed (kill -9, a lost agent).
+            engine.remove_container(orphan)
+            ctx.log(f"removed container {orphan[:12]}, left by an earlier smoke run that was killed")
         name = f"smoke-{ctx.run_id[-6:]}-{secrets.token_hex(2)}"
         ctx.progress(f"starting {name}")
         container = engine.run_container(
             image,
             name=name,
             ports=_images.publish(port),
-            labels={"io.mlops.smoke": ctx.run_id},
+            labels={SMOKE_LABEL: ctx.run_id, CHECKOUT_LABEL: checkout},
             network=reach.network,
         )
         try:

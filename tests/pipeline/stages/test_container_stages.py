@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from pipeline import config
 from pipeline.adapters.docker_engine import DockerEngine, free_port
 from pipeline.adapters.registry import RegistryClient
+from pipeline.stages.smoke import CHECKOUT_LABEL, checkout_id
 from tests.conftest import ROOT, record_passes, run_cli
 
 pytestmark = pytest.mark.integration
@@ -94,7 +96,9 @@ def ok(proc: subprocess.CompletedProcess[str]) -> str:
     return proc.stdout
 
 
-def test_build_scan_smoke_push_deploy_rollback(project: Project, engine: DockerEngine) -> None:
+def test_build_scan_smoke_push_deploy_rollback(
+    project: Project, engine: DockerEngine, base_image: str
+) -> None:
     ok(project.run("run", "--stage", "all", "--skip", "lint,test"))
     stages = project.stages()
     assert {n: s["status"] for n, s in stages.items()} == {
@@ -139,10 +143,22 @@ def test_build_scan_smoke_push_deploy_rollback(project: Project, engine: DockerE
     ok(project.run("run", "--stage", "build", "--skip", "lint,test"))
     assert project.stages()["build"]["status"] == "cached"
 
+    # a smoke container a killed run (kill -9) left behind: the next smoke run of this checkout sweeps it
+    orphan = engine.run_container(
+        base_image,
+        name=f"smoke-orphan-{project.unique}",
+        labels={CHECKOUT_LABEL: checkout_id(config.load(project.root))},
+        command=["sleep", "600"],
+    )
+
     # a second release, then rollback to the first
     with (project.root / "app" / "__init__.py").open("a", encoding="utf-8") as fh:
         fh.write("\n# release 2\n")
     ok(project.run("run", "--from", "build", "--skip", "lint,test,trivy-fs"))
+    assert engine.find_container(orphan) is None
+    assert "left by an earlier smoke run that was killed" in (reports / "smoke.log").read_text(
+        encoding="utf-8"
+    )
     second = project.live_image(engine)
     assert second != first and project.stages()["build"]["status"] == "passed"
     out = ok(project.run("rollback"))
