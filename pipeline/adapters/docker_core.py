@@ -75,9 +75,23 @@ class DockerConnection:
     def _chunks(
         stream: Iterator[Mapping[str, Any]], what: str, cancel: threading.Event | None
     ) -> Iterator[Mapping[str, Any]]:
-        """The stream's chunks, stopping with ``Interrupted`` when the run is cancelled."""
+        """The stream's chunks, stopping with ``Interrupted`` when the run is cancelled; an engine lost in
+        the middle (the connection reset, a broken chunk: urllib3's ``ProtocolError``) is
+        ``EngineUnavailable``, not an internal error."""
+        import requests
+        import urllib3
+
+        chunks = iter(stream)
         try:
-            for chunk in stream:
+            while True:
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    return
+                except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                    raise EngineUnavailable(
+                        f"lost the Docker engine during docker {what}: {first_line(exc)}", hint=ENGINE_HINT
+                    ) from None
                 if cancel is not None and cancel.is_set():
                     raise Interrupted(f"docker {what} was stopped: the run was interrupted")
                 yield chunk

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
+import urllib3
 
 from pipeline.adapters.docker_engine import DockerEngine
 from pipeline.adapters.docker_streams import chunk_error, is_auth_error, is_connection_error
-from pipeline.errors import ToolFailed
+from pipeline.errors import EngineUnavailable, ToolFailed
 from pipeline.scrub import Scrubber
 
 DIGEST = "sha256:" + "ab" * 32
@@ -58,3 +61,25 @@ def test_error_classification() -> None:
     assert is_auth_error("unauthorized: authentication required")
     assert is_connection_error('Get "http://127.0.0.1:1/v2/": dial tcp: connect: connection refused')
     assert not is_connection_error("unauthorized: connection refused for this user")
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [
+        urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead(0 bytes read)"),
+        requests.exceptions.ChunkedEncodingError("Connection broken"),
+        ConnectionResetError(104, "Connection reset by peer"),
+    ],
+)
+def test_an_engine_lost_in_the_middle_of_a_stream_is_engine_unavailable(lost: Exception) -> None:
+    def stream() -> Iterator[dict[str, Any]]:
+        yield {"stream": "Step 1/9 : FROM debian"}
+        raise lost
+
+    chunks = DockerEngine._chunks(stream(), "build", None)  # pylint: disable=protected-access
+
+    assert next(chunks) == {"stream": "Step 1/9 : FROM debian"}
+    with pytest.raises(EngineUnavailable) as caught:
+        next(chunks)
+    assert caught.value.message.startswith("lost the Docker engine during docker build: ")
+    assert caught.value.exit_code == 3
