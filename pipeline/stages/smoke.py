@@ -29,6 +29,7 @@ def checkout_id(config: Config) -> str:
     """This checkout among others on one engine: its absolute path, hashed."""
     return hashlib.sha256(str(config.root.resolve()).encode("utf-8")).hexdigest()[:16]
 
+
 if TYPE_CHECKING:
     from pipeline.adapters.docker_engine import DockerEngine
     from pipeline.adapters.service import ServiceClient
