@@ -102,11 +102,14 @@ class RunState:
             self.stages[stage] = record
             self._save_locked()
 
-    def releases(self, target: str) -> list[dict[str, Any]]:
-        """What deploy put live on ``target``, oldest first (``rollback`` walks it back)."""
+    def releases(self, target: str) -> list[Any]:
+        """What deploy put live on ``target`` (a target identity), oldest first, as stored: the deploy
+        targets read each with ``Release.from_state``, which refuses what is not a release."""
         found = self.extra.get("releases", {})
         items = found.get(target, []) if isinstance(found, dict) else []
-        return [dict(item) for item in items if isinstance(item, dict)]
+        if not isinstance(items, list):
+            return [items]  # not a list of releases: let the reader say so
+        return [dict(item) if isinstance(item, dict) else item for item in items]
 
     def set_releases(self, target: str, releases: list[dict[str, Any]], keep: int = 20) -> None:
         with self._lock:
