@@ -4,7 +4,8 @@ Tuned for a small container (2 vCPU): one process per core, a few threads each s
 from a load balancer do not pin a whole process, the model loaded once in the master (``preload_app``) so a
 missing model stops start-up with a clear message and exit code instead of crash-looping workers.
 Environment: ``BIND`` or ``PORT`` (default 0.0.0.0:5000), ``GUNICORN_WORKERS`` (2), ``GUNICORN_THREADS`` (4),
-``GUNICORN_TIMEOUT`` (30), ``GUNICORN_KEEPALIVE`` (5), ``LOG_LEVEL`` (info), ``PROMETHEUS_MULTIPROC_DIR``.
+``GUNICORN_TIMEOUT`` (30), ``GUNICORN_KEEPALIVE`` (5), ``GUNICORN_HEADER_TIMEOUT`` (10), ``LOG_LEVEL`` (info),
+``PROMETHEUS_MULTIPROC_DIR``.
 """
 
 # pylint: disable=invalid-name  # gunicorn reads these lower-case module globals by name
@@ -21,7 +22,9 @@ wsgi_app = "app:create_app()"
 bind = os.environ.get("BIND") or f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")  # threads + keep-alive
+# gthread (threads + keep-alive), except that a connection gets a thread only once its headers are in: slow
+# clients cannot hold the threads (app/worker.py; GUNICORN_HEADER_TIMEOUT, default 10 s, closes them).
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "app.worker.HeaderFirstWorker")
 preload_app = True
 # One listening socket per worker (SO_REUSEPORT): the kernel spreads new connections over the workers.
 # With one shared socket, whichever worker wakes first accepts a burst of keep-alive connections and keeps

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -302,6 +303,32 @@ CREDENTIAL_VARIABLES = frozenset(
 )
 
 
+# What the tools the pipeline runs (linters, pytest, Trivy, hadolint) get of this process's environment: an
+# allowlist, so a credential under a name nobody thought of (a Jenkins binding, a cloud SDK's token) never
+# reaches the code under test. A name that looks like a credential (...PASSWORD, ...TOKEN, ...SECRET, ..._KEY)
+# is left out even under an allowed prefix, such as TRIVY_PASSWORD.
+TOOL_ENV_NAMES = frozenset(
+    """PATH HOME USER LOGNAME SHELL LANG LANGUAGE TZ TMPDIR TEMP TMP TERM COLUMNS LINES NO_COLOR FORCE_COLOR
+    CI VIRTUAL_ENV SOURCE_DATE_EPOCH DOCKER_HOST DOCKER_CERT_PATH DOCKER_TLS_VERIFY DOCKER_CONFIG
+    SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE CURL_CA_BUNDLE HTTP_PROXY HTTPS_PROXY NO_PROXY ALL_PROXY
+    http_proxy https_proxy no_proxy all_proxy PYTHONPATH PYTHONHASHSEED PYTHONDONTWRITEBYTECODE PYTHONUTF8
+    PYTHONIOENCODING PYTEST_ADDOPTS""".split()
+)
+TOOL_ENV_PREFIXES = ("LC_", "XDG_", "TRIVY_", "PIP_", "COVERAGE_", "HYPOTHESIS_", "MYPY_", "RUFF_", "BLACK_")
+_CREDENTIAL_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE|_KEY(_|$)|AUTH", re.I)
+
+
+def tool_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of ``environ`` that tools the pipeline runs may see (see ``TOOL_ENV_NAMES``)."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if (name in TOOL_ENV_NAMES or name.startswith(TOOL_ENV_PREFIXES))
+        and name not in CREDENTIAL_VARIABLES
+        and not _CREDENTIAL_NAME.search(name)
+    }
+
+
 def _type_name(tp: Any) -> str:
     if tp == tuple[str, ...]:
         return "list of strings"
@@ -493,7 +520,7 @@ def load(
         sources=sources,
         secrets=secrets,
         docker_host=environ.get("DOCKER_HOST", ""),
-        tool_environ={name: value for name, value in environ.items() if name not in CREDENTIAL_VARIABLES},
+        tool_environ=tool_environment(environ),
         secret_values=tuple(
             value for name, value in environ.items() if name in CREDENTIAL_VARIABLES and len(value) >= 4
         ),

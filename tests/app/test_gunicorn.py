@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import select
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -29,7 +32,7 @@ def test_serves_predictions_and_stops_gracefully(model_dir: Path, tmp_path: Path
         code = server.stop()
     assert code == 0, server.log()
     log = server.log()
-    assert "Using worker: gthread" in log
+    assert "Using worker: app.worker.HeaderFirstWorker" in log
     assert '"POST /api/v1/predict HTTP/1.1" 200' in log  # access log on stdout
 
 
@@ -119,3 +122,96 @@ def test_each_worker_listens_on_its_own_socket(live_server: Server) -> None:
     while _listening_sockets(port) != 2 and time.monotonic() < deadline:
         time.sleep(0.1)  # a worker that is (re)starting opens its socket a moment after it forks
     assert _listening_sockets(port) == 2, live_server.log()
+
+
+class SlowClients:
+    """``count`` connections that send a request line, then one header byte every ``every_s``, forever."""
+
+    def __init__(self, url: str, count: int, every_s: float = 0.3) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.sockets = [socket.create_connection((host, int(port)), timeout=5) for _ in range(count)]
+        for sock in self.sockets:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: slow\r\nX-Slow: ")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._trickle, args=(every_s,), daemon=True)
+        self._thread.start()
+
+    def _trickle(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            for sock in self.sockets:
+                try:
+                    sock.send(b"x")
+                except OSError:
+                    pass
+
+    def closed_by_server(self) -> int:
+        """How many the server closed: one look at all of them at once (0.2 s), so the count is of now."""
+        readable, _, _ = select.select(self.sockets, [], [], 0.2)
+        closed = 0
+        for sock in readable:
+            try:
+                closed += sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            except OSError:
+                closed += 1
+        return closed
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for sock in self.sockets:
+            sock.close()
+
+
+def test_slow_clients_do_not_stall_the_service_and_are_closed_at_the_header_deadline(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """20 connections trickling their headers: more than the 2 workers x 4 threads hold. /health still
+    answers within a second (the image's HEALTHCHECK allows 3 s), and the slow ones are closed after
+    GUNICORN_HEADER_TIMEOUT."""
+    server = start_gunicorn(model_dir, tmp_path / "gunicorn.log", GUNICORN_HEADER_TIMEOUT="4")
+    slow = None
+    try:
+        wait_ready(server)
+        slow = SlowClients(server.url, 20)
+        time.sleep(1.0)  # every slow connection is accepted and trickling
+        for _ in range(5):
+            started = time.monotonic()
+            answer = requests.get(server.url + "/health", timeout=1)
+            assert answer.status_code == 200
+            assert time.monotonic() - started < 1.0
+            time.sleep(0.2)
+        prediction = requests.post(server.url + "/api/v1/predict", json={"instances": [SETOSA]}, timeout=1)
+        assert prediction.json()["predictions"][0]["label"] == "setosa"
+        assert slow.closed_by_server() == 0  # still within their 4 s
+        time.sleep(3.5)
+        assert slow.closed_by_server() == 20
+    finally:
+        if slow is not None:
+            slow.stop()
+        server.stop()
+
+
+def test_headers_in_pieces_and_keep_alive_requests_are_answered(live_server: Server) -> None:
+    host, port = live_server.url.removeprefix("http://").split(":")
+    body = json.dumps({"instances": [SETOSA]}).encode()
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        for _ in range(3):  # three requests on one kept-alive connection, each sent in three pieces
+            head = "POST /api/v1/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            sock.sendall(head.encode())
+            time.sleep(0.1)
+            sock.sendall(f"Content-Length: {len(body)}\r\n\r\n".encode())
+            time.sleep(0.1)
+            sock.sendall(body)
+            answer = sock.recv(65536)
+            while b"\r\n\r\n" not in answer:
+                answer += sock.recv(65536)
+            head, _, rest = answer.partition(b"\r\n\r\n")
+            length = int(
+                next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")).split(b":")[
+                    1
+                ]
+            )
+            while len(rest) < length:
+                rest += sock.recv(65536)
+            assert head.startswith(b"HTTP/1.1 200 OK"), head
+            assert json.loads(rest)["predictions"][0]["label"] == "setosa"

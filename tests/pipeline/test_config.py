@@ -161,3 +161,28 @@ def test_a_wrong_type_in_a_profile_not_selected_is_found_now(tmp_path: Path) -> 
         config.load(tmp_path)
 
     assert caught.value.key == "deploy.ecs.timeout_s"
+
+
+def test_tools_get_an_allowlisted_environment_without_anything_that_looks_like_a_credential() -> None:
+    environ = {
+        "PATH": "/usr/bin",
+        "HOME": "/home/ci",
+        "LC_ALL": "C.UTF-8",
+        "TRIVY_CACHE_DIR": "/cache",
+        "TRIVY_PASSWORD": "registry-secret",
+        "REGISTRY_PASSWORD": "p4ssw0rd",
+        "AWS_SECRET_ACCESS_KEY": "aws-secret",
+        "GITHUB_TOKEN": "ghp_x",
+        "JENKINS_API_TOKEN": "jenkins",
+        "BUILD_URL": "http://jenkins/job/1",
+        "PIPELINE_TEST__WORKERS": "1",
+    }
+
+    cfg = config.load(Path("/nonexistent"), environ=environ)
+
+    assert dict(cfg.tool_environ) == {
+        "PATH": "/usr/bin",
+        "HOME": "/home/ci",
+        "LC_ALL": "C.UTF-8",
+        "TRIVY_CACHE_DIR": "/cache",
+    }
