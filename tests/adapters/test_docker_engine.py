@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 import requests
 
 from pipeline.adapters.docker_engine import DockerEngine, free_port, split_image_ref
-from pipeline.errors import EngineUnavailable, ToolFailed
+from pipeline.errors import EngineUnavailable, Interrupted, ToolFailed
 
 pytestmark = pytest.mark.integration
 
@@ -140,3 +141,43 @@ def test_container_of_base_image_runs_as_root(base_image: str, engine: DockerEng
 )
 def test_split_image_ref(ref: str, expected: tuple[str, str]) -> None:
     assert split_image_ref(ref) == expected
+
+
+def test_an_interrupted_build_stops_at_once_even_in_a_silent_step(
+    base_image: str, engine: DockerEngine, tmp_path: Path, log: Any, unique: str
+) -> None:
+    """``RUN sleep 60`` prints nothing; the cancel hangs up on the engine rather than waiting for output."""
+    context = _write_dockerfile(tmp_path, f"RUN echo {unique} && sleep 60\n")
+    cancel = threading.Event()
+    cancelled_at: list[float] = []
+
+    def cancel_once_the_step_runs() -> None:
+        deadline = time.monotonic() + 60
+        while unique not in log.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        cancelled_at.append(time.monotonic())
+        cancel.set()
+
+    threading.Thread(target=cancel_once_the_step_runs, daemon=True).start()
+    with pytest.raises(Interrupted):
+        engine.build(
+            context,
+            "Dockerfile",
+            [f"testbed/build-cancel:{unique}"],
+            buildargs={"PYTHON_IMAGE": base_image},
+            log=log,
+            cancel=cancel,
+        )
+    assert cancelled_at and time.monotonic() - cancelled_at[0] < 1.0  # was up to 15 s and more
+    # the engine saw the client go and stopped the step: no container of it keeps sleeping
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and _sleeping_build_containers(engine, unique):
+        time.sleep(0.5)
+    assert not _sleeping_build_containers(engine, unique), "the build step kept running"
+
+
+def _sleeping_build_containers(engine: DockerEngine, unique: str) -> list[str]:
+    return [
+        c["Id"] for c in engine.client.api.containers() if unique in " ".join(c.get("Command", "").split())
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +13,7 @@ import urllib3
 
 from pipeline.adapters.docker_engine import DockerEngine
 from pipeline.adapters.docker_streams import chunk_error, is_auth_error, is_connection_error
-from pipeline.errors import EngineUnavailable, ToolFailed
+from pipeline.errors import EngineUnavailable, Interrupted, ToolFailed
 from pipeline.scrub import Scrubber
 
 DIGEST = "sha256:" + "ab" * 32
@@ -83,3 +85,25 @@ def test_an_engine_lost_in_the_middle_of_a_stream_is_engine_unavailable(lost: Ex
         next(chunks)
     assert caught.value.message.startswith("lost the Docker engine during docker build: ")
     assert caught.value.exit_code == 3
+
+
+def test_a_stream_that_says_nothing_still_stops_within_a_fifth_of_a_second_of_the_cancel() -> None:
+    """A step that prints nothing (``RUN pip install -q``) blocks the stream: the cancel does not wait."""
+    silent = threading.Event()
+
+    def stream() -> Iterator[dict[str, Any]]:
+        yield {"stream": "Step 2/9 : RUN pip install -q ..."}
+        silent.wait(30)  # the engine says nothing for a long time
+        yield {"stream": "too late"}
+
+    cancel = threading.Event()
+    chunks = DockerEngine._chunks(stream(), "build", cancel)  # pylint: disable=protected-access
+    assert next(chunks)["stream"].startswith("Step 2/9")
+    threading.Timer(0.3, cancel.set).start()
+    started = time.monotonic()
+
+    with pytest.raises(Interrupted):
+        next(chunks)
+
+    assert time.monotonic() - started < 0.8
+    silent.set()
