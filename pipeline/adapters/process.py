@@ -1,7 +1,10 @@
 """Run an outside command, streaming its output line by line to a log.
 
 The one place the pipeline starts child processes. Each child gets its own process group so a
-timeout or Ctrl-C stops the whole tree it started, not just the first process.
+timeout or Ctrl-C stops the whole tree it started, not just the first process. Where util-linux's
+``setpriv`` is on PATH (Debian, the Jenkins image), the child is also started with a parent-death signal:
+if the pipeline itself is killed (``kill -9``, an agent lost), the kernel kills the tool too instead of
+leaving it running as an orphan.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from pipeline.errors import Interrupted, StageTimeout, ToolNotFound
 LineSink = Callable[[str], None]
 
 _GRACE_S = 5.0
+# PR_SET_PDEATHSIG through setpriv(1): the kernel sends SIGKILL to the tool when the pipeline dies.
+_SETPRIV = shutil.which("setpriv")
+_DIE_WITH_PARENT: tuple[str, ...] = (_SETPRIV, "--pdeathsig", "KILL", "--") if _SETPRIV else ()
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,7 @@ def run(
     log(f"$ {' '.join(argv)}")
     try:
         proc = subprocess.Popen(  # pylint: disable=consider-using-with
-            argv,
+            [*_DIE_WITH_PARENT, *argv],
             cwd=cwd,
             env=dict(env) if env is not None else None,
             stdin=subprocess.DEVNULL,
