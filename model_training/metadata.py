@@ -1,7 +1,8 @@
 """``metadata.json``: what the model is, how it was made and how good it is.
 
-The pipeline reads ``model_version``, ``cv_accuracy_mean``, ``cv_accuracy_std``, ``holdout_accuracy`` and
-``holdout_macro_f1`` at the top level; the service serves the whole document at ``/api/v1/model``.
+The pipeline reads ``model_version``, ``cv_accuracy_mean``, ``cv_accuracy_std``, ``holdout_accuracy``,
+``holdout_macro_f1`` and ``evaluation_predictions`` (the class of each dataset row) at the top level; the
+service serves the whole document at ``/api/v1/model``.
 """
 
 from __future__ import annotations

@@ -61,6 +61,9 @@ def run_training(output_dir: Path, min_cv_accuracy: float = params.DEFAULT_MIN_C
         min_cv_accuracy=min_cv_accuracy,
         training_rows=int(data.train_x.shape[0]),
     )
+    # The class the model gives each of the dataset's rows, in its order: the fixed evaluation set on which
+    # the pipeline's promotion gate counts how many answers a new model changes against the one deployed.
+    metadata["evaluation_predictions"] = [int(label) for label in clf.predict(dataset.features)]
     publish(
         output_dir,
         {

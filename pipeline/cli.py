@@ -170,7 +170,7 @@ def run(
     """
 
     def body() -> int:
-        from pipeline import cache, report
+        from pipeline import cache, history, report
         from pipeline import runner as runner_mod
         from pipeline.stages import STAGES
         from pipeline.state import RunState
@@ -203,6 +203,7 @@ def run(
                 fingerprinter=fingerprinter,
             )
             result = runner.execute(plan)
+            history.append(cfg.state_file.parent, history.entry_for(result, state))
             written = report.write_reports(result, cfg.report_dir)
         console.print(f"reports: {', '.join(str(p) for p in written)}, {cfg.stage_reports}/", markup=False)
         return result.exit_code
@@ -336,6 +337,50 @@ def status() -> None:
             typer.echo(f"{name:<12} {rec.status:<8} {rec.finished_at}  {rec.summary}")
             for key, value in sorted(rec.outputs.items()):
                 typer.echo(f"{'':<12}   {key}: {value}")
+        return 0
+
+    raise typer.Exit(_guard(body))
+
+
+@app.command("history")
+def show_history(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs, newest first.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """The last runs of this checkout: when, how they ended, model, image and where they deployed."""
+
+    def body() -> int:
+        import dataclasses
+        import json
+
+        from rich.table import Table
+
+        from pipeline import history
+
+        cfg = _load_config(None, None)
+        entries = history.read(cfg.state_file.parent, limit)
+        if as_json:
+            for entry in entries:
+                typer.echo(json.dumps(dataclasses.asdict(entry), sort_keys=True))
+            return 0
+        if not entries:
+            typer.echo(f"no run recorded in {cfg.state_file.parent / history.FILE_NAME}")
+            return 0
+        table = Table(title=f"last {len(entries)} run(s), newest first", title_justify="left")
+        for column in ("run", "started", "status", "duration", "model", "cv acc.", "image", "deployed to"):
+            table.add_column(column)
+        for e in entries:
+            table.add_row(
+                e.run_id,
+                e.started_at,
+                e.status,
+                f"{e.duration_s:.0f}s",
+                e.model_version or "-",
+                f"{e.cv_accuracy:.3f}" if e.cv_accuracy is not None else "-",
+                e.image or "-",
+                e.deployed_to or "-",
+            )
+        _console().print(table)
         return 0
 
     raise typer.Exit(_guard(body))

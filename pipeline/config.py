@@ -89,6 +89,15 @@ class TrainSection:
 
 
 @dataclass(frozen=True)
+class PromotionSection:
+    """The promotion gate before ``build``: the candidate model against the one the deploy target runs."""
+
+    gate: bool = True
+    tolerance: float = 0.01  # how much lower a metric may be than the champion's
+    max_changed_fraction: float = 1.0  # of the fixed evaluation set's answers; 1.0: reported, not gated
+
+
+@dataclass(frozen=True)
 class TestSection:
     paths: tuple[str, ...] = ("tests",)
     markers: str = "not integration"
@@ -191,6 +200,7 @@ class Config:
     timeouts: TimeoutsSection = field(default_factory=TimeoutsSection)
     lint: LintSection = field(default_factory=LintSection)
     train: TrainSection = field(default_factory=TrainSection)
+    promotion: PromotionSection = field(default_factory=PromotionSection)
     test: TestSection = field(default_factory=TestSection)
     image: ImageSection = field(default_factory=ImageSection)
     docker: DockerSection = field(default_factory=DockerSection)
@@ -577,6 +587,9 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
         raise ConfigError(
             "must be between 0 and 10", key="lint.pylint_fail_under", source=sources["lint.pylint_fail_under"]
         )
+    for key in ("promotion.tolerance", "promotion.max_changed_fraction"):
+        if not 0 <= values[key] <= 1:
+            raise ConfigError("must be between 0 and 1", key=key, source=sources[key])
     if not 0 <= values["train.min_cv_accuracy"] <= 1:
         raise ConfigError(
             "must be between 0 and 1", key="train.min_cv_accuracy", source=sources["train.min_cv_accuracy"]

@@ -19,7 +19,7 @@ from pipeline.cache import Inputs
 from pipeline.config import Config
 from pipeline.errors import ToolFailed
 from pipeline.results import Status
-from pipeline.stages import _images
+from pipeline.stages import _images, _promotion
 from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare
 from pipeline.stages.train import MODEL_FILE, read_model_metadata
 from pipeline.state import RunState, StageRecord
@@ -53,7 +53,7 @@ class BuildStage(Stage):
     name = "build"
     needs = ("lint", "test", "trivy-fs")
     description = "docker-py build of the service image; tags from config, OCI labels"
-    outputs = declare(image_id=str, tags=list, image=str, model_version=str)
+    outputs = declare(image_id=str, tags=list, image=str, model_version=str, model=dict)
     cacheable = True
 
     def inputs(self, config: Config) -> Inputs:
@@ -62,6 +62,7 @@ class BuildStage(Stage):
         return Inputs(config=("image.context", "image.dockerfile"), extra={"docker-context": digest})
 
     def reuse(self, ctx: StageContext, record: StageRecord) -> StageResult | None:
+        promotion = _promotion.gate(ctx.config, ctx.state, ctx.log)  # the champion may be new since
         engine = _images.connect(ctx.config)
         image_id = str(record.outputs.get("image_id") or "")
         if not image_id or engine.image_id(image_id) is None:
@@ -74,7 +75,7 @@ class BuildStage(Stage):
         self._record(ctx, image_id, tags, str(record.outputs.get("model_version")))
         return StageResult(
             status=Status.CACHED,
-            summary=f"{image_id[7:19]} (unchanged) {', '.join(tags)}",
+            summary=f"{image_id[7:19]} (unchanged) {', '.join(tags)}; {promotion}",
             artifacts={"image_id": image_id, "tags": tags},
         )
 
@@ -105,6 +106,7 @@ class BuildStage(Stage):
 
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
+        promotion = _promotion.gate(config, ctx.state, ctx.log)  # before anything is built
         engine = _images.connect(config)
         context = config.path(config.image.context)
         info = git.info(config.root, config.image.context)
@@ -138,12 +140,14 @@ class BuildStage(Stage):
             raise
         self._record(ctx, image_id, tags, shaping["MODEL_VERSION"])
         return StageResult(
-            summary=f"{image_id[7:19]} {', '.join(tags)}", artifacts={"image_id": image_id, "tags": tags}
+            summary=f"{image_id[7:19]} {', '.join(tags)}; {promotion}",
+            artifacts={"image_id": image_id, "tags": tags},
         )
 
     @staticmethod
     def _record(ctx: StageContext, image_id: str, tags: list[str], model_version: str) -> None:
-        ctx.record(image_id=image_id, tags=tags, image=tags[0], model_version=model_version)
+        model = _promotion.read_candidate(ctx.config)
+        ctx.record(image_id=image_id, tags=tags, image=tags[0], model_version=model_version, model=model)
 
 
 def _shaping_args(config: Config) -> dict[str, str]:

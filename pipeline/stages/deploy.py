@@ -8,6 +8,7 @@ is appended to the run state's releases under the target's identity (``ecs:REGIO
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from pipeline.adapters.ecs_model import short_name
@@ -62,7 +63,10 @@ class DeployStage(Stage):
         ctx.progress(f"deploying {image} to {identity}")
         target = kind(config, ctx.log, ctx.cancel, ctx.remaining_s)
         done = target.deploy(image, ctx.run_id, model_version)
-        release = done.release
+        # The model's metrics go with the release: the next candidate's promotion gate compares with them.
+        release = dataclasses.replace(
+            done.release, model=None if config.deploy.image else ctx.read("push", "model")
+        )
         if not done.unchanged:
             releases = ctx.state.releases(identity)
             ctx.state.set_releases(identity, [*releases, release.to_state()])

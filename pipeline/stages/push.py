@@ -33,7 +33,7 @@ class PushStage(Stage):
     name = "push"
     needs = ("trivy-image", "smoke")
     description = "push every tag; the digest is confirmed by the registry API"
-    outputs = declare(digest=str, image=str, tags=list, model_version=str)
+    outputs = declare(digest=str, image=str, tags=list, model_version=str, model=dict)
 
     def inputs(self, config: Config) -> Inputs:
         # What was pushed: a push is stale once another image was built, not when a scan reran.
@@ -144,7 +144,8 @@ class PushStage(Stage):
         repo = split_image_ref(tags[0])[0]
         reference = f"{repo}@{digest}"
         model_version = ctx.read("build", "model_version")
-        ctx.record(digest=digest, image=reference, tags=tags, model_version=model_version)
+        model = ctx.read("build", "model")
+        ctx.record(digest=digest, image=reference, tags=tags, model_version=model_version, model=model)
         return StageResult(
             summary=f"{reference} ({len(tags)} tags)", artifacts={"image": reference, "tags": tags}
         )

@@ -291,3 +291,56 @@ def test_rollback_with_a_wrong_typed_state_exits_2_with_a_message(
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     assert "run state" in result.output and "no release" not in result.output
+
+
+def test_history_lists_each_run_newest_first_with_what_that_run_made(make_repo) -> None:
+    repo = make_repo(
+        {
+            "pipeline.toml": FIXTURE_TOML,
+            "tests/test_ok.py": "def test_ok():\n    assert 1 + 1 == 2\n",
+        }
+    )
+    record_passes(repo, train={"model_version": "m-old", "cv_accuracy_mean": 0.9})  # an earlier run's
+    assert run_cli(["run", "--stage", "test"], repo).returncode == 0
+    (repo / "tests" / "test_ok.py").write_text("def test_ok():\n    assert False\n", encoding="utf-8")
+    assert run_cli(["run", "--stage", "test"], repo).returncode == 1
+
+    table = run_cli(["history"], repo)
+    lines = run_cli(["history", "--json", "--limit", "5"], repo)
+
+    assert table.returncode == 0, table.stderr
+    assert "last 2 run(s), newest first" in table.stdout
+    entries = [json.loads(line) for line in lines.stdout.splitlines()]
+    assert [e["status"] for e in entries] == ["failed", "passed"]
+    assert entries[0]["stages"] == {"test": "failed"} and entries[1]["stages"] == {"test": "passed"}
+    # train did not run in these runs: its old model is not theirs
+    assert all(e["model_version"] is None and e["image"] is None for e in entries)
+    assert entries[0]["started_at"] >= entries[1]["started_at"]
+    assert len(run_cli(["history", "--json", "--limit", "1"], repo).stdout.splitlines()) == 1
+
+
+def test_history_skips_torn_lines_and_keeps_the_last_runs(tmp_path: Path) -> None:
+    from pipeline import history
+    from pipeline.results import RunResult, RunStatus, StageRun, Status
+    from pipeline.state import RunState
+
+    state = RunState(tmp_path / "state.json")
+    for number in range(history.KEEP + 5):
+        result = RunResult(
+            run_id=f"run-{number:03d}",
+            started_at="2026-11-30T21:00:00+00:00",
+            profile="local",
+            git_sha=None,
+            stages=[StageRun("lint", Status.PASSED)],
+            finished_at="2026-11-30T21:00:12+00:00",
+            status=RunStatus.PASSED,
+        )
+        history.append(tmp_path, history.entry_for(result, state))
+    with (tmp_path / history.FILE_NAME).open("a", encoding="utf-8") as fh:
+        fh.write('{"run_id": "torn\n[1, 2]\n')
+
+    entries = history.read(tmp_path, 1000)
+
+    assert len(entries) == history.KEEP
+    assert entries[0].run_id == f"run-{history.KEEP + 4:03d}" and entries[0].duration_s == 12.0
+    assert entries[-1].run_id == "run-005"

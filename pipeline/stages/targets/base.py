@@ -36,6 +36,9 @@ class Release:
     previous_ref: str = ""
     run_id: str = ""
     deployed_at: str = ""
+    # The model's version, metrics and evaluation answers (``_promotion.model_summary``): what the next
+    # candidate is compared with. None when it is not known (a deploy of ``deploy.image``).
+    model: dict[str, Any] | None = None
 
     @classmethod
     def from_state(cls, raw: Any, identity: str) -> Release:
@@ -48,6 +51,8 @@ class Release:
             )
         values = {key: value for key, value in raw.items() if key in known}
         for key, value in values.items():
+            if key == "model" and (value is None or isinstance(value, dict)):
+                continue
             if value is not None and not isinstance(value, str):
                 raise UsageError(
                     f"the run state's release for {identity} has {key}={value!r:.80}, not a string",

@@ -138,6 +138,11 @@ def test_build_scan_smoke_push_deploy_rollback(
     assert requests.get(f"{base}/api/v1/model", timeout=5).json()["model_version"] == model_version
     first = project.live_image(engine)
     assert first == state["push"]["outputs"]["image"]
+    # the release carries the model's metrics: the next build's promotion gate compares with them
+    release = project.state()["extra"]["releases"][f"local:{project.container}"][-1]
+    assert release["model"]["model_version"] == model_version
+    assert len(release["model"]["evaluation_predictions"]) == 150
+    assert f"no champion on local:{project.container} yet" in stages["build"]["summary"]
 
     # nothing changed: the build is served from the inputs-hash cache
     ok(project.run("run", "--stage", "build", "--skip", "lint,test"))
@@ -161,6 +166,8 @@ def test_build_scan_smoke_push_deploy_rollback(
     )
     second = project.live_image(engine)
     assert second != first and project.stages()["build"]["status"] == "passed"
+    assert f"vs champion {model_version}: not worse" in project.stages()["build"]["summary"]
+    assert "0/150 answers changed" in project.stages()["build"]["summary"]
     out = ok(project.run("rollback"))
     assert f"to {first}" in out
     assert project.live_image(engine) == first

@@ -1,0 +1,141 @@
+"""The promotion gate: a new model ships only if it is not worse than the one the deploy target runs now.
+
+The **champion** is the model of the last release ``deploy`` recorded for the configured deploy target (its
+identity: ``local:CONTAINER``, ``ecs:REGION/CLUSTER/SERVICE``), whose metrics the release carries. The
+**candidate** is ``model/metadata.json``. Each of the hold-out accuracy, the hold-out macro-F1 and the mean
+CV accuracy may be at most ``promotion.tolerance`` below the champion's; on the fixed evaluation set (every
+row of the dataset) the gate also counts how many answers change, and fails when more than
+``promotion.max_changed_fraction`` of them do. No champion yet (a first deploy, or a release deployed by
+``deploy.image`` whose model is not known) passes and says so; ``promotion.gate = false`` waives the gate and
+the stage's summary says it was waived. ``build`` runs the gate before it builds, and again when its image is
+reused from the cache: the champion may have changed since the image was built.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Config, PromotionSection
+from pipeline.errors import GateFailed, StageFailed
+from pipeline.state import RunState
+
+METRICS = (
+    ("holdout_accuracy", "hold-out accuracy"),
+    ("holdout_macro_f1", "hold-out macro-F1"),
+    ("cv_accuracy_mean", "CV accuracy (mean)"),
+)
+PREDICTIONS = "evaluation_predictions"
+
+
+def model_summary(metadata: dict[str, Any]) -> dict[str, Any]:
+    """What a release keeps of a model's ``metadata.json``: its version, metrics and evaluation answers."""
+    keys = ("model_version", *(key for key, _ in METRICS), PREDICTIONS)
+    return {key: metadata[key] for key in keys if key in metadata}
+
+
+def read_candidate(config: Config) -> dict[str, Any]:
+    path = config.path(config.train.output_dir) / "metadata.json"
+    try:
+        return model_summary(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise StageFailed(
+            f"cannot read the candidate model's metrics from {path}: {exc}",
+            hint="run 'python -m pipeline run --stage train'",
+        ) from None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The comparison: a table for the log, one line for the summary, and whether it fails the gate."""
+
+    table: list[str]
+    line: str
+    failures: list[str]
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def compare(candidate: dict[str, Any], champion: dict[str, Any], settings: PromotionSection) -> Verdict:
+    """The candidate's metrics against the champion's, within ``settings.tolerance``."""
+    table = [f"{'metric':<22}{'champion':>10}{'candidate':>11}  verdict"]
+    failures: list[str] = []
+    for key, label in METRICS:
+        old, new = _number(champion.get(key)), _number(candidate.get(key))
+        if old is None or new is None:
+            table.append(f"{label:<22}{'-':>10}{'-':>11}  not compared (not recorded)")
+            continue
+        worse = new < old - settings.tolerance
+        table.append(f"{label:<22}{old:>10.4f}{new:>11.4f}  {'WORSE' if worse else 'ok'}")
+        if worse:
+            failures.append(f"{label} {new:.4f} < {old:.4f} - {settings.tolerance:g}")
+    changed_text = "answers changed: not compared (not recorded)"
+    changed_summary = "changed answers not compared"
+    old_answers, new_answers = champion.get(PREDICTIONS), candidate.get(PREDICTIONS)
+    if (
+        isinstance(old_answers, list)
+        and isinstance(new_answers, list)
+        and len(old_answers) == len(new_answers)
+    ):
+        changed = sum(a != b for a, b in zip(old_answers, new_answers, strict=True))
+        fraction = changed / len(new_answers) if new_answers else 0.0
+        changed_text = f"answers changed on the fixed evaluation set: {changed}/{len(new_answers)}"
+        changed_summary = f"{changed}/{len(new_answers)} answers changed"
+        too_many = fraction > settings.max_changed_fraction
+        table.append(f"{changed_text} ({fraction:.1%}; allowed {settings.max_changed_fraction:.1%})")
+        if too_many:
+            failures.append(f"{changed} of {len(new_answers)} answers changed ({fraction:.1%})")
+    else:
+        table.append(changed_text)
+    accuracy = _number(candidate.get("holdout_accuracy"))
+    line = (
+        f"model {candidate.get('model_version')} vs champion {champion.get('model_version')}: "
+        + ("worse" if failures else "not worse")
+        + (f" (hold-out accuracy {accuracy:.3f})" if accuracy is not None else "")
+        + f"; {changed_summary}"
+    )
+    return Verdict(table, line, failures)
+
+
+def champion_of(config: Config, state: RunState) -> tuple[str, dict[str, Any] | None]:
+    """(the deploy target's identity, the model of its last recorded release or None)."""
+    from pipeline.stages.targets import Release, target_class
+
+    identity = target_class(config).identity(config)
+    releases = state.releases(identity)
+    if not releases:
+        return identity, None
+    last = Release.from_state(releases[-1], identity)
+    return identity, last.model
+
+
+def gate(config: Config, state: RunState, log: Any) -> str:
+    """Run the gate; the line for the stage's summary. :class:`GateFailed` when the candidate is worse."""
+    candidate = read_candidate(config)
+    identity, champion = champion_of(config, state)
+    if champion is None:
+        line = f"promotion: no champion on {identity} yet (first deploy, or its model is not known): passes"
+        log(line)
+        return line
+    verdict = compare(candidate, champion, config.promotion)
+    log(
+        f"promotion gate: candidate {candidate.get('model_version')} against champion "
+        f"{champion.get('model_version')}, deployed on {identity}"
+    )
+    for row in verdict.table:
+        log(f"  {row}")
+    if not config.promotion.gate:
+        line = f"promotion gate waived (promotion.gate=false): {verdict.line}"
+        log(line)
+        return line
+    if verdict.failures:
+        raise GateFailed(
+            f"promotion gate: model {candidate.get('model_version')} is worse than the champion "
+            f"{champion.get('model_version')} deployed on {identity}: " + "; ".join(verdict.failures),
+            hint="see the table in the build log; to ship it anyway for one run: --set promotion.gate=false",
+        )
+    return f"promotion: {verdict.line}"

@@ -1,0 +1,127 @@
+"""The promotion gate before ``build``: a deliberately weakened model (one stump, trained for real) against
+the champion the deploy target runs (a model trained with the project's parameters)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from model_training import params, run_training
+from pipeline import config as config_mod
+from pipeline.errors import GateFailed
+from pipeline.stages import _promotion
+from pipeline.state import RunState
+from tests.conftest import ROOT
+
+IDENTITY = "local:iris-classifier"
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """What the release of a model trained with the project's parameters records."""
+    directory = tmp_path_factory.mktemp("champion") / "model"
+    run_training(directory)
+    return _promotion.model_summary(json.loads((directory / "metadata.json").read_text(encoding="utf-8")))
+
+
+@pytest.fixture(scope="module")
+def weak_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A real model that is worse: one tree of depth 1 tells only one class from the other two."""
+    directory = tmp_path_factory.mktemp("weak") / "model"
+    saved = dict(params.HYPERPARAMETERS)
+    params.HYPERPARAMETERS.update(n_estimators=1, max_depth=1)
+    try:
+        run_training(directory, min_cv_accuracy=0.5)
+    finally:
+        params.HYPERPARAMETERS.clear()
+        params.HYPERPARAMETERS.update(saved)
+    yield directory
+
+
+def repo_with(
+    tmp_path: Path, model: Path, champion: dict[str, Any] | None, *sets: str
+) -> tuple[Any, RunState]:
+    (tmp_path / "pipeline.toml").write_text((ROOT / "pipeline.toml").read_text(encoding="utf-8"), "utf-8")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "metadata.json").write_bytes((model / "metadata.json").read_bytes())
+    cfg = config_mod.load(tmp_path, profile="local", overrides=list(sets), environ={})
+    state = RunState(cfg.state_file)
+    if champion is not None:
+        release = {"image": "r/iris@sha256:" + "a" * 64, "ref": "iris-classifier", "model": champion}
+        state.set_releases(IDENTITY, [release])
+    return cfg, state
+
+
+def test_a_weakened_model_fails_the_gate_with_a_table_of_both(
+    tmp_path: Path, weak_model: Path, champion: dict[str, Any]
+) -> None:
+    cfg, state = repo_with(tmp_path, weak_model, champion)
+    lines: list[str] = []
+
+    with pytest.raises(GateFailed) as caught:
+        _promotion.gate(cfg, state, lines.append)
+
+    message = caught.value.message
+    assert f"is worse than the champion {champion['model_version']} deployed on {IDENTITY}" in message
+    assert "hold-out accuracy" in message and "CV accuracy (mean)" in message
+    assert "--set promotion.gate=false" in (caught.value.hint or "")
+    table = "\n".join(lines)
+    assert "WORSE" in table and f"{champion['holdout_accuracy']:>10.4f}" in table
+    assert "answers changed on the fixed evaluation set: " in table  # the stump answers differently
+
+
+def test_the_gate_can_be_waived_for_one_run_and_says_so(
+    tmp_path: Path, weak_model: Path, champion: dict[str, Any]
+) -> None:
+    cfg, state = repo_with(tmp_path, weak_model, champion, "promotion.gate=false")
+
+    line = _promotion.gate(cfg, state, lambda _line: None)
+
+    assert line.startswith("promotion gate waived (promotion.gate=false): model ")
+    assert ": worse" in line
+
+
+def test_the_same_model_passes_with_no_answer_changed(tmp_path: Path, champion: dict[str, Any]) -> None:
+    model = tmp_path / "same"
+    model.mkdir()
+    (model / "metadata.json").write_text(json.dumps(champion), encoding="utf-8")
+    (tmp_path / "repo").mkdir()
+    cfg, state = repo_with(tmp_path / "repo", model, champion)
+
+    line = _promotion.gate(cfg, state, lambda _line: None)
+
+    assert line.startswith(f"promotion: model {champion['model_version']} vs champion")
+    assert "not worse" in line and f"0/{len(champion['evaluation_predictions'])} answers changed" in line
+
+
+def test_without_a_champion_the_gate_passes_and_says_why(tmp_path: Path, weak_model: Path) -> None:
+    cfg, state = repo_with(tmp_path, weak_model, None)
+
+    assert "no champion on local:iris-classifier yet" in _promotion.gate(cfg, state, lambda _line: None)
+
+
+def test_too_many_changed_answers_fail_when_gated(champion: dict[str, Any]) -> None:
+    answers = list(champion["evaluation_predictions"])
+    answers[:3] = [(label + 1) % 3 for label in answers[:3]]
+    candidate = {**champion, "model_version": "other", "evaluation_predictions": answers}
+    settings = config_mod.PromotionSection(max_changed_fraction=0.01)
+
+    verdict = _promotion.compare(candidate, champion, settings)
+
+    assert verdict.failures == [f"3 of {len(answers)} answers changed (2.0%)"]
+    assert not _promotion.compare(candidate, champion, config_mod.PromotionSection()).failures
+
+
+@pytest.mark.parametrize(("drop", "fails"), [(0.005, False), (0.02, True)])
+def test_the_tolerance_is_how_much_lower_a_metric_may_be(
+    champion: dict[str, Any], drop: float, fails: bool
+) -> None:
+    candidate = {**champion, "holdout_macro_f1": champion["holdout_macro_f1"] - drop}
+
+    verdict = _promotion.compare(candidate, champion, config_mod.PromotionSection(tolerance=0.01))
+
+    assert bool(verdict.failures) is fails
