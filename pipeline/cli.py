@@ -170,7 +170,7 @@ def run(
     """
 
     def body() -> int:
-        from pipeline import cache, history, report
+        from pipeline import cache, history, report, report_html
         from pipeline import runner as runner_mod
         from pipeline.stages import STAGES
         from pipeline.state import RunState
@@ -205,6 +205,7 @@ def run(
             result = runner.execute(plan)
             history.append(cfg.state_file.parent, history.entry_for(result, state))
             written = report.write_reports(result, cfg.report_dir)
+            written.append(report_html.write(result, cfg, state))
         console.print(f"reports: {', '.join(str(p) for p in written)}, {cfg.stage_reports}/", markup=False)
         return result.exit_code
 

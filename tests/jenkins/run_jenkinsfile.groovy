@@ -97,6 +97,7 @@ Map record = [
     credentials: [],
     junit      : [],
     archive    : [],
+    html       : [],
     parameters : [],
     params     : [:],
     environment: [:],
@@ -309,6 +310,13 @@ binding.setVariable('archiveArtifacts', { Object args ->
     record.archive << [artifacts: options.artifacts.toString(),
                        allowEmptyArchive: options.allowEmptyArchive ?: false, context: context.join('/')]
     note('archiveArtifacts', options)
+})
+binding.setVariable('publishHTML', { Map args ->
+    Map target = args.target as Map
+    record.html << [reportDir: target.reportDir.toString(), reportFiles: target.reportFiles.toString(),
+                    reportName: target.reportName.toString(), allowMissing: target.allowMissing ?: false,
+                    keepAll: target.keepAll ?: false, context: context.join('/')]
+    note('publishHTML', target)
 })
 binding.setVariable('dir', { String path, Closure body -> block('dir', path, body) })
 binding.setVariable('deleteDir', { -> note('deleteDir', null) })

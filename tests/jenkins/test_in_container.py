@@ -184,8 +184,16 @@ def test_every_stage_passes_inside_the_jenkins_container(jenkins_run: JenkinsRun
 
 def test_the_reports_jenkins_publishes_are_there(jenkins_run: JenkinsRun) -> None:
     assert jenkins_run.build.returncode == 0, _explain(jenkins_run)
-    for rel in ("pipeline.json", "pipeline-junit.xml", "stages/test-junit.xml", "stages/deploy.log"):
+    for rel in (
+        "pipeline.json",
+        "pipeline-junit.xml",
+        "stages/test-junit.xml",
+        "stages/deploy.log",
+        "index.html",
+    ):
         assert (jenkins_run.reports / rel).is_file(), rel
+    page = (jenkins_run.reports / "index.html").read_text(encoding="utf-8")
+    assert 'id="timeline"' in page and 'id="confusion-matrix"' in page and "deployed to" in page
 
 
 def test_the_deployed_service_answers_from_the_host(jenkins_run: JenkinsRun, engine: DockerEngine) -> None:

@@ -57,6 +57,7 @@ STEP_PLUGINS: dict[str, str | None] = {
     "timestamps": "timestamper",
     "withCredentials": "credentials-binding",
     "junit": "junit",
+    "publishHTML": "htmlpublisher",
 }
 # Credential bindings of withCredentials([...]) -> (plugin, the credential kind casc.yaml must define).
 BINDINGS: dict[str, tuple[str, str]] = {
@@ -343,6 +344,10 @@ def test_the_published_reports_are_the_ones_the_pipeline_writes(
     assert junit["context"] == archive["context"] == "pipeline/post/always", "reports also of failed builds"
     cleanup = [s for s in record["steps"] if s["context"].startswith("pipeline/post/cleanup")]
     assert [(s["step"], s["args"]) for s in cleanup] == [("dir", report_dir), ("deleteDir", None)]
+    # the HTML report: what report_html writes into the report folder, published for failed builds too
+    ((html),) = record["html"]
+    assert (html["reportDir"], html["reportFiles"]) == (report_dir, "index.html")
+    assert html["allowMissing"] and html["keepAll"] and html["context"] == "pipeline/post/always"
 
 
 @pytest.mark.integration
