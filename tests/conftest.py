@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytest_plugins = ("tests.support.realtools",)
+pytest_plugins = ("tests.support.realtools", "tests.support.browser")
 
 # The stages of SPEC §2, in their order: what `list`, the registry and the reports must agree on.
 SPEC_STAGES = ("lint", "train", "test", "trivy-fs", "build", "trivy-image", "smoke", "push", "deploy")

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from model_training import run_training
 from pipeline import config as config_mod
 from pipeline import report_html
 from pipeline.results import RunResult, RunStatus, StageRun, Status
 from pipeline.state import RunState, StageRecord
-from tests.app.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -45,15 +43,6 @@ TRIVY = {
         }
     ],
 }
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def _report(tmp_path: Path) -> Path:
