@@ -101,22 +101,49 @@ def compare(candidate: dict[str, Any], champion: dict[str, Any], settings: Promo
     return Verdict(table, line, failures)
 
 
-def champion_of(config: Config, state: RunState) -> tuple[str, dict[str, Any] | None]:
-    """(the deploy target's identity, the model of its last recorded release or None)."""
+def champion_of(config: Config, state: RunState, log: Any) -> tuple[str, dict[str, Any] | None]:
+    """(the deploy target's identity, the champion's model or None).
+
+    The model of the last release recorded here; without one (a fresh agent, a release of ``deploy.image``),
+    what the live service reports at ``/api/v1/model`` when it answers (``DeployTarget.live_url``).
+    """
     from pipeline.stages.targets import Release, target_class
 
-    identity = target_class(config).identity(config)
+    kind = target_class(config)
+    identity = kind.identity(config)
     releases = state.releases(identity)
-    if not releases:
-        return identity, None
-    last = Release.from_state(releases[-1], identity)
-    return identity, last.model
+    if releases:
+        model = Release.from_state(releases[-1], identity).model
+        if model is not None:
+            return identity, model
+    url = kind.live_url(config)
+    return identity, _ask_live(url, log) if url else None
+
+
+def _ask_live(url: str, log: Any) -> dict[str, Any] | None:
+    """The live service's model, from ``/api/v1/model``; None when it does not answer with one."""
+    import requests
+
+    from pipeline.adapters.service import ServiceClient
+
+    try:
+        answer = ServiceClient(url, timeout_s=3.0, trust_env=not url.startswith("http://127.")).get(
+            "/api/v1/model"
+        )
+    except requests.RequestException as exc:
+        log(f"promotion: no release recorded here, and {url} does not answer ({type(exc).__name__})")
+        return None
+    if answer.status != 200 or not isinstance(answer.body, dict) or "model_version" not in answer.body:
+        log(f"promotion: no release recorded here, and {url}/api/v1/model gave no model ({answer.status})")
+        return None
+    log(f"promotion: no release recorded here; the champion is what {url} serves now")
+    return model_summary(answer.body)
 
 
 def gate(config: Config, state: RunState, log: Any) -> str:
     """Run the gate; the line for the stage's summary. :class:`GateFailed` when the candidate is worse."""
     candidate = read_candidate(config)
-    identity, champion = champion_of(config, state)
+    identity, champion = champion_of(config, state, log)
     if champion is None:
         line = f"promotion: no champion on {identity} yet (first deploy, or its model is not known): passes"
         log(line)

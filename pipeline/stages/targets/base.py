@@ -118,6 +118,12 @@ class DeployTarget:
         """The thing this target changes, e.g. ``ecs:eu-west-1/prod/iris``; releases are kept under it."""
         raise NotImplementedError
 
+    @classmethod
+    def live_url(cls, config: Config) -> str | None:  # pylint: disable=unused-argument
+        """Where the live service may answer from here (its ``/api/v1/model`` names the champion when no
+        release is recorded), or None when the target has no such address."""
+        return None
+
     def deploy(self, image: str, run_id: str, model_version: str | None = None) -> Deployed:
         """Put ``image`` live; ``model_version``: the model this run built, when known."""
         raise NotImplementedError

@@ -114,6 +114,10 @@ class EcsTarget(DeployTarget):
             )
 
     @classmethod
+    def live_url(cls, config: Config) -> str | None:
+        return config.deploy.ecs.verify_url or None
+
+    @classmethod
     def identity(cls, config: Config) -> str:
         ecs = config.deploy.ecs
         return f"ecs:{ecs.region}/{ecs.cluster}/{ecs.service}"

@@ -120,6 +120,10 @@ class LocalTarget(DeployTarget):
         ]
 
     @classmethod
+    def live_url(cls, config: Config) -> str | None:
+        return f"http://127.0.0.1:{config.deploy.local.port}"
+
+    @classmethod
     def identity(cls, config: Config) -> str:
         return f"local:{config.deploy.local.container_name}"
 

@@ -21,11 +21,17 @@ IDENTITY = "local:iris-classifier"
 
 
 @pytest.fixture(scope="module")
-def champion(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """What the release of a model trained with the project's parameters records."""
+def champion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model trained with the project's parameters."""
     directory = tmp_path_factory.mktemp("champion") / "model"
     run_training(directory)
-    return _promotion.model_summary(json.loads((directory / "metadata.json").read_text(encoding="utf-8")))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def champion(champion_dir: Path) -> dict[str, Any]:
+    """What the release of that model records."""
+    return _promotion.model_summary(json.loads((champion_dir / "metadata.json").read_text(encoding="utf-8")))
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +105,7 @@ def test_the_same_model_passes_with_no_answer_changed(tmp_path: Path, champion: 
 
 
 def test_without_a_champion_the_gate_passes_and_says_why(tmp_path: Path, weak_model: Path) -> None:
-    cfg, state = repo_with(tmp_path, weak_model, None)
+    cfg, state = repo_with(tmp_path, weak_model, None, "deploy.local.port=9")  # no live service either
 
     assert "no champion on local:iris-classifier yet" in _promotion.gate(cfg, state, lambda _line: None)
 
@@ -125,3 +131,35 @@ def test_the_tolerance_is_how_much_lower_a_metric_may_be(
     verdict = _promotion.compare(candidate, champion, config_mod.PromotionSection(tolerance=0.01))
 
     assert bool(verdict.failures) is fails
+
+
+@pytest.mark.integration
+def test_without_a_recorded_release_the_champion_is_what_the_live_service_serves(
+    tmp_path: Path, weak_model: Path, champion_dir: Path, champion: dict[str, Any]
+) -> None:
+    """A fresh agent has no run state; the local target's service answers on deploy.local.port."""
+    from tests.app.conftest import start_gunicorn, wait_ready
+
+    server = start_gunicorn(champion_dir, tmp_path / "gunicorn.log")
+    try:
+        wait_ready(server)
+        port = server.url.rsplit(":", 1)[1]
+        (tmp_path / "repo").mkdir()
+        cfg, state = repo_with(tmp_path / "repo", weak_model, None, f"deploy.local.port={port}")
+        lines: list[str] = []
+
+        with pytest.raises(GateFailed) as caught:
+            _promotion.gate(cfg, state, lines.append)
+    finally:
+        server.stop()
+
+    assert f"the champion is what {server.url} serves now" in "\n".join(lines)
+    assert f"worse than the champion {champion['model_version']}" in caught.value.message
+
+
+def test_without_a_release_or_a_live_service_there_is_no_champion(tmp_path: Path, weak_model: Path) -> None:
+    cfg, state = repo_with(tmp_path, weak_model, None, "deploy.local.port=9")  # nothing listens on port 9
+    lines: list[str] = []
+
+    assert "no champion on" in _promotion.gate(cfg, state, lines.append)
+    assert "http://127.0.0.1:9 does not answer" in "\n".join(lines)
