@@ -36,15 +36,14 @@ def model_summary(metadata: dict[str, Any]) -> dict[str, Any]:
     return {key: metadata[key] for key in keys if key in metadata}
 
 
-def read_candidate(config: Config) -> dict[str, Any]:
+def read_candidate(config: Config) -> dict[str, Any] | None:
+    """The candidate model's summary from ``model/metadata.json``; None when there is none to read."""
     path = config.path(config.train.output_dir) / "metadata.json"
     try:
-        return model_summary(json.loads(Path(path).read_text(encoding="utf-8")))
-    except (OSError, ValueError) as exc:
-        raise StageFailed(
-            f"cannot read the candidate model's metrics from {path}: {exc}",
-            hint="run 'python -m pipeline run --stage train'",
-        ) from None
+        found = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return model_summary(found) if isinstance(found, dict) else None
 
 
 @dataclass(frozen=True)
@@ -142,9 +141,15 @@ def _ask_live(url: str, log: Any) -> dict[str, Any] | None:
 
 def gate(config: Config, state: RunState, log: Any) -> str:
     """Run the gate; the line for the stage's summary. :class:`GateFailed` when the candidate is worse."""
-    candidate = read_candidate(config)
     identity, champion = champion_of(config, state, log)
-    if champion is None:
+    candidate = read_candidate(config) if champion is not None else None
+    if champion is not None and candidate is None:
+        raise StageFailed(
+            f"the promotion gate cannot compare: {config.train.output_dir}/metadata.json is missing or "
+            f"unreadable, and {identity} runs model {champion.get('model_version')}",
+            hint="run 'python -m pipeline run --stage train'",
+        )
+    if champion is None or candidate is None:
         line = f"promotion: no champion on {identity} yet (first deploy, or its model is not known): passes"
         log(line)
         return line

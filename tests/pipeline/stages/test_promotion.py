@@ -12,7 +12,7 @@ import pytest
 
 from model_training import params, run_training
 from pipeline import config as config_mod
-from pipeline.errors import GateFailed
+from pipeline.errors import GateFailed, StageFailed
 from pipeline.stages import _promotion
 from pipeline.state import RunState
 from tests.conftest import ROOT
@@ -163,3 +163,19 @@ def test_without_a_release_or_a_live_service_there_is_no_champion(tmp_path: Path
 
     assert "no champion on" in _promotion.gate(cfg, state, lines.append)
     assert "http://127.0.0.1:9 does not answer" in "\n".join(lines)
+
+
+def test_a_candidate_without_metrics_cannot_pass_a_champion(tmp_path: Path, champion: dict[str, Any]) -> None:
+    model = tmp_path / "broken"
+    model.mkdir()
+    (model / "metadata.json").write_text("{not json", encoding="utf-8")
+    (tmp_path / "repo").mkdir()
+    cfg, state = repo_with(tmp_path / "repo", model, champion)
+
+    with pytest.raises(StageFailed) as caught:
+        _promotion.gate(cfg, state, lambda _line: None)
+
+    assert "the promotion gate cannot compare: model/metadata.json is missing or unreadable" in str(
+        caught.value
+    )
+    assert not isinstance(caught.value, GateFailed)
