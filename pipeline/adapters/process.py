@@ -77,6 +77,8 @@ def run(
     search_path = env.get("PATH") if env is not None else None
     if os.sep not in argv[0] and which(argv[0], search_path) is None:
         raise ToolNotFound(argv[0], hint=hint)
+    if os.sep in argv[0] and not os.access(argv[0], os.X_OK):  # setpriv would start and then fail (127)
+        raise ToolNotFound(argv[0], hint=hint)
     started = time.monotonic()
     log(f"$ {' '.join(argv)}")
     try:
