@@ -79,10 +79,7 @@ def entry_for(result: RunResult, state: RunState) -> RunEntry:
     """What ``result`` adds to the history; model, image and target only from stages of this run."""
 
     def ours(stage: str, key: str) -> Any:
-        record = state.record(stage)
-        if record is None or record.run_id != result.run_id or record.status not in ("passed", "cached"):
-            return None
-        return record.outputs.get(key)
+        return state.output_of_run(result.run_id, stage, key)
 
     finished = result.finished_at or result.started_at
     return RunEntry(

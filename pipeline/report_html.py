@@ -260,10 +260,7 @@ def _findings(config: Config) -> str:
 
 def _release(state: RunState, run_id: str) -> str:
     def ours(stage: str, key: str) -> Any:
-        record = state.record(stage)
-        if record is None or record.run_id != run_id or record.status not in ("passed", "cached"):
-            return None
-        return record.outputs.get(key)
+        return state.output_of_run(run_id, stage, key)
 
     rows = [
         ("image id", ours("build", "image_id")),

@@ -91,6 +91,14 @@ class RunState:
             return default
         return rec.outputs.get(key, default)
 
+    def output_of_run(self, run_id: str, stage: str, key: str) -> Any:
+        """``stage``'s output ``key`` if that stage passed (or was cached) in run ``run_id``, else None: what
+        a run made itself, never an earlier run's value that is still in the state."""
+        rec = self.stages.get(stage)
+        if rec is None or rec.run_id != run_id or not self.passed(stage):
+            return None
+        return rec.outputs.get(key)
+
     def passed(self, stage: str) -> bool:
         rec = self.stages.get(stage)
         return rec is not None and rec.status in ("passed", "cached")  # Status.ok, as stored
