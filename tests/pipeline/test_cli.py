@@ -23,6 +23,7 @@ paths = ["pkg"]
 paths = ["tests"]
 markers = ""
 coverage = []
+workers = 1
 """
 
 

@@ -13,7 +13,14 @@ from pathlib import Path
 from pipeline.lock import RunLock
 from tests.conftest import ROOT, record_passes, run_cli
 
-SLOW_SUITE = "import time\n\ndef test_slow():\n    time.sleep(8)\n"
+# Holds the run (and its lock) until the test creates `release` in the checkout, or 60 s have passed.
+SLOW_SUITE = (
+    "import pathlib, time\n\n"
+    "def test_slow():\n"
+    "    deadline = time.monotonic() + 60\n"
+    "    while not pathlib.Path('release').exists() and time.monotonic() < deadline:\n"
+    "        time.sleep(0.05)\n"
+)
 
 
 def start_run(repo: Path) -> subprocess.Popen[str]:
@@ -54,6 +61,7 @@ def test_a_second_run_is_refused_while_the_first_holds_the_checkout(make_repo) -
         assert f"pid {first.pid}" in second.stderr and "python -m pipeline run --stage test" in second.stderr
         assert rollback.returncode == 2 and "another run of this checkout" in rollback.stderr
         assert (repo / ".pipeline" / "state.json").read_text(encoding="utf-8") == state_before
+        (repo / "release").touch()
         out, _ = first.communicate(timeout=120)
         assert first.returncode == 0, out
     finally:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.conftest import record_passes, run_cli
 
-TOML = '[test]\npaths = ["tests"]\nmarkers = "not integration"\ncoverage = ["pkg"]\n'
+TOML = '[test]\npaths = ["tests"]\nmarkers = "not integration"\ncoverage = ["pkg"]\nworkers = 1\n'
 FILES = {
     "pipeline.toml": TOML,
     "pkg/__init__.py": "def add(a, b):\n    return a + b\n",
