@@ -4,7 +4,7 @@ Modules, one job each: ``config`` (settings), ``model`` (load/predict/metadata),
 rule), ``errors`` (the error tree and its one handler), ``api`` (JSON endpoints), ``web`` (the form),
 ``metrics`` (Prometheus), ``openapi`` (the API description).
 
-Production entry point: ``gunicorn --config gunicorn.conf.py`` (which serves ``app:create_app()``).
+Production entry point: ``python -m app.serve`` (``app/serve.py``: granian serving ``create_app()``).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def create_app(test_config: Mapping[str, object] | None = None) -> Flask:
         except ModelLoadError as exc:
             log.critical("cannot start the service: %s", exc)
             raise
+        log.info("model %s loaded from %s", state.model.version, settings.model_dir)
         metrics.set_model_version(state.model.version)
     install(app, state)
 

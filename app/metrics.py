@@ -1,8 +1,10 @@
 """Prometheus metrics: requests and latency by endpoint and status, predictions by class, model version.
 
-Under gunicorn each worker is its own process. When ``PROMETHEUS_MULTIPROC_DIR`` is set (the image sets it),
+Each server worker is its own process. When ``PROMETHEUS_MULTIPROC_DIR`` is set (the image sets it),
 prometheus-client's multiprocess mode shares values through files in that directory and ``/metrics``
-aggregates all workers; ``gunicorn.conf.py`` empties the directory at start-up and marks exited workers dead.
+aggregates all workers; ``app/serve.py`` empties the directory at start-up. A worker that died leaves its
+files: its counts stay in the totals, as they should, and the one gauge (the model version) is aggregated
+with ``max``. Only ``live*`` gauges would need a dead worker's files marked, and there are none.
 Without it, every worker counts only its own requests, so a scrape sees one worker's numbers.
 """
 

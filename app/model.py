@@ -1,7 +1,7 @@
 """The model behind one small interface: :meth:`IrisModel.load`, :meth:`IrisModel.predict`, ``metadata``.
 
-The ONNX graph is loaded once per process (with gunicorn's ``preload_app`` once in the master, inherited by
-workers) and evaluated with one intra-op thread: requests are tiny, so parallelism comes from workers, not
+The ONNX graph is loaded once (by ``app/serve.py`` in the main process, inherited by the forked workers) and
+evaluated with one intra-op thread: requests are tiny, so parallelism comes from workers, not
 from ONNX Runtime threads competing for the same two cores.
 """
 
@@ -36,7 +36,7 @@ def _session_options() -> ort.SessionOptions:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # No spinning threads: they would burn the CPU the other gunicorn worker needs.
+    # No spinning threads: they would burn the CPU the other worker needs.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 

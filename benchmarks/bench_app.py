@@ -1,6 +1,6 @@
 """The Flask app's own cost per request, without a server: ``create_app()`` called as WSGI in this process.
 
-Separates what the app spends (Flask, validation, metrics, ONNX Runtime) from what gunicorn and the kernel
+Separates what the app spends (Flask, validation, metrics, ONNX Runtime) from what the server and the kernel
 add, which ``bench_service.py`` measures together. Each request is timed in CPU time of this thread, first
 back to back (caches warm), then with idle gaps between requests, as a server sees them below saturation.
 

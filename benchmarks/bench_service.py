@@ -1,12 +1,18 @@
-"""Load benchmark of the production server: gunicorn + gunicorn.conf.py driven by ``wrk``.
+"""Load benchmark of the production server against a bare baseline, both driven by ``wrk``.
 
-Measures, in alternating rounds (so a drifting background load hits every endpoint alike; medians are
-reported), a single-row ``POST /api/v1/predict``, a 100-row batch, and ``GET /health`` (a trivial JSON answer
-from the same server) as the baseline, then checks the goals: single-row predict throughput at least
-0.8x the baseline, p99 at most 15 ms, every worker's RSS at most 150 MB. Exits 1 naming each missed goal.
+Starts two servers on loopback ports: the service as the image runs it (``python -m app.serve``: granian with
+every feature on: validation, metrics, access log) and a bare baseline (``benchmarks/bare_app.py``: parse the
+JSON, one ONNX call, label and probabilities back; served the standard way, gunicorn with 2 gthread workers
+x 4 threads and no access log). In alternating rounds it measures single-row ``POST /api/v1/predict`` on both,
+then ``GET /health`` and a 100-row batch on the service for reference, and finally the service's single-row
+predict at a paced load of about half its measured capacity. Medians are reported.
+
+Goals (2-core machine): the service answers at least 1.2x the baseline's single-row predictions per second,
+its p99 is at most 15 ms at saturation and at most 5 ms at the paced load, every worker's RSS at most 150 MB.
+Exits 1 naming each missed goal, 2 on a usage error.
 
     python benchmarks/bench_service.py [--model-dir model] [--duration 10] [--rounds 3] [--connections 16]
-                                       [--pace-ms N]
+                                       [--pace-ms N] [--service-cmd "python -m app.serve"]
 
 Without a trained model in ``--model-dir`` it trains one into a temporary directory first.
 """
@@ -17,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -26,15 +33,21 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ROW = [5.1, 3.5, 1.4, 0.2]
-GOAL_RATIO = 0.8
+GOAL_VS_BASELINE = 1.2
 GOAL_P99_MS = 15.0
+GOAL_PACED_P99_MS = 5.0
 GOAL_RSS_MB = 150.0
+SERVICE_CMD = "python -m app.serve"
+BASELINE_CMD = (
+    "python -m gunicorn --workers 2 --threads 4 --worker-class gthread --bind {bind} benchmarks.bare_app:app"
+)
 _LUA_POST = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = {body}
@@ -44,6 +57,8 @@ _LUA_PACE = """function delay()
 end
 """
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+PREDICT_1 = json.dumps({"instances": [ROW]})
+PREDICT_100 = json.dumps({"instances": [ROW] * 100})
 
 
 @dataclass(frozen=True)
@@ -59,12 +74,16 @@ class Result:
 
 
 @dataclass(frozen=True)
-class Ratios:
-    """predict ÷ baseline, computed within each round (the two runs are seconds apart, so a load drift
-    between rounds cancels out), then the median over the rounds."""
+class Server:
+    """A server this benchmark started."""
 
-    throughput: float
-    cpu: float
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
 
 def free_port() -> int:
@@ -81,10 +100,10 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def workers_cpu_seconds(master_pid: int) -> float:
-    """User + system CPU time consumed so far by every thread of every gunicorn worker, from /proc."""
+def workers_cpu_seconds(main_pid: int) -> float:
+    """User + system CPU time consumed so far by every thread of every worker, from /proc."""
     ticks = 0
-    for pid in _worker_pids(master_pid):
+    for pid in _worker_pids(main_pid):
         for task in Path(f"/proc/{pid}/task").iterdir():
             fields = (task / "stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
             ticks += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
@@ -92,26 +111,28 @@ def workers_cpu_seconds(master_pid: int) -> float:
 
 
 def run_wrk(
-    name: str, url: str, args: argparse.Namespace, master_pid: int, body: str | None = None
+    name: str, server: Server, path: str, args: argparse.Namespace, body: str | None = None, pace_ms: int = 0
 ) -> Result:
-    """Run wrk (POSTing ``body`` and pacing requests through a Lua script when asked) and parse its
-    --latency report.
+    """Run wrk against ``server`` (POSTing ``body``, pacing requests through a Lua script when asked) and
+    parse its --latency report.
 
     Also measures the workers' CPU time per completed request: unlike req/s, it does not depend on how the
-    scheduler shares the two cores between wrk and the server, so it is the stable way to compare endpoints.
+    scheduler shares the two cores between wrk and the server, so it is the stable way to compare.
     """
     command = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency"]
     with tempfile.TemporaryDirectory() as scratch:
         lua = _LUA_POST.format(body=json.dumps(body)) if body is not None else ""
-        if args.pace_ms:
-            lua += _LUA_PACE.format(twice_mean_ms=2 * args.pace_ms)
+        if pace_ms:
+            lua += _LUA_PACE.format(twice_mean_ms=2 * pace_ms)
         if lua:
             script = Path(scratch) / "requests.lua"
             script.write_text(lua, encoding="utf-8")
             command += ["-s", str(script)]
-        cpu_before = workers_cpu_seconds(master_pid)
-        output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-        cpu_used = workers_cpu_seconds(master_pid) - cpu_before
+        cpu_before = workers_cpu_seconds(server.pid)
+        output = subprocess.run(
+            [*command, server.url + path], capture_output=True, text=True, check=True
+        ).stdout
+        cpu_used = workers_cpu_seconds(server.pid) - cpu_before
     percentiles = dict(re.findall(r"^\s+(50|99)(?:\.0+)?%\s+(\S+)$", output, re.MULTILINE))
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
     if rate is None or set(percentiles) != {"50", "99"}:
@@ -146,20 +167,21 @@ def median_result(runs: list[Result]) -> Result:
     )
 
 
-def _worker_pids(master_pid: int) -> list[str]:
-    """The gunicorn workers: the master's children."""
-    return Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text(encoding="ascii").split()
+def _worker_pids(main_pid: int) -> list[str]:
+    """The workers: the main process's children."""
+    return Path(f"/proc/{main_pid}/task/{main_pid}/children").read_text(encoding="ascii").split()
 
 
-def worker_rss_mb(master_pid: int) -> list[float]:
-    """VmRSS of each gunicorn worker, from /proc."""
-    sizes = []
-    for pid in _worker_pids(master_pid):
-        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
-        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
-        if match:
-            sizes.append(int(match.group(1)) / 1024)
-    return sizes
+def rss_mb(pid: int | str) -> float:
+    """VmRSS of a process, from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+    return int(match.group(1)) / 1024 if match else 0.0
+
+
+def worker_rss_mb(main_pid: int) -> list[float]:
+    """VmRSS of each worker."""
+    return [rss_mb(pid) for pid in _worker_pids(main_pid)]
 
 
 def ensure_model(model_dir: Path, scratch: Path) -> Path:
@@ -171,21 +193,6 @@ def ensure_model(model_dir: Path, scratch: Path) -> Path:
         [sys.executable, "-m", "model_training", "--output-dir", str(target)], cwd=REPO_ROOT, check=True
     )
     return target
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Poll /ready until 200."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/ready", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("gunicorn did not become ready")
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -203,118 +210,206 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+@contextmanager
+def started(name: str, command: str, env: dict[str, str], scratch: Path) -> Iterator[Server]:
+    """Start ``command`` (``python`` is this interpreter; ``{bind}`` the address) from the repository root,
+    wait for ``/ready``, and stop it with SIGTERM afterwards."""
+    port = free_port()
+    argv = [sys.executable if word == "python" else word for word in shlex.split(command)]
+    argv = [word.replace("{bind}", f"127.0.0.1:{port}") for word in argv]
+    log_path = scratch / f"{name}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped below
+            argv,
+            cwd=REPO_ROOT,
+            env={**env, "BIND": f"127.0.0.1:{port}"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(name, process, f"http://127.0.0.1:{port}")
+    try:
+        wait_ready(server, log_path)
+        yield server
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_ready(server: Server, log_path: Path, timeout: float = 30.0) -> None:
+    """Poll /ready until 200; fail with the server's output if it exits or never gets there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(
+                f"the {server.name} server exited with {server.process.returncode}:\n"
+                + log_path.read_text(encoding="utf-8", errors="replace")
+            )
+        try:
+            with urllib.request.urlopen(server.url + "/ready", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the {server.name} server was not ready within {timeout:.0f} s")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Everything one benchmark run measured."""
+
+    results: list[Result]  # medians over the rounds, in table order
+    vs_baseline: float  # service / baseline single-row predict req/s, median of the rounds' ratios
+    vs_baseline_cpu: float  # the same by worker CPU per request
+    pace_ms: int
+    capacity: float  # the service's single-row predict req/s at saturation (median)
+    service_rss: list[float]
+    service_main_rss: float
+    baseline_rss: list[float]
+
+
+def measure(service: Server, baseline: Server, args: argparse.Namespace) -> Measurement:
+    """The alternating saturated rounds, then the paced ones."""
+    rounds = []
+    for number in range(args.rounds):
+        pair = [(service, "service predict 1 row"), (baseline, "baseline predict 1 row")]
+        if number % 2:  # whoever goes first in a round gets the cooler machine: take turns
+            pair.reverse()
+        runs = {name: run_wrk(name, server, "/api/v1/predict", args, PREDICT_1) for server, name in pair}
+        runs["service health"] = run_wrk("service health", service, "/health", args)
+        runs["service predict 100 rows"] = run_wrk(
+            "service predict 100 rows", service, "/api/v1/predict", args, PREDICT_100
+        )
+        rounds.append(runs)
+    names = ["service predict 1 row", "baseline predict 1 row", "service health", "service predict 100 rows"]
+    results = [median_result([r[name] for r in rounds]) for name in names]
+    capacity = results[0].requests_per_s
+    # 16 connections each pausing a mean of N ms offer about 16000 / (N + latency) req/s: N just under
+    # 2000 * 16 / C offers about half of the capacity C (the latency is small once the queue is gone).
+    pace_ms = args.pace_ms or max(1, int(2000 * args.connections / capacity))
+    paced = [
+        run_wrk("service predict 1 row, paced", service, "/api/v1/predict", args, PREDICT_1, pace_ms)
+        for _ in range(args.rounds)
+    ]
+    results.append(median_result(paced))
+    return Measurement(
+        results=results,
+        vs_baseline=statistics.median(
+            r["service predict 1 row"].requests_per_s / r["baseline predict 1 row"].requests_per_s
+            for r in rounds
+        ),
+        vs_baseline_cpu=statistics.median(
+            r["baseline predict 1 row"].cpu_us_per_request / r["service predict 1 row"].cpu_us_per_request
+            for r in rounds
+        ),
+        pace_ms=pace_ms,
+        capacity=capacity,
+        service_rss=worker_rss_mb(service.pid),
+        service_main_rss=rss_mb(service.pid),
+        baseline_rss=worker_rss_mb(baseline.pid),
+    )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--model-dir", type=Path, default=REPO_ROOT / "model")
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="alternating rounds; medians are reported (default 3)"
+        "--duration", type=int_at_least(1), default=10, help="seconds per wrk run (default 10)"
     )
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument(
+        "--rounds",
+        type=int_at_least(1),
+        default=3,
+        help="alternating rounds; medians are reported (default 3)",
+    )
+    parser.add_argument("--connections", type=int_at_least(1), default=16)
+    parser.add_argument("--threads", type=int_at_least(1), default=2, help="wrk threads")
     parser.add_argument(
         "--pace-ms",
         type=int_at_least(0),
         default=0,
-        help="each connection waits a random 0..2N ms (mean N) before each request: a load below saturation, "
-        "so latency shows service time rather than queueing; the throughput ratio is then not judged "
-        "(default 0: as fast as the server answers)",
+        help="the paced runs: each connection waits a random 0..2N ms (mean N) before each request "
+        "(default 0: N chosen to offer about half of the measured capacity)",
+    )
+    parser.add_argument(
+        "--service-cmd",
+        default=SERVICE_CMD,
+        help=f"how to start the service, from the repository root (default {SERVICE_CMD!r}); "
+        "for trying another server: 'python' is this interpreter, BIND holds the address",
     )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Start the server, measure, stop it, judge the goals."""
+    """Start both servers, measure, stop them, judge the goals."""
     args = parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory() as scratch:
-        model_dir = ensure_model(args.model_dir, Path(scratch))
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {  # what the image's ENV sets, so the server does the same work per request as in production
+    with tempfile.TemporaryDirectory() as scratch_dir:
+        scratch = Path(scratch_dir)
+        model_dir = ensure_model(args.model_dir, scratch)
+        env = {  # what the image's ENV sets, so the service does the same work per request as in production
             **os.environ,
-            "BIND": f"127.0.0.1:{port}",
             "MODEL_DIR": str(model_dir),
             "PYTHONUNBUFFERED": "1",
-            "PROMETHEUS_MULTIPROC_DIR": str(Path(scratch) / "prometheus"),
+            "PROMETHEUS_MULTIPROC_DIR": str(scratch / "prometheus"),
         }
-        with open(Path(scratch) / "gunicorn.log", "wb") as log:
-            server = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped in finally
-                [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        bare_env = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
         try:
-            wait_ready(url, server)
-            rounds = [
-                [
-                    run_wrk("health (baseline)", url + "/health", args, server.pid),
-                    run_wrk(
-                        "predict 1 row",
-                        url + "/api/v1/predict",
-                        args,
-                        server.pid,
-                        json.dumps({"instances": [ROW]}),
-                    ),
-                    run_wrk(
-                        "predict 100 rows",
-                        url + "/api/v1/predict",
-                        args,
-                        server.pid,
-                        json.dumps({"instances": [ROW] * 100}),
-                    ),
-                ]
-                for _ in range(args.rounds)
-            ]
-            results = [median_result(list(runs)) for runs in zip(*rounds, strict=True)]
-            ratios = Ratios(
-                throughput=statistics.median(r[1].requests_per_s / r[0].requests_per_s for r in rounds),
-                cpu=statistics.median(r[0].cpu_us_per_request / r[1].cpu_us_per_request for r in rounds),
-            )
-            rss = worker_rss_mb(server.pid)
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=60)
-    return report(results, ratios, rss, args)
+            with (
+                started("service", args.service_cmd, env, scratch) as service,
+                started("baseline", BASELINE_CMD, bare_env, scratch) as baseline,
+            ):
+                measurement = measure(service, baseline, args)
+        except RuntimeError as exc:  # a server that did not start, or wrk output that could not be read
+            print(f"bench_service: {exc}", file=sys.stderr)
+            return 1
+    return report(measurement, args)
 
 
-def report(results: list[Result], ratios: Ratios, rss: list[float], args: argparse.Namespace) -> int:
+def report(m: Measurement, args: argparse.Namespace) -> int:
     """Print the table and the verdict; 0 when every goal is met."""
-    workers, threads = os.environ.get("GUNICORN_WORKERS", "2"), os.environ.get("GUNICORN_THREADS", "4")
-    pacing = f", each connection pausing 0-{2 * args.pace_ms} ms per request" if args.pace_ms else ""
     print(
-        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency{pacing}, "
-        f"median of {args.rounds} rounds; "
-        f"gunicorn workers {workers}, threads {threads}; load average {os.getloadavg()[0]:.2f}"
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency, median of {args.rounds} "
+        f"rounds; service: {args.service_cmd}; load average {os.getloadavg()[0]:.2f}"
     )
-    print(
-        f"{'endpoint':<20} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'worker CPU us/req':>18}"
-    )
-    for r in results:
+    print(f"{'run':<30} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'worker CPU us/req':>18}")
+    for r in m.results:
         print(
-            f"{r.name:<20} {r.requests_per_s:>10.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7}"
+            f"{r.name:<30} {r.requests_per_s:>10.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7}"
             f" {r.cpu_us_per_request:>18.0f}"
         )
-    ratio = ratios.throughput
-    print(f"worker RSS MB: {', '.join(f'{mb:.1f}' for mb in rss)}")
-    print(f"predict / baseline throughput ratio (median of the rounds' ratios): {ratio:.2f}")
-    print(f"the same by worker CPU per request (median of the rounds' ratios): {ratios.cpu:.2f}")
+    paced = m.results[-1]
+    print(
+        f"paced: each connection pausing 0-{2 * m.pace_ms} ms per request, "
+        f"{paced.requests_per_s / m.capacity:.2f} of the service's capacity"
+    )
+    print(f"service worker RSS MB: {', '.join(f'{mb:.1f}' for mb in m.service_rss)}")
+    print(f"service main process RSS MB: {m.service_main_rss:.1f}")
+    print(f"baseline worker RSS MB: {', '.join(f'{mb:.1f}' for mb in m.baseline_rss)}")
+    print(
+        f"service / baseline, single-row predictions per second (median of the rounds): {m.vs_baseline:.2f}"
+    )
+    print(f"the same by worker CPU per request (median of the rounds): {m.vs_baseline_cpu:.2f}")
+    saturated = m.results[0]
     missed = []
-    if args.pace_ms:
-        print("paced load: the throughput ratio is set by the pacing, not judged")
-    elif ratio < GOAL_RATIO:
-        missed.append(f"throughput ratio {ratio:.2f} < {GOAL_RATIO}")
-    missed += [
-        f"{r.name} p99 {r.p99_ms:.2f} ms > {GOAL_P99_MS} ms" for r in results if r.p99_ms > GOAL_P99_MS
-    ]
-    missed += [f"{r.name}: {r.errors} errors" for r in results if r.errors]
-    if not rss or max(rss) > GOAL_RSS_MB:
-        missed.append(f"worker RSS {max(rss, default=0):.1f} MB > {GOAL_RSS_MB} MB (or no workers found)")
+    if m.vs_baseline < GOAL_VS_BASELINE:
+        missed.append(f"service / baseline {m.vs_baseline:.2f} < {GOAL_VS_BASELINE}")
+    if saturated.p99_ms > GOAL_P99_MS:
+        missed.append(f"{saturated.name} p99 {saturated.p99_ms:.2f} ms > {GOAL_P99_MS} ms")
+    if paced.p99_ms > GOAL_PACED_P99_MS:
+        missed.append(f"{paced.name} p99 {paced.p99_ms:.2f} ms > {GOAL_PACED_P99_MS} ms")
+    missed += [f"{r.name}: {r.errors} errors" for r in m.results if r.errors]
+    if not m.service_rss or max(m.service_rss) > GOAL_RSS_MB:
+        missed.append(
+            f"service worker RSS {max(m.service_rss, default=0):.1f} MB > {GOAL_RSS_MB} MB"
+            " (or no workers found)"
+        )
     for line in missed:
         print(f"GOAL MISSED: {line}")
     print("all goals met" if not missed else f"{len(missed)} goal(s) missed")

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pipeline.adapters.docker_engine import DockerEngine
     from pipeline.adapters.registry import RegistryClient
 
-SERVICE_PORT = 5000  # what gunicorn listens on inside the service image (gunicorn.conf.py)
+SERVICE_PORT = 5000  # what the server listens on inside the service image (PORT in the Dockerfile)
 
 INPUTS_LABEL = "io.mlops.inputs-hash"
 MODEL_LABEL = "io.mlops.model.version"

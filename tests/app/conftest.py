@@ -1,4 +1,4 @@
-"""Fixtures for the service tests: a model trained once per session, an app, a client, a real gunicorn."""
+"""Fixtures for the service tests: a model trained once per session, an app, a client, the real server."""
 
 from __future__ import annotations
 
@@ -59,14 +59,14 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    """A running gunicorn started by a test."""
+    """A running production server (``python -m app.serve``) started by a test."""
 
     process: subprocess.Popen[str]
     url: str
     log_path: Path
 
     def log(self) -> str:
-        """Everything gunicorn wrote so far."""
+        """Everything the server wrote so far."""
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def stop(self) -> int:
@@ -81,14 +81,14 @@ class Server:
         return self.process.returncode
 
 
-def start_gunicorn(model_dir: Path, log_path: Path, **env: str) -> Server:
-    """Start ``gunicorn --config gunicorn.conf.py`` from the repository root on a free loopback port."""
+def start_server(model_dir: Path, log_path: Path, **env: str) -> Server:
+    """Start ``python -m app.serve`` from the repository root on a free loopback port."""
     port = free_port()
     environ = {name: value for name, value in os.environ.items() if name != "PROMETHEUS_MULTIPROC_DIR"}
     environ.update({"BIND": f"127.0.0.1:{port}", "MODEL_DIR": str(model_dir), **env})
     with open(log_path, "w", encoding="utf-8") as log_file:
         process = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped by Server.stop
-            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
+            [sys.executable, "-m", "app.serve"],
             cwd=REPO_ROOT,
             env=environ,
             stdout=log_file,
@@ -99,11 +99,11 @@ def start_gunicorn(model_dir: Path, log_path: Path, **env: str) -> Server:
 
 
 def wait_ready(server: Server, timeout: float = 30.0) -> None:
-    """Poll ``/ready`` until it answers 200; fail with gunicorn's output if it never does."""
+    """Poll ``/ready`` until it answers 200; fail with the server's output if it never does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {server.process.returncode}:\n{server.log()}")
+            pytest.fail(f"the server exited with {server.process.returncode}:\n{server.log()}")
         try:
             if requests.get(server.url + "/ready", timeout=1).status_code == 200:
                 return
@@ -111,13 +111,13 @@ def wait_ready(server: Server, timeout: float = 30.0) -> None:
             pass
         time.sleep(0.1)
     server.stop()
-    pytest.fail(f"gunicorn was not ready within {timeout}s:\n{server.log()}")
+    pytest.fail(f"the server was not ready within {timeout}s:\n{server.log()}")
 
 
 @pytest.fixture(scope="module")
 def live_server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The production server (gunicorn + gunicorn.conf.py) on a free loopback port, ready."""
-    server = start_gunicorn(model_dir, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log")
+    """The production server (``python -m app.serve``) on a free loopback port, ready."""
+    server = start_server(model_dir, tmp_path_factory.mktemp("server") / "server.log")
     try:
         wait_ready(server)
         yield server

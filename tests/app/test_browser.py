@@ -1,4 +1,4 @@
-"""The form in real headless Chromium against the real gunicorn server.
+"""The form in real headless Chromium against the real server (python -m app.serve).
 
 Chromium is required, not optional: CI installs Debian's ``chromium``, and a missing browser fails here.
 """

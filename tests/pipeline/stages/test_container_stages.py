@@ -30,7 +30,6 @@ PROJECT_FILES = (
     "requirements",
     "Dockerfile",
     ".dockerignore",
-    "gunicorn.conf.py",
     "pipeline.toml",
 )
 

@@ -64,7 +64,7 @@ class EcsProject:
                     "name": "iris-classifier",
                     "image": DIGEST_A,
                     "portMappings": [{"containerPort": 5000}],
-                    "environment": [{"name": "GUNICORN_WORKERS", "value": "2"}],
+                    "environment": [{"name": "SERVER_WORKERS", "value": "2"}],
                 },
                 {"name": "log-router", "image": "fluent/fluent-bit:3.0", "essential": False},
             ],
@@ -146,7 +146,7 @@ def test_deploy_registers_a_revision_with_the_digest_and_updates_the_service(
     assert definition["executionRoleArn"].endswith("role/iris-exec")
     assert (definition["cpu"], definition["memory"], definition["networkMode"]) == ("256", "512", "awsvpc")
     assert definition["containerDefinitions"][0]["environment"] == [
-        {"name": "GUNICORN_WORKERS", "value": "2"}
+        {"name": "SERVER_WORKERS", "value": "2"}
     ]
     state = project.state()
     outputs = state["stages"]["deploy"]["outputs"]
@@ -425,13 +425,13 @@ def test_a_service_scaled_to_zero_is_refused_before_anything_is_registered(
 
 @pytest.fixture(scope="module")
 def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """The real service (gunicorn, a trained model) on loopback: (its URL, the model version it serves)."""
+    """The real service (``python -m app.serve``, a trained model) on loopback: its URL, the model version."""
     from model_training import run_training
-    from tests.app.conftest import start_gunicorn, wait_ready
+    from tests.app.conftest import start_server, wait_ready
 
     scratch = tmp_path_factory.mktemp("verify")
     run_training(scratch / "model")
-    server = start_gunicorn(scratch / "model", scratch / "gunicorn.log")
+    server = start_server(scratch / "model", scratch / "server.log")
     try:
         wait_ready(server)
         version = requests.get(server.url + "/api/v1/model", timeout=5).json()["model_version"]

@@ -138,9 +138,9 @@ def test_without_a_recorded_release_the_champion_is_what_the_live_service_serves
     tmp_path: Path, weak_model: Path, champion_dir: Path, champion: dict[str, Any]
 ) -> None:
     """A fresh agent has no run state; the local target's service answers on deploy.local.port."""
-    from tests.app.conftest import start_gunicorn, wait_ready
+    from tests.app.conftest import start_server, wait_ready
 
-    server = start_gunicorn(champion_dir, tmp_path / "gunicorn.log")
+    server = start_server(champion_dir, tmp_path / "server.log")
     try:
         wait_ready(server)
         port = server.url.rsplit(":", 1)[1]

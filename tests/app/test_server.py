@@ -1,9 +1,12 @@
-"""The production server for real: gunicorn with gunicorn.conf.py on a free loopback port."""
+"""The production server for real: ``python -m app.serve`` (granian) on a free loopback port."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import select
+import signal
 import socket
 import subprocess
 import threading
@@ -13,13 +16,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.app.conftest import SETOSA, Server, start_gunicorn, wait_ready
+from tests.app.conftest import SETOSA, Server, start_server, wait_ready
+from tests.app.test_fuzz import HOSTILE_JSON
 
 pytestmark = pytest.mark.integration
 
 
 def test_serves_predictions_and_stops_gracefully(model_dir: Path, tmp_path: Path) -> None:
-    server = start_gunicorn(model_dir, tmp_path / "gunicorn.log")
+    server = start_server(model_dir, tmp_path / "server.log")
     try:
         wait_ready(server)
         ready = requests.get(server.url + "/ready", timeout=5).json()
@@ -32,14 +36,76 @@ def test_serves_predictions_and_stops_gracefully(model_dir: Path, tmp_path: Path
         code = server.stop()
     assert code == 0, server.log()
     log = server.log()
-    assert "Using worker: app.worker.HeaderFirstWorker" in log
-    assert '"POST /api/v1/predict HTTP/1.1" 200' in log  # access log on stdout
+    assert "Starting granian" in log and "Granian shutdown completed" in log
+    assert re.search(
+        r'^127\.0\.0\.1 "POST /api/v1/predict HTTP/1\.1" 200 [\d.]+ms$', log, re.M
+    ), log  # access log
+
+
+def _worker_pids(server: Server) -> set[int]:
+    path = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+    return {int(pid) for pid in path.read_text(encoding="ascii").split()}
+
+
+def test_the_model_is_loaded_once_and_a_killed_worker_is_replaced_without_loading_it_again(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    server = start_server(model_dir, tmp_path / "server.log")
+    try:
+        wait_ready(server)
+        workers = _worker_pids(server)
+        assert len(workers) == 2, server.log()
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and (
+            victim in _worker_pids(server) or len(_worker_pids(server)) < 2
+        ):
+            time.sleep(0.1)
+        assert victim not in _worker_pids(server) and len(_worker_pids(server)) == 2, server.log()
+        for _ in range(6):  # new connections land on both workers, the replacement included
+            answer = requests.post(server.url + "/api/v1/predict", json={"instances": [SETOSA]}, timeout=5)
+            assert answer.status_code == 200 and answer.json()["predictions"][0]["label"] == "setosa"
+    finally:
+        assert server.stop() == 0, server.log()
+    loads = re.findall(r"^\[[^]]+\] \[(\d+)\] \[INFO\] model \w+ loaded from ", server.log(), re.M)
+    assert loads == [str(server.process.pid)], server.log()  # once, in the main process: workers inherit it
+
+
+def test_sigterm_lets_the_request_in_flight_finish(model_dir: Path, tmp_path: Path) -> None:
+    """ECS stops a task with SIGTERM, then SIGKILL 30 s later: a request being served must still get its
+    answer. Here it is half-sent when SIGTERM arrives, and its body completes a second later."""
+    server = start_server(model_dir, tmp_path / "server.log")
+    host, port = server.url.removeprefix("http://").split(":")
+    body = json.dumps({"instances": [SETOSA]}).encode()
+    try:
+        wait_ready(server)
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(
+                b"POST /api/v1/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body[:10]
+            )
+            time.sleep(0.5)  # the app is reading the body in a worker thread
+            sigterm_at = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            time.sleep(1.0)
+            sock.sendall(body[10:])
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        code = server.process.wait(timeout=25)
+        stopped_after = time.monotonic() - sigterm_at
+    finally:
+        server.stop()
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), answer
+    assert json.loads(payload)["predictions"][0]["label"] == "setosa"
+    assert code == 0 and stopped_after < 20, (code, stopped_after, server.log())  # SERVER_GRACEFUL_TIMEOUT
 
 
 def test_multiprocess_metrics_add_up_across_workers(model_dir: Path, tmp_path: Path) -> None:
-    server = start_gunicorn(
-        model_dir, tmp_path / "gunicorn.log", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom")
-    )
+    server = start_server(model_dir, tmp_path / "server.log", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"))
     try:
         wait_ready(server)
         with requests.Session() as first, requests.Session() as second:  # two connections, likely two workers
@@ -54,15 +120,39 @@ def test_multiprocess_metrics_add_up_across_workers(model_dir: Path, tmp_path: P
 
 
 def test_missing_model_exits_non_zero_with_a_clear_message(tmp_path: Path) -> None:
-    server: Server = start_gunicorn(tmp_path / "no-model", tmp_path / "gunicorn.log")
+    server: Server = start_server(tmp_path / "no-model", tmp_path / "server.log")
     try:
         code = server.process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         server.stop()
         pytest.fail("gunicorn kept running without a model:\n" + server.log())
-    assert code != 0
+    assert code == 1
     assert "cannot start the service: no model in" in server.log()
     assert "python -m model_training" in server.log()
+    assert "Traceback" not in server.log()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SERVER_THREADS", "0", "SERVER_THREADS must be between 1 and 256, not 0"),
+        ("SERVER_WORKERS", "two", "SERVER_WORKERS must be a whole number, not 'two'"),
+        ("BIND", "localhost", "BIND must be HOST:PORT, not 'localhost'"),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL must be one of critical, error, warning, info, debug, not 'loud'"),
+        ("MAX_BATCH_ROWS", "-5", "MAX_BATCH_ROWS must be a positive integer, got '-5'"),
+    ],
+)
+def test_a_bad_server_setting_exits_2_naming_it(
+    model_dir: Path, tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    server = start_server(model_dir, tmp_path / "server.log", **{name: value})
+    try:
+        code = server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.stop()
+        pytest.fail("the server kept running:\n" + server.log())
+    assert code == 2, server.log()
+    assert server.log().strip() == f"cannot start the service: {message}"
 
 
 def test_an_unwritable_metrics_folder_exits_with_a_clear_line_not_a_traceback(
@@ -70,8 +160,8 @@ def test_an_unwritable_metrics_folder_exits_with_a_clear_line_not_a_traceback(
 ) -> None:
     """What a --read-only container without a writable /tmp does at start-up."""
     (tmp_path / "a-file").write_text("", encoding="utf-8")
-    server: Server = start_gunicorn(
-        model_dir, tmp_path / "gunicorn.log", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "a-file" / "prometheus")
+    server: Server = start_server(
+        model_dir, tmp_path / "server.log", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "a-file" / "prometheus")
     )
     try:
         code = server.process.wait(timeout=30)
@@ -116,7 +206,8 @@ def _listening_sockets(port: int) -> int:
 
 
 def test_each_worker_listens_on_its_own_socket(live_server: Server) -> None:
-    """reuse_port: one listening socket per worker (2 by default), so the kernel spreads new connections."""
+    """SO_REUSEPORT: one listening socket per worker (2 by default), so the kernel spreads new connections
+    (with one shared socket, whichever worker woke first took a burst of keep-alive connections)."""
     port = int(live_server.url.rsplit(":", 1)[1])
     deadline = time.monotonic() + 10
     while _listening_sockets(port) != 2 and time.monotonic() < deadline:
@@ -165,10 +256,10 @@ class SlowClients:
 def test_slow_clients_do_not_stall_the_service_and_are_closed_at_the_header_deadline(
     model_dir: Path, tmp_path: Path
 ) -> None:
-    """20 connections trickling their headers: more than the 2 workers x 4 threads hold. /health still
-    answers within a second (the image's HEALTHCHECK allows 3 s), and the slow ones are closed after
-    GUNICORN_HEADER_TIMEOUT."""
-    server = start_gunicorn(model_dir, tmp_path / "gunicorn.log", GUNICORN_HEADER_TIMEOUT="4")
+    """20 connections trickling their headers: more than the 2 workers x 4 threads. /health still answers
+    within a second (the image's HEALTHCHECK allows 3 s), and the slow ones are closed after
+    SERVER_HEADER_TIMEOUT."""
+    server = start_server(model_dir, tmp_path / "server.log", SERVER_HEADER_TIMEOUT="4")
     slow = None
     try:
         wait_ready(server)
@@ -215,3 +306,25 @@ def test_headers_in_pieces_and_keep_alive_requests_are_answered(live_server: Ser
                 rest += sock.recv(65536)
             assert head.startswith(b"HTTP/1.1 200 OK"), head
             assert json.loads(rest)["predictions"][0]["label"] == "setosa"
+
+
+def test_oversized_headers_are_refused_and_the_service_goes_on(live_server: Server) -> None:
+    """64 KiB for the request line and headers, 100 headers at most: a 431, and nothing else is affected."""
+    fits = requests.get(live_server.url + "/health", headers={"X-Big": "x" * 60_000}, timeout=10)
+    huge = requests.get(live_server.url + "/health", headers={"X-Big": "x" * 100_000}, timeout=10)
+    many = requests.get(live_server.url + "/health", headers={f"X-{i}": "y" for i in range(120)}, timeout=10)
+    assert (fits.status_code, huge.status_code, many.status_code) == (200, 431, 431)
+    assert requests.get(live_server.url + "/health", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("raw", HOSTILE_JSON, ids=lambda raw: f"{raw[:30]!r}...{len(raw)}B")
+def test_hostile_json_payloads_are_4xx_through_the_server(live_server: Server, raw: bytes) -> None:
+    """The hostile-input suite of test_fuzz.py, through the real server rather than Flask's test client."""
+    answer = requests.post(
+        live_server.url + "/api/v1/predict",
+        data=raw,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert 400 <= answer.status_code < 500, answer.text[:300]
+    assert answer.json()["error"]["code"], answer.text[:300]
