@@ -145,9 +145,7 @@ def test_deploy_registers_a_revision_with_the_digest_and_updates_the_service(
     assert definition["taskRoleArn"].endswith("role/iris-task")
     assert definition["executionRoleArn"].endswith("role/iris-exec")
     assert (definition["cpu"], definition["memory"], definition["networkMode"]) == ("256", "512", "awsvpc")
-    assert definition["containerDefinitions"][0]["environment"] == [
-        {"name": "SERVER_WORKERS", "value": "2"}
-    ]
+    assert definition["containerDefinitions"][0]["environment"] == [{"name": "SERVER_WORKERS", "value": "2"}]
     state = project.state()
     outputs = state["stages"]["deploy"]["outputs"]
     assert outputs["task_definition"] == new
