@@ -105,6 +105,9 @@ def test_sigterm_lets_the_request_in_flight_finish(model_dir: Path, tmp_path: Pa
 
 
 def test_multiprocess_metrics_add_up_across_workers(model_dir: Path, tmp_path: Path) -> None:
+    stale = tmp_path / "prom" / "counter_99999.db"  # a previous run's worker: its counts must not be added
+    stale.parent.mkdir()
+    stale.write_bytes(b"left over")
     server = start_server(model_dir, tmp_path / "server.log", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"))
     try:
         wait_ready(server)
@@ -115,6 +118,7 @@ def test_multiprocess_metrics_add_up_across_workers(model_dir: Path, tmp_path: P
         metrics = requests.get(server.url + "/metrics", timeout=5).text
     finally:
         server.stop()
+    assert not stale.exists()
     assert 'http_requests_total{endpoint="/health",method="GET",status="200"} 20.0' in metrics
     assert "iris_model_info{model_version=" in metrics
 
