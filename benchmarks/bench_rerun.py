@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +55,10 @@ STEPS = (
 )
 
 
-def run_pipeline(clone: Path, env: dict[str, str], sets: list[str]) -> tuple[float, dict[str, str]]:
+Timeline = list[tuple[str, float, float]]  # (stage, seconds after the first stage started, duration)
+
+
+def run_pipeline(clone: Path, env: dict[str, str], sets: list[str]) -> tuple[float, dict[str, str], Timeline]:
     argv = [sys.executable, "-m", "pipeline", "run", "--stage", "all", "--profile", "local"]
     for item in sets:
         argv += ["--set", item]
@@ -65,10 +69,14 @@ def run_pipeline(clone: Path, env: dict[str, str], sets: list[str]) -> tuple[flo
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-2000:])
         raise SystemExit(f"bench_rerun: the pipeline failed (exit {proc.returncode}) in {clone}")
     doc = json.loads((clone / "reports" / "pipeline.json").read_text(encoding="utf-8"))
-    return seconds, {s["name"]: s["status"] for s in doc["stages"]}
+    ran = [s for s in doc["stages"] if s.get("started_at")]
+    starts = {s["name"]: datetime.fromisoformat(s["started_at"]).timestamp() for s in ran}
+    first = min(starts.values(), default=0.0)
+    timeline = [(s["name"], starts[s["name"]] - first, float(s.get("duration_s") or 0)) for s in ran]
+    return seconds, {s["name"]: s["status"] for s in doc["stages"]}, sorted(timeline, key=lambda t: t[1])
 
 
-def one_round(env: dict[str, str]) -> list[tuple[str, float, dict[str, str]]]:
+def one_round(env: dict[str, str]) -> list[tuple[str, float, dict[str, str], Timeline]]:
     unique = uuid.uuid4().hex[:8]
     name = f"bench-rerun-{unique}"
     sets = [f"image.repository={name}", f"deploy.local.container_name={name}", "deploy.local.port=0"]
@@ -81,8 +89,7 @@ def one_round(env: dict[str, str]) -> list[tuple[str, float, dict[str, str]]]:
             for label, change in STEPS:
                 if change is not None:
                     change(clone)
-                seconds, statuses = run_pipeline(clone, env, sets)
-                results.append((label, seconds, statuses))
+                results.append((label, *run_pipeline(clone, env, sets)))
         finally:
             subprocess.run(["docker", "rm", "-f", name, f"{name}-previous"], capture_output=True, check=False)
     return results
@@ -118,6 +125,10 @@ def main() -> int:
         statuses = rounds[-1][i][2]
         ran = [n for n in STAGES if statuses.get(n) == "passed" and n not in NEVER_CACHED]
         print(f"{label:<18} {seconds[label]:>9.1f}  ran: {', '.join(ran) or '-'}")
+
+    print("cold run of the last round, by stage (seconds after the first stage started, and duration):")
+    for stage, offset, duration in rounds[-1][0][3]:
+        print(f"  {stage:<12} {offset:>6.1f} +{duration:>5.1f}")
 
     cold = seconds["cold"]
     app_ran = {n for n, s in rounds[-1][3][2].items() if s == "passed"} - NEVER_CACHED
