@@ -11,8 +11,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from model_training import TrainingResult
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -148,3 +152,17 @@ def record_passes(repo: Path, **stages: dict) -> None:
             "passed", "t", "r0", outputs=named[name], inputs=inputs, key=cache.key(inputs)
         )
     state.save()
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainingResult:
+    """One real training run for the whole session (per pytest-xdist worker), for tests that only read it."""
+    from model_training import run_training
+
+    return run_training(tmp_path_factory.mktemp("trained") / "model")
+
+
+@pytest.fixture(scope="session")
+def model_dir(trained: TrainingResult) -> Path:
+    """The directory of the session's trained model: read it, never change it."""
+    return trained.output_dir

@@ -1,4 +1,5 @@
-"""Fixtures for the service tests: a model trained once per session, an app, a client, the real server."""
+"""Fixtures for the service tests: an app and a client over the session's model (``model_dir`` in
+``tests/conftest.py``), the real server."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from model_training import run_training
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Hypothesis caches outside the work tree: a .hypothesis/ directory there trips pytest's collection.
@@ -28,14 +28,6 @@ os.environ.setdefault(
 )
 SETOSA = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 VIRGINICA = {"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real model, trained once for the whole session."""
-    directory = tmp_path_factory.mktemp("service") / "model"
-    run_training(directory)
-    return directory
 
 
 @pytest.fixture

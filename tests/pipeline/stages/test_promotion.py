@@ -21,11 +21,9 @@ IDENTITY = "local:iris-classifier"
 
 
 @pytest.fixture(scope="module")
-def champion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model trained with the project's parameters."""
-    directory = tmp_path_factory.mktemp("champion") / "model"
-    run_training(directory)
-    return directory
+def champion_dir(model_dir: Path) -> Path:
+    """A model trained with the project's parameters: the session's."""
+    return model_dir
 
 
 @pytest.fixture(scope="module")
