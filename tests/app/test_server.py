@@ -123,13 +123,18 @@ def test_multiprocess_metrics_add_up_across_workers(model_dir: Path, tmp_path: P
     assert "iris_model_info{model_version=" in metrics
 
 
-def test_missing_model_exits_non_zero_with_a_clear_message(tmp_path: Path) -> None:
-    server: Server = start_server(tmp_path / "no-model", tmp_path / "server.log")
+def exit_code(server: Server) -> int:
+    """The code of a server expected to stop by itself at start-up; fails the test if it keeps running."""
     try:
-        code = server.process.wait(timeout=30)
+        return server.process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         server.stop()
-        pytest.fail("gunicorn kept running without a model:\n" + server.log())
+        raise AssertionError("the server kept running:\n" + server.log()) from None
+
+
+def test_missing_model_exits_non_zero_with_a_clear_message(tmp_path: Path) -> None:
+    server: Server = start_server(tmp_path / "no-model", tmp_path / "server.log")
+    code = exit_code(server)
     assert code == 1
     assert "cannot start the service: no model in" in server.log()
     assert "python -m model_training" in server.log()
@@ -150,11 +155,7 @@ def test_a_bad_server_setting_exits_2_naming_it(
     model_dir: Path, tmp_path: Path, name: str, value: str, message: str
 ) -> None:
     server = start_server(model_dir, tmp_path / "server.log", **{name: value})
-    try:
-        code = server.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.stop()
-        pytest.fail("the server kept running:\n" + server.log())
+    code = exit_code(server)
     assert code == 2, server.log()
     assert server.log().strip() == f"cannot start the service: {message}"
 
@@ -167,11 +168,7 @@ def test_an_unwritable_metrics_folder_exits_with_a_clear_line_not_a_traceback(
     server: Server = start_server(
         model_dir, tmp_path / "server.log", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "a-file" / "prometheus")
     )
-    try:
-        code = server.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.stop()
-        pytest.fail("gunicorn kept running:\n" + server.log())
+    code = exit_code(server)
     assert code == 3, server.log()
     assert "PROMETHEUS_MULTIPROC_DIR" in server.log() and "is not writable (Not a directory)" in server.log()
     assert "--tmpfs /tmp" in server.log()
