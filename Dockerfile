@@ -28,18 +28,6 @@ RUN python3 -m venv /opt/venv \
 
 # --- runtime -------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
-ARG VCS_REF=unknown
-ARG BUILD_DATE=unknown
-ARG SOURCE_URL=unknown
-ARG MODEL_VERSION=unknown
-LABEL org.opencontainers.image.title="iris-classifier" \
-      org.opencontainers.image.description="Iris species classifier (scikit-learn -> ONNX) behind Flask and granian" \
-      org.opencontainers.image.source="${SOURCE_URL}" \
-      org.opencontainers.image.revision="${VCS_REF}" \
-      org.opencontainers.image.created="${BUILD_DATE}" \
-      org.opencontainers.image.version="${MODEL_VERSION}" \
-      io.mlops.model.version="${MODEL_VERSION}"
-
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH="/opt/venv/bin:${PATH}" \
@@ -55,6 +43,21 @@ COPY --from=model /build/model/ /app/model/
 COPY app/ /app/app/
 
 USER 10001:10001
+# Build metadata last. These values change with every build, and a build arg invalidates the cache of every
+# RUN after its ARG (and a LABEL that uses one, every step after it). Declared after the last layer, they
+# leave the user and venv layers cached with the same digests: the registry already holds those layers,
+# so a push skips them, and Trivy's cache already has their analysis, so trivy-image does too.
+ARG VCS_REF=unknown
+ARG BUILD_DATE=unknown
+ARG SOURCE_URL=unknown
+ARG MODEL_VERSION=unknown
+LABEL org.opencontainers.image.title="iris-classifier" \
+      org.opencontainers.image.description="Iris species classifier (scikit-learn -> ONNX) behind Flask and granian" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.created="${BUILD_DATE}" \
+      org.opencontainers.image.version="${MODEL_VERSION}" \
+      io.mlops.model.version="${MODEL_VERSION}"
 EXPOSE 5000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '5000'), timeout=2)"]

@@ -195,6 +195,11 @@ def test_build_scan_smoke_push_deploy_rollback(
     )
     second = project.live_image(engine)
     assert second != first and project.stages()["build"]["status"] == "passed"
+    # only the app layer is new: the user, venv and model layers keep their digests (the Dockerfile declares
+    # the per-build labels after the last layer), so the push sends one layer and mounts the rest
+    layers = [engine.client.api.inspect_image(ref)["RootFS"]["Layers"] for ref in (first, second)]
+    assert layers[0][:-1] == layers[1][:-1] and layers[0][-1] != layers[1][-1]
+    assert (reports / "push.log").read_text(encoding="utf-8").count(": Pushed") == 1
     assert f"vs champion {model_version}: not worse" in project.stages()["build"]["summary"]
     assert "0/150 answers changed" in project.stages()["build"]["summary"]
     out = ok(project.run("rollback"))
