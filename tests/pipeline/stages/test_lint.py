@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import run_cli
 
-TOML = '[lint]\npaths = ["pkg"]\npylint_fail_under = 9.0\n'
+TOML = '[lint]\npaths = ["pkg"]\npylint_paths = ["pkg"]\npylint_fail_under = 9.0\n'
 CLEAN = {
     "pipeline.toml": TOML,
     "pkg/__init__.py": '"""A tiny package."""\n',
@@ -56,6 +56,25 @@ def test_pylint_error_fails_and_is_named(make_repo) -> None:
     assert "E0602" in log and "undefined-variable" in log
 
 
+
+def test_pylint_reads_only_its_paths_and_the_other_linters_all_paths(make_repo) -> None:
+    # an error only pylint's inference sees, in a folder of lint.paths that is not in lint.pylint_paths
+    probe = '"""Probe."""\n\nimport os\n\nos.not_a_function()\n'
+    toml = '[lint]\npaths = ["pkg", "checks"]\npylint_paths = ["pkg"]\n'
+    repo = make_repo({**CLEAN, "pipeline.toml": toml, "checks/probe.py": probe})
+    code, log, stage = lint(repo)
+    assert code == 0, stage
+    assert "no-member" not in log
+    (repo / "checks" / "probe.py").write_text(probe + "x=1\n", encoding="utf-8")  # black still reads it
+    code, log, stage = lint(repo)
+    assert code == 1 and stage["error"].startswith("black failed: ")
+    (repo / "checks" / "probe.py").write_text(probe, encoding="utf-8")
+    (repo / "pipeline.toml").write_text(toml.replace('["pkg"]', '["pkg", "checks"]'), encoding="utf-8")
+    code, log, stage = lint(repo)
+    assert code == 1 and stage["error"].startswith("pylint failed")
+    assert "E1101" in log and "no-member" in log
+
+
 def test_black_unformatted_file_fails_and_is_left_unchanged(make_repo) -> None:
     ugly = '"""Ugly."""\n\n\ndef g( a:int,b :int)->int :\n    """G."""\n    return a+b\n'
     repo = make_repo({**CLEAN, "pkg/ugly.py": ugly})
@@ -94,7 +113,7 @@ def test_style_linter_findings_fail(make_repo, linter: str) -> None:
 
 
 def test_a_type_error_fails_mypy_and_is_named(make_repo) -> None:
-    typed = '[lint]\npaths = ["pkg"]\npylint_fail_under = 9.0\nmypy_paths = ["pkg"]\n'
+    typed = TOML + 'mypy_paths = ["pkg"]\n'
     mistyped = '"""Mistyped."""\n\n\ndef half(n: int) -> int:\n    """Half."""\n    return n / 2\n'
     repo = make_repo({**CLEAN, "pipeline.toml": typed, "pkg/half.py": mistyped})
     code, log, stage = lint(repo)
