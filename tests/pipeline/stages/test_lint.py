@@ -56,7 +56,6 @@ def test_pylint_error_fails_and_is_named(make_repo) -> None:
     assert "E0602" in log and "undefined-variable" in log
 
 
-
 def test_pylint_reads_only_its_paths_and_the_other_linters_all_paths(make_repo) -> None:
     # an error only pylint's inference sees, in a folder of lint.paths that is not in lint.pylint_paths
     probe = '"""Probe."""\n\nimport os\n\nos.not_a_function()\n'
