@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -156,10 +158,23 @@ def record_passes(repo: Path, **stages: dict) -> None:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainingResult:
-    """One real training run for the whole session (per pytest-xdist worker), for tests that only read it."""
+    """One real training run for the whole session, for tests that only read it.
+
+    Under pytest-xdist the workers share it: the first to get here trains (under coverage, in the test stage,
+    that costs seconds of CPU) while the others wait on the lock, then read what it left.
+    """
     from model_training import run_training
 
-    return run_training(tmp_path_factory.mktemp("trained") / "model")
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return run_training(tmp_path_factory.mktemp("trained") / "model")
+    shared = tmp_path_factory.getbasetemp().parent  # this session's, the same for all its workers
+    with (shared / "trained.lock").open("w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared / "trained.pickle"
+        if not done.exists():
+            done.write_bytes(pickle.dumps(run_training(shared / "trained" / "model")))
+        result: TrainingResult = pickle.loads(done.read_bytes())
+    return result
 
 
 @pytest.fixture(scope="session")
