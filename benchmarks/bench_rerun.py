@@ -120,11 +120,12 @@ def main() -> int:
 
     rounds = [one_round(env) for _ in range(args.rounds)]
     seconds = {label: statistics.median(r[i][1] for r in rounds) for i, (label, _) in enumerate(STEPS)}
-    print(f"{'step':<18} {'median s':>9}  stages (last round)")
+    print(f"{'step':<18} {'median s':>9}  {'each round':<20}  stages (last round)")
     for i, (label, _) in enumerate(STEPS):
         statuses = rounds[-1][i][2]
         ran = [n for n in STAGES if statuses.get(n) == "passed" and n not in NEVER_CACHED]
-        print(f"{label:<18} {seconds[label]:>9.1f}  ran: {', '.join(ran) or '-'}")
+        each = ", ".join(f"{r[i][1]:.1f}" for r in rounds)
+        print(f"{label:<18} {seconds[label]:>9.1f}  {each:<20}  ran: {', '.join(ran) or '-'}")
 
     print("cold run of the last round, by stage (seconds after the first stage started, and duration):")
     for stage, offset, duration in rounds[-1][0][3]:
