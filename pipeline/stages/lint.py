@@ -115,6 +115,11 @@ class LintStage(Stage):
         outcomes = []
         if pylint_paths := present(ctx.config.lint.pylint_paths):
             outcomes.append(self._pylint(ctx, pylint_paths))
+        elif ctx.config.lint.pylint_paths:  # said, not silent: a gate that checks nothing must show it
+            missing = ", ".join(ctx.config.lint.pylint_paths)
+            outcomes.append(
+                GateOutcome("pylint", True, 0, f"pylint skipped: no lint.pylint_paths ({missing}) here")
+            )
         if paths := present(ctx.config.lint.paths):
             outcomes.append(
                 self._ruff(ctx, paths) if ctx.config.lint.linter == "ruff" else self._flake8(ctx, paths)

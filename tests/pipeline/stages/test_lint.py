@@ -68,6 +68,9 @@ def test_pylint_reads_only_its_paths_and_the_other_linters_all_paths(make_repo) 
     code, log, stage = lint(repo)
     assert code == 1 and stage["error"].startswith("black failed: ")
     (repo / "checks" / "probe.py").write_text(probe, encoding="utf-8")
+    (repo / "pipeline.toml").write_text(toml.replace('["pkg"]', '["src"]'), encoding="utf-8")
+    code, log, stage = lint(repo)  # a pylint that checks nothing says so
+    assert code == 0 and "pylint skipped: no lint.pylint_paths (src) here" in stage["summary"]
     (repo / "pipeline.toml").write_text(toml.replace('["pkg"]', '["pkg", "checks"]'), encoding="utf-8")
     code, log, stage = lint(repo)
     assert code == 1 and stage["error"].startswith("pylint failed")
