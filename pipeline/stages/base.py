@@ -141,14 +141,16 @@ class StageContext:
         cwd: Path | None = None,
         hint: str | None = None,
         env: dict[str, str] | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> ProcessResult:
         """Run an outside command with its output in this stage's log, under the stage's timeout.
 
-        The command gets ``env``, or else the config's tool environment (no credentials in it).
+        The command gets ``env``, or else the config's tool environment (no credentials in it). ``log``
+        takes its lines instead of the stage log (a tool run beside another buffers them, then logs them).
         """
         return process.run(
             argv,
-            log=self.log,
+            log=log or self.log,
             cwd=cwd or self.root,
             env=env if env is not None else (dict(self.config.tool_environ) or None),
             timeout_s=self.remaining_s(),

@@ -3,8 +3,9 @@
 pylint runs on ``lint.pylint_paths`` (its type inference through every import is the slow part of the stage:
 the shipped code, not the tests), mypy on ``lint.mypy_paths``, ruff and black on all of ``lint.paths``.
 
-Every linter runs even when an earlier one failed, so one run lists every finding. black only ever
-runs with ``--check``: the pipeline never rewrites the tree it checks.
+pylint runs in a thread beside the others, which run one after another; its lines go to the stage log
+as one block when it ends. Every linter runs even when another one failed, so one run lists every
+finding. black only ever runs with ``--check``: the pipeline never rewrites the tree it checks.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import re
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,22 +115,29 @@ class LintStage(Stage):
             return [p for p in paths if (ctx.root / p).exists()]
 
         outcomes = []
-        if pylint_paths := present(ctx.config.lint.pylint_paths):
-            outcomes.append(self._pylint(ctx, pylint_paths))
-        elif ctx.config.lint.pylint_paths:  # said, not silent: a gate that checks nothing must show it
-            missing = ", ".join(ctx.config.lint.pylint_paths)
-            outcomes.append(
-                GateOutcome("pylint", True, 0, f"pylint skipped: no lint.pylint_paths ({missing}) here")
-            )
-        if paths := present(ctx.config.lint.paths):
-            outcomes.append(
-                self._ruff(ctx, paths) if ctx.config.lint.linter == "ruff" else self._flake8(ctx, paths)
-            )
-            if ctx.config.lint.black:
-                outcomes.append(self._black(ctx, paths))
-        if typed := present(ctx.config.lint.mypy_paths):
-            outcomes.append(self._mypy(ctx, typed))
-        outcomes.append(self._hadolint(ctx))
+        # pylint, by far the slowest, in a thread of its own beside the others, one after another.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lint-pylint") as beside:
+            pylint = None
+            if pylint_paths := present(ctx.config.lint.pylint_paths):
+                pylint = beside.submit(self._pylint, ctx, pylint_paths)
+            elif ctx.config.lint.pylint_paths:  # said, not silent: a gate that checks nothing must show it
+                missing = ", ".join(ctx.config.lint.pylint_paths)
+                outcomes.append(
+                    GateOutcome("pylint", True, 0, f"pylint skipped: no lint.pylint_paths ({missing}) here")
+                )
+            if paths := present(ctx.config.lint.paths):
+                outcomes.append(
+                    self._ruff(ctx, paths) if ctx.config.lint.linter == "ruff" else self._flake8(ctx, paths)
+                )
+                if ctx.config.lint.black:
+                    outcomes.append(self._black(ctx, paths))
+            if typed := present(ctx.config.lint.mypy_paths):
+                outcomes.append(self._mypy(ctx, typed))
+            outcomes.append(self._hadolint(ctx))
+            if pylint is not None:
+                if not pylint.done():
+                    ctx.progress("pylint")
+                outcomes.insert(0, pylint.result())
         summary = ", ".join(o.phrase for o in outcomes)
         failed = [o.tool for o in outcomes if not o.ok]
         findings = sum(o.findings for o in outcomes)
@@ -142,19 +151,25 @@ class LintStage(Stage):
         threshold = ctx.config.lint.pylint_fail_under
         report = ctx.report_path("-pylint.txt")
         ctx.progress("pylint")
-        res = ctx.run_tool(
-            [
-                sys.executable,
-                "-m",
-                "pylint",
-                "--output-format=parseable",
-                "--score=y",
-                f"--fail-under={threshold}",
-                "--fail-on=E,F",
-                *paths,
-            ],
-            hint=_FIX,
-        )
+        lines: list[str] = []  # logged as one block when pylint ends, not between the other linters' lines
+        try:
+            res = ctx.run_tool(
+                [
+                    sys.executable,
+                    "-m",
+                    "pylint",
+                    "--output-format=parseable",
+                    "--score=y",
+                    f"--fail-under={threshold}",
+                    "--fail-on=E,F",
+                    *paths,
+                ],
+                hint=_FIX,
+                log=lines.append,
+            )
+        finally:
+            for line in lines:
+                ctx.log(line)
         report.write_text(res.output + "\n", encoding="utf-8")
         match = _PYLINT_SCORE.search(res.output)
         score = float(match.group(1)) if match else None

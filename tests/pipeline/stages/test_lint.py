@@ -54,6 +54,14 @@ def test_pylint_error_fails_and_is_named(make_repo) -> None:
     assert code == 1
     assert "pylint failed" in stage["error"]
     assert "E0602" in log and "undefined-variable" in log
+    # pylint runs beside the other linters, yet its lines stay together in the log: its command, then
+    # its findings, with no other linter's command in between
+    lines = log.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("$ ") and " pylint " in line)
+    block = lines[
+        start + 1 : next((i for i in range(start + 1, len(lines)) if lines[i].startswith("$ ")), None)
+    ]
+    assert any("E0602" in line for line in block) and any("rated at" in line for line in block), log
 
 
 def test_pylint_reads_only_its_paths_and_the_other_linters_all_paths(make_repo) -> None:
