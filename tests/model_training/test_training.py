@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -87,9 +88,9 @@ def _snapshot(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
 
 
-def test_quality_gate_failure_leaves_the_previous_model_untouched(tmp_path: Path) -> None:
+def test_quality_gate_failure_leaves_the_previous_model_untouched(model_dir: Path, tmp_path: Path) -> None:
     published = tmp_path / "model"
-    run_training(published)
+    shutil.copytree(model_dir, published)  # a model published earlier: the session's
     before = _snapshot(published)
     with pytest.raises(GateFailed, match="quality gate failed"):
         run_training(published, min_cv_accuracy=0.999)
@@ -97,24 +98,13 @@ def test_quality_gate_failure_leaves_the_previous_model_untouched(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary leftovers
 
 
-def test_cli_gate_failure_exits_1_and_writes_nothing(tmp_path: Path) -> None:
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "model_training",
-            "--output-dir",
-            str(tmp_path / "m"),
-            "--min-cv-accuracy",
-            "0.999",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert completed.returncode == 1
-    assert "quality gate failed: cv accuracy" in completed.stderr
+def test_cli_gate_failure_exits_1_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # in process: the entry point as a subprocess is test_cli_success_prints_one_summary_line's, and the
+    # train stage's (tests/pipeline/stages/test_train.py) runs this same refusal as one
+    assert main(["--output-dir", str(tmp_path / "m"), "--min-cv-accuracy", "0.999"]) == 1
+    assert "quality gate failed: cv accuracy" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
 
 
