@@ -111,27 +111,28 @@ class LintStage(Stage):
         return lines
 
     def run(self, ctx: StageContext) -> StageResult:
-        def present(paths: tuple[str, ...]) -> list[str]:
-            return [p for p in paths if (ctx.root / p).exists()]
+        lint = ctx.config.lint
+        outcomes: list[GateOutcome] = []
 
-        outcomes = []
+        def present(configured: tuple[str, ...], key: str, tools: str) -> list[str]:
+            """The paths of ``lint.KEY`` that exist; when none does, the summary says so: a gate that checks
+            nothing must show it, not pass silently."""
+            found = [p for p in configured if (ctx.root / p).exists()]
+            if configured and not found:
+                phrase = f"{tools} skipped: no lint.{key} ({', '.join(configured)}) here"
+                outcomes.append(GateOutcome(tools, True, 0, phrase))
+            return found
+
         # pylint, by far the slowest, in a thread of its own beside the others, one after another.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lint-pylint") as beside:
             pylint = None
-            if pylint_paths := present(ctx.config.lint.pylint_paths):
+            if pylint_paths := present(lint.pylint_paths, "pylint_paths", "pylint"):
                 pylint = beside.submit(self._pylint, ctx, pylint_paths)
-            elif ctx.config.lint.pylint_paths:  # said, not silent: a gate that checks nothing must show it
-                missing = ", ".join(ctx.config.lint.pylint_paths)
-                outcomes.append(
-                    GateOutcome("pylint", True, 0, f"pylint skipped: no lint.pylint_paths ({missing}) here")
-                )
-            if paths := present(ctx.config.lint.paths):
-                outcomes.append(
-                    self._ruff(ctx, paths) if ctx.config.lint.linter == "ruff" else self._flake8(ctx, paths)
-                )
-                if ctx.config.lint.black:
+            if paths := present(lint.paths, "paths", lint.linter + (" and black" if lint.black else "")):
+                outcomes.append(self._ruff(ctx, paths) if lint.linter == "ruff" else self._flake8(ctx, paths))
+                if lint.black:
                     outcomes.append(self._black(ctx, paths))
-            if typed := present(ctx.config.lint.mypy_paths):
+            if typed := present(lint.mypy_paths, "mypy_paths", "mypy"):
                 outcomes.append(self._mypy(ctx, typed))
             outcomes.append(self._hadolint(ctx))
             if pylint is not None:

@@ -85,6 +85,15 @@ def test_pylint_reads_only_its_paths_and_the_other_linters_all_paths(make_repo) 
     assert "E1101" in log and "no-member" in log
 
 
+def test_a_linter_whose_paths_are_all_missing_says_so_in_the_summary(make_repo) -> None:
+    toml = '[lint]\npaths = ["src"]\npylint_paths = ["pkg"]\nmypy_paths = ["typed", "stubs"]\n'
+    code, _, stage = lint(make_repo({**CLEAN, "pipeline.toml": toml}))
+    assert code == 0, stage
+    assert "ruff and black skipped: no lint.paths (src) here" in stage["summary"]
+    assert "mypy skipped: no lint.mypy_paths (typed, stubs) here" in stage["summary"]
+    assert stage["summary"].startswith("pylint 10.00/10")  # what does exist is still checked
+
+
 def test_black_unformatted_file_fails_and_is_left_unchanged(make_repo) -> None:
     ugly = '"""Ugly."""\n\n\ndef g( a:int,b :int)->int :\n    """G."""\n    return a+b\n'
     repo = make_repo({**CLEAN, "pkg/ugly.py": ugly})
