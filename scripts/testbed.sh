@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# The real test bed of TESTBED.md: Docker engine, a local base image, a plain image registry and a
-# fake Trivy vulnerability DB, all on this machine (no public registry is reachable here).
+# The local test bed: a Docker engine, a local base image and a plain image registry, all on this machine
+# (no public image registry is reachable from the project's CI machines). The tests build their own fake
+# Trivy vulnerability DB (tests/support/trivydb) and start their own registries on free ports.
 #
-#   bash scripts/testbed.sh install   apt-get install what is missing
+#   bash scripts/testbed.sh install [--for tests]
+#                                     apt-get install what is missing: what the pipeline needs (the engine,
+#                                     the registry, debootstrap for the base image), and with --for tests
+#                                     also what only the test suite runs (Chromium, Go, Groovy, Java, wrk)
 #   bash scripts/testbed.sh up        start what is not running / build what is missing (idempotent)
 #   bash scripts/testbed.sh down      stop what `up` started (and nothing else)
 #   bash scripts/testbed.sh status    show what answers
 #   bash scripts/testbed.sh env       print the exports the pipeline needs on this test bed
 #
-# State (logs, pidfiles, registry storage, trivy cache) lives in .testbed/ at the repository root.
+# State (logs, pidfiles, registry storage) lives in .testbed/ at the repository root.
 # Overrides: TESTBED_DIR, TESTBED_BASE_IMAGE, TESTBED_REGISTRY_ADDR, DOCKER_HOST (unix:// only).
 set -euo pipefail
 
@@ -17,9 +21,11 @@ STATE=${TESTBED_DIR:-$ROOT/.testbed}
 BASE_IMAGE=${TESTBED_BASE_IMAGE:-local/python:3.11-bookworm}
 REGISTRY_ADDR=${TESTBED_REGISTRY_ADDR:-127.0.0.1:5000}
 DOCKER_SOCK=${DOCKER_HOST:-unix:///var/run/docker.sock}
-TRIVY_CACHE=$STATE/trivy-fake-cache
-APT_PACKAGES=(docker.io docker-registry debootstrap apache2-utils golang-go golang-github-coreos-bbolt-dev chromium wrk
-    groovy openjdk-17-jre-headless)
+# What `run-local.sh` needs to run the pipeline: the engine, a registry, and debootstrap for the base image.
+APT_MAIN=(docker.io docker-registry debootstrap)
+# What only the test suite runs: htpasswd (registry auth), Go and bbolt (the fake Trivy DB), Chromium
+# (browser tests), wrk (the service benchmark's test), Groovy on Java 17 (the Jenkinsfile run as a script).
+APT_TESTS=(apache2-utils golang-go golang-github-coreos-bbolt-dev chromium wrk groovy openjdk-17-jre-headless)
 ENGINE_TIMEOUT_S=${TESTBED_ENGINE_TIMEOUT_S:-60}
 
 STARTED=()
@@ -48,12 +54,20 @@ await_started() {
 # --- install -----------------------------------------------------------------------------------
 
 cmd_install() {
-    local missing=() pkg
-    for pkg in "${APT_PACKAGES[@]}"; do
+    local packages=("${APT_MAIN[@]}") missing=() pkg
+    case ${1:-} in
+    "") ;;
+    --for)
+        [[ ${2:-} == tests ]] || die "install --for takes 'tests', not '${2:-}'"
+        packages+=("${APT_TESTS[@]}")
+        ;;
+    *) die "install takes no argument but '--for tests', not '$1'" ;;
+    esac
+    for pkg in "${packages[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$pkg")
     done
     if ((${#missing[@]} == 0)); then
-        say "all packages present: ${APT_PACKAGES[*]}"
+        say "all packages present: ${packages[*]}"
         return
     fi
     say "installing: ${missing[*]}"
@@ -155,23 +169,11 @@ EOF
     STARTED+=("registry at $REGISTRY_ADDR (pid $(cat "$STATE/registry.pid"))")
 }
 
-# --- trivy DB ----------------------------------------------------------------------------------
-
-build_trivy_db() {
-    if [[ -s $TRIVY_CACHE/db/trivy.db && -s $TRIVY_CACHE/db/metadata.json ]]; then
-        say "fake trivy DB present in $TRIVY_CACHE"
-        return
-    fi
-    bash "$ROOT/tests/support/trivydb/build.sh" "$TRIVY_CACHE" >/dev/null
-    STARTED+=("fake trivy DB in $TRIVY_CACHE")
-}
-
 cmd_up() {
     mkdir -p "$STATE"
     start_engine
     make_base_image
     start_registry
-    build_trivy_db
     if ((${#STARTED[@]})); then
         say "started/made:"
         printf '  - %s\n' "${STARTED[@]}"
@@ -182,8 +184,6 @@ cmd_up() {
 testbed: environment to use:
   export DOCKER_HOST=$DOCKER_SOCK
   python -m pipeline run --stage all --set image.base=$BASE_IMAGE --set registry.url=$REGISTRY_ADDR
-  # vuln scanner against the fake DB (made-up advisories only):
-  #   --set trivy.cache_dir=$TRIVY_CACHE --set trivy.skip_db_update=true
   # stop what this started: bash scripts/testbed.sh down
 EOF
 }
@@ -224,7 +224,6 @@ cmd_status() {
             echo present || echo missing)"
     fi
     say "registry ($REGISTRY_ADDR): $(registry_answers && echo "$ok" || echo "$no")"
-    say "fake trivy DB ($TRIVY_CACHE): $([[ -s $TRIVY_CACHE/db/trivy.db ]] && echo present || echo missing)"
     local name
     for name in dockerd registry; do
         [[ -s $STATE/$name.pid ]] && kill -0 "$(cat "$STATE/$name.pid")" 2>/dev/null &&
@@ -245,12 +244,12 @@ cmd_env() {
 main() {
     case ${1:-} in
     env) cmd_env ;;
-    install) cmd_install ;;
+    install) cmd_install "${@:2}" ;;
     up) cmd_up ;;
     down) cmd_down ;;
     status) cmd_status ;;
     *)
-        echo "usage: bash scripts/testbed.sh install|up|down|status|env" >&2
+        echo "usage: bash scripts/testbed.sh install [--for tests]|up|down|status|env" >&2
         exit 2
         ;;
     esac

@@ -6,10 +6,12 @@ import fcntl
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,39 @@ if TYPE_CHECKING:
     from model_training import TrainingResult
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def hermetic_environ() -> dict[str, str]:
+    """What keeps the suite off what the user has running: set for this process and every pipeline it starts.
+
+    ``scripts/run-local.sh`` leaves the service deployed as container ``iris-classifier`` on port 8000, its
+    image tagged ``localhost:5000/iris-classifier`` in the engine, and Trivy's cache in ``~/.cache``. A
+    pipeline a test runs with the defaults would read that service as its champion, replace that container
+    or retag that image. So every test process gets its own container name, port and image repository (per
+    pytest-xdist worker: two workers never share one), and its tools their own cache folder under
+    ``.testbed/`` (Trivy's and Go's caches follow ``XDG_CACHE_HOME``). A test that sets these keys itself
+    (``--set``) still wins; one that needs the documented defaults deletes the variables (``monkeypatch``).
+    """
+    run = os.environ.get("IRIS_TEST_RUN") or uuid.uuid4().hex[:8]  # the same in every xdist worker
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw")
+    name = f"iris-test-{run}-{worker}"
+    return {
+        "IRIS_TEST_RUN": run,
+        "PIPELINE_DEPLOY__LOCAL__CONTAINER_NAME": name,
+        "PIPELINE_DEPLOY__LOCAL__PORT": str(_unused_port()),
+        "PIPELINE_IMAGE__REPOSITORY": name,
+        "XDG_CACHE_HOME": str(ROOT / ".testbed" / "cache"),
+    }
+
+
+HERMETIC = hermetic_environ()
+os.environ.update(HERMETIC)
 
 pytest_plugins = ("tests.support.realtools", "tests.support.browser")
 
@@ -92,6 +127,7 @@ def interrupt_cli(
     SIGTERM) once ``log`` contains ``ready`` (and ``settle_s`` more seconds have passed)."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "CI": "1", **(env or {})}
     full_env.pop("PIPELINE_PROFILE", None)
+    log.unlink(missing_ok=True)  # an earlier run's log may hold ``ready`` already: wait for this run's
     proc = subprocess.Popen(  # pylint: disable=consider-using-with  # signalled, then communicate()
         [sys.executable, "-c", _WITH_CTRL_C, *args],
         cwd=cwd,

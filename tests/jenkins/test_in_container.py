@@ -33,7 +33,8 @@ from tests.conftest import ROOT, SPEC_STAGES
 from tests.jenkins.test_jenkinsfile import HARNESS, JENKINSFILE, java_home
 from tests.support.realtools import BASE_IMAGE, Registry, launch_registry, require_tool
 
-pytestmark = pytest.mark.integration
+# One process runs this module (scripts/test.sh: --dist loadgroup): its fixture runs the whole pipeline once.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("jenkins-in-container")]
 
 SOCKET = "/var/run/docker.sock"
 SECRETS = {

@@ -35,6 +35,9 @@ import yaml
 from tests.conftest import ROOT, write_tree
 from tests.support.realtools import require_tool
 
+# One process runs this module (scripts/test.sh: --dist loadgroup): its fixtures run Groovy, 15 s of CPU each.
+pytestmark = pytest.mark.xdist_group("jenkinsfile-groovy")
+
 JENKINSFILE = ROOT / "Jenkinsfile"
 HARNESS = Path(__file__).with_name("run_jenkinsfile.groovy")
 CUSTOM = ROOT / "custom_jenkins"

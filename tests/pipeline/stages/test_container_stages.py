@@ -306,8 +306,10 @@ def test_push_goes_to_the_registry_configured_now_not_the_one_build_named(
     htpasswd_file: Callable[[str, str], Path],
     engine: DockerEngine,
     tiny_context: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Built for registry A, pushed with --set registry.url=B: B gets it; B's credentials never go to A."""
+    monkeypatch.delenv("PIPELINE_IMAGE__REPOSITORY")  # the repository is this test's pipeline.toml's
     registry_a = start_registry()
     registry_b = start_registry(htpasswd=htpasswd_file("b-user", "b-password"))
     name = f"tiny-{uuid.uuid4().hex[:8]}"
