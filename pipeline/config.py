@@ -118,6 +118,10 @@ class ImageSection:
     context: str = "."
     source_url: str = ""
     default_branch: str = "main"
+    # The branch of a detached checkout: Jenkins' git plugin checks out a commit, not a branch, and says
+    # which branch in GIT_BRANCH ("origin/main") or, in a multibranch job, BRANCH_NAME. Only read when HEAD
+    # is detached (git's own branch wins otherwise); an "origin/" prefix is dropped.
+    branch: str = ""
 
 
 @dataclass(frozen=True)
@@ -295,7 +299,12 @@ ENV_ALIASES: dict[str, str] = {
     "AWS_ENDPOINT_URL": "deploy.ecs.endpoint_url",
     "AWS_REGION": "deploy.ecs.region",
     "AWS_DEFAULT_REGION": "deploy.ecs.region",
+    # Jenkins' names for the branch it checked out (detached). Read in name order: GIT_BRANCH wins.
+    "BRANCH_NAME": "image.branch",
+    "GIT_BRANCH": "image.branch",
 }
+# The remote of Jenkins' git plugin: GIT_BRANCH is "origin/main" for branch main.
+REMOTE_PREFIX = "origin/"
 
 # Checked in this order: the first variable present wins (REGISTRY_* before DOCKERHUB_*).
 SECRET_ENV = {
@@ -518,6 +527,7 @@ def load(
         values[key] = parse_text(leaf, raw, "--set")
         sources[key] = "--set"
 
+    values["image.branch"] = values["image.branch"].strip().removeprefix(REMOTE_PREFIX)
     _validate(values, sources)
     secrets = Secrets(
         **{

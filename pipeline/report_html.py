@@ -1,4 +1,5 @@
-"""``reports/index.html``: the run for people, one self-contained file (no script, no network, no CDN).
+"""``reports/index.html``: the run for people, with its stylesheet ``report.css`` beside it (no script, no
+network, no CDN, no inline style).
 
 It holds the stages as a timeline (start, duration, status, cached), each stage's summary or error with links
 to its log and tool reports; the model's metrics, its confusion matrix as a heat map and the promotion gate's
@@ -6,6 +7,14 @@ line; the test counts and coverage; Trivy's findings as a table; the image (tags
 target. Everything comes from what the run already wrote (the run result, the run state, ``model/`` and the
 tool reports in ``stages/``); a part whose source is missing says so instead of failing the report. Jenkins
 shows it from the archived artifacts or with the HTML Publisher plugin.
+
+Jenkins serves both under its Content-Security-Policy for user content: ``DEFAULT_CSP_VALUE`` of
+``hudson.model.DirectoryBrowserSupport`` in Jenkins core (jenkinsci/jenkins; "sandbox allow-same-origin;
+default-src 'none'; img-src 'self'; style-src 'self';", and "sandbox; ..." in older releases), see
+https://www.jenkins.io/doc/book/security/configuring-content-security-policy/. ``style-src 'self'`` blocks a
+``<style>`` element and every ``style="..."`` attribute, but allows a stylesheet from the same server: so the
+styles live in ``report.css``, and the page has no ``style`` attribute (SVG presentation attributes such as
+``fill`` are not styles under CSP and stay).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from pipeline.errors import PipelineError
 from pipeline.results import RunResult, StageRun, Status
 from pipeline.state import RunState, atomic_write_text
 
+CSS_FILE = "report.css"
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1d2330;max-width:1100px}
 h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px;border-bottom:1px solid #dde}
@@ -37,7 +47,8 @@ vertical-align:top}th{background:#f3f4f8}tr.row-failed td{background:#fdecea}
 
 
 def write(result: RunResult, config: Config, state: RunState) -> Path:
-    """Write ``index.html`` into the report folder; its path."""
+    """Write ``index.html`` and its stylesheet into the report folder; the page's path."""
+    atomic_write_text(config.report_dir / CSS_FILE, _CSS.lstrip())
     path = config.report_dir / "index.html"
     atomic_write_text(path, render(result, config, state))
     return path
@@ -55,9 +66,8 @@ def render(result: RunResult, config: Config, state: RunState) -> str:
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>pipeline run {escape(result.run_id)}</title><style>{_CSS}</style></head><body>"
-        + "".join(sections)
-        + "</body></html>\n"
+        f"<title>pipeline run {escape(result.run_id)}</title>"
+        f'<link rel="stylesheet" href="{CSS_FILE}"></head><body>' + "".join(sections) + "</body></html>\n"
     )
 
 

@@ -32,14 +32,19 @@ class GitInfo:
     dirty: bool
 
 
-def info(root: Path, context: str = ".") -> GitInfo:
+def info(root: Path, context: str = ".", detached_branch: str = "") -> GitInfo:
     """The checkout's commit and branch; ``dirty`` when a tracked file changed, or a file git would
-    track (untracked, not ignored) sits in ``context``, the part of the tree that gets built."""
+    track (untracked, not ignored) sits in ``context``, the part of the tree that gets built.
+
+    On a detached HEAD (``rev-parse --abbrev-ref HEAD`` says ``HEAD``), as Jenkins' git plugin checks
+    out, the branch is ``detached_branch`` (the configuration's, from GIT_BRANCH), or None without one."""
     status = _git(root, "status", "--porcelain", "--untracked-files=all", "--", context)
     branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD")
+    if branch == "HEAD":
+        branch = detached_branch or None
     return GitInfo(
         sha=head_sha(root),
         full_sha=head_sha(root, short=False),
-        branch=None if branch in (None, "HEAD") else branch,
+        branch=branch,
         dirty=bool(status),
     )

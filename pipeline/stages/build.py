@@ -101,7 +101,9 @@ class BuildStage(Stage):
         repo = _images.repository(config)
         return [
             f"{repo}:{t}"
-            for t in _images.resolve_tags(config, git.info(config.root, config.image.context), fallback)
+            for t in _images.resolve_tags(
+                config, git.info(config.root, config.image.context, config.image.branch), fallback
+            )
         ]
 
     def run(self, ctx: StageContext) -> StageResult:
@@ -109,7 +111,7 @@ class BuildStage(Stage):
         promotion = _promotion.gate(config, ctx.state, ctx.log)  # before anything is built
         engine = _images.connect(config)
         context = config.path(config.image.context)
-        info = git.info(config.root, config.image.context)
+        info = git.info(config.root, config.image.context, config.image.branch)
         shaping = _shaping_args(config)
         inputs = context_hash(context, config.image.dockerfile, shaping)
         tags = self._tags(config, inputs[:12])

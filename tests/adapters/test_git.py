@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from pipeline import config
 from pipeline.adapters import git
 from pipeline.stages import _images
+from pipeline.stages.build import BuildStage
 
 
 @pytest.fixture
@@ -60,3 +62,44 @@ def test_a_dirty_tree_gets_the_dirty_sha_tag_and_never_latest(checkout: Path) ->
     info = git.info(checkout)
     tags = _images.resolve_tags(config.load(checkout, environ={}), info, "x")
     assert tags == [f"{info.sha}-dirty"]
+
+
+def detach(checkout: Path) -> None:
+    """Check out main's commit, not the branch: what Jenkins' git plugin does (``git checkout -f SHA``)."""
+    subprocess.run(["git", "checkout", "-q", "--detach", "main"], cwd=checkout, check=True)
+    head = subprocess.run(
+        ["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=checkout, capture_output=True, text=True, check=True
+    )
+    assert head.stdout.strip() == "HEAD", "the checkout must be detached"
+
+
+@pytest.mark.parametrize(
+    "environ, branch, latest",
+    [
+        ({"GIT_BRANCH": "origin/main"}, "main", True),  # Jenkins' git plugin, a build of main
+        ({"BRANCH_NAME": "main"}, "main", True),  # a multibranch job
+        ({"GIT_BRANCH": "origin/feature/x"}, "feature/x", False),
+        ({"GIT_BRANCH": "origin/feature", "BRANCH_NAME": "main"}, "feature", False),  # GIT_BRANCH wins
+        ({"PIPELINE_IMAGE__BRANCH": "main"}, "main", True),
+        ({}, None, False),  # no word of the branch: never latest
+    ],
+)
+def test_a_detached_checkout_takes_its_branch_from_the_configuration(
+    checkout: Path, environ: dict[str, str], branch: str | None, latest: bool
+) -> None:
+    detach(checkout)
+    cfg = config.load(checkout, environ=environ)
+    info = git.info(checkout, ".", cfg.image.branch)
+    assert info.branch == branch and not info.dirty
+    tags = _images.resolve_tags(cfg, info, "x")
+    assert tags == ([info.sha, "latest"] if latest else [info.sha])
+    (command,) = BuildStage().plan(cfg)  # the build stage asks git the same way
+    assert re.findall(r" -t \S+:(\S+)", command) == tags
+
+
+def test_an_attached_branch_wins_over_the_environment(checkout: Path) -> None:
+    subprocess.run(["git", "checkout", "-q", "-b", "feature"], cwd=checkout, check=True)
+    cfg = config.load(checkout, environ={"GIT_BRANCH": "origin/main"})
+    info = git.info(checkout, ".", cfg.image.branch)
+    assert info.branch == "feature"
+    assert _images.resolve_tags(cfg, info, "x") == [info.sha]

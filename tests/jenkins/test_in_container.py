@@ -191,6 +191,7 @@ def test_the_reports_jenkins_publishes_are_there(jenkins_run: JenkinsRun) -> Non
         "stages/test-junit.xml",
         "stages/deploy.log",
         "index.html",
+        "report.css",
     ):
         assert (jenkins_run.reports / rel).is_file(), rel
     page = (jenkins_run.reports / "index.html").read_text(encoding="utf-8")
