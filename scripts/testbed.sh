@@ -7,7 +7,10 @@
 #                                     apt-get install what is missing: what the pipeline needs (the engine,
 #                                     the registry, debootstrap for the base image), and with --for tests
 #                                     also what only the test suite runs (Chromium, Go, Groovy, Java, wrk)
-#   bash scripts/testbed.sh up        start what is not running / build what is missing (idempotent)
+#   bash scripts/testbed.sh up [--without-base-image]
+#                                     start what is not running / build what is missing (idempotent)
+#   bash scripts/testbed.sh base-image
+#                                     make the local base image if it is missing (needs the engine up)
 #   bash scripts/testbed.sh down      stop what `up` started (and nothing else)
 #   bash scripts/testbed.sh status    show what answers
 #   bash scripts/testbed.sh env       print the exports the pipeline needs on this test bed
@@ -106,6 +109,7 @@ make_base_image() {
     ROOTFS=$(mktemp -d "${TMPDIR:-/tmp}/testbed-rootfs.XXXXXX")
     # The rootfs is ~300 MB of root-owned files: never leave it behind, whatever happens.
     trap remove_rootfs EXIT
+    trap 'remove_rootfs; exit 130' INT TERM
     local rootfs=$ROOTFS
     started=$SECONDS
     say "debootstrapping bookworm into $rootfs (about a minute; log: $STATE/debootstrap.log)"
@@ -118,7 +122,7 @@ make_base_image() {
     tar -C "$rootfs" -c . | DOCKER_HOST=$DOCKER_SOCK docker import \
         -c 'CMD ["python3"]' -c 'ENV LANG=C.UTF-8' - "$BASE_IMAGE" >/dev/null
     remove_rootfs
-    trap - EXIT
+    trap - EXIT INT TERM
     STARTED+=("base image $BASE_IMAGE (made in $((SECONDS - started))s)")
 }
 
@@ -170,10 +174,16 @@ EOF
 }
 
 cmd_up() {
+    local base_image=yes
+    case ${1:-} in
+    "") ;;
+    --without-base-image) base_image=no ;;
+    *) die "up takes no argument but '--without-base-image', not '$1'" ;;
+    esac
     mkdir -p "$STATE"
     start_engine
-    make_base_image
     start_registry
+    [[ $base_image == no ]] || make_base_image
     if ((${#STARTED[@]})); then
         say "started/made:"
         printf '  - %s\n' "${STARTED[@]}"
@@ -245,11 +255,16 @@ main() {
     case ${1:-} in
     env) cmd_env ;;
     install) cmd_install "${@:2}" ;;
-    up) cmd_up ;;
+    up) cmd_up "${@:2}" ;;
+    base-image)
+        mkdir -p "$STATE"
+        engine_answers || die "the docker engine does not answer at $DOCKER_SOCK: bash scripts/testbed.sh up"
+        make_base_image
+        ;;
     down) cmd_down ;;
     status) cmd_status ;;
     *)
-        echo "usage: bash scripts/testbed.sh install [--for tests]|up|down|status|env" >&2
+        echo "usage: bash scripts/testbed.sh install [--for tests]|up [--without-base-image]|base-image|down|status|env" >&2
         exit 2
         ;;
     esac
