@@ -6,7 +6,6 @@ import fcntl
 import os
 import pickle
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,16 +18,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pipeline.adapters.docker_containers import free_port
+
 if TYPE_CHECKING:
     from model_training import TrainingResult
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def hermetic_environ() -> dict[str, str]:
@@ -48,7 +43,7 @@ def hermetic_environ() -> dict[str, str]:
     return {
         "IRIS_TEST_RUN": run,
         "PIPELINE_DEPLOY__LOCAL__CONTAINER_NAME": name,
-        "PIPELINE_DEPLOY__LOCAL__PORT": str(_unused_port()),
+        "PIPELINE_DEPLOY__LOCAL__PORT": str(free_port()),
         "PIPELINE_IMAGE__REPOSITORY": name,
         "XDG_CACHE_HOME": str(ROOT / ".testbed" / "cache"),
     }
