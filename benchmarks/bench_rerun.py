@@ -97,6 +97,20 @@ def fresh_base_image(base: str, tag: str) -> None:
     )
 
 
+def remove_deployment(name: str) -> None:
+    """The round's containers and every tag of its repository: a round leaves nothing in the engine. By tag,
+    not by image ID: an ID may also carry tags that are not the round's (the base image's)."""
+    subprocess.run(["docker", "rm", "-f", name, f"{name}-previous"], capture_output=True, check=False)
+    refs = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference=*/{name}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    if refs:
+        subprocess.run(["docker", "rmi", *refs], capture_output=True, check=False)
+
+
 def first_run(env: dict[str, str]) -> tuple[float, float, dict[str, str], Timeline]:
     """(bootstrap seconds, pipeline seconds, statuses, timeline) of a fresh clone with a fresh ``.venv``."""
     unique = uuid.uuid4().hex[:8]
@@ -120,7 +134,7 @@ def first_run(env: dict[str, str]) -> tuple[float, float, dict[str, str], Timeli
             python = str(clone / ".venv" / "bin" / "python")
             seconds, statuses, timeline = run_pipeline(clone, fresh, sets, python)
     finally:
-        subprocess.run(["docker", "rm", "-f", name, f"{name}-previous"], capture_output=True, check=False)
+        remove_deployment(name)
         subprocess.run(["docker", "rmi", "-f", base], capture_output=True, check=False)
     return bootstrap_s, seconds, statuses, timeline
 
@@ -140,7 +154,7 @@ def one_round(env: dict[str, str]) -> list[tuple[str, float, dict[str, str], Tim
                     change(clone)
                 results.append((label, *run_pipeline(clone, env, sets)))
         finally:
-            subprocess.run(["docker", "rm", "-f", name, f"{name}-previous"], capture_output=True, check=False)
+            remove_deployment(name)
     return results
 
 
