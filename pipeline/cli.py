@@ -17,6 +17,7 @@ from typing import Annotated, Any, Optional, TypeVar
 import typer
 
 from pipeline import config as config_mod
+from pipeline import interrupts
 from pipeline.errors import EXIT_INTERRUPTED, EXIT_PREREQUISITE, ConfigError, PipelineError, UsageError
 from pipeline.lock import RunLock
 
@@ -203,9 +204,10 @@ def run(
                 fingerprinter=fingerprinter,
             )
             result = runner.execute(plan)
-            history.append(cfg.state_file.parent, history.entry_for(result, state))
-            written = report.write_reports(result, cfg.report_dir)
-            written.append(report_html.write(result, cfg, state))
+            with interrupts.shield():  # the reports of an aborted run are written all the same
+                history.append(cfg.state_file.parent, history.entry_for(result, state))
+                written = report.write_reports(result, cfg.report_dir)
+                written.append(report_html.write(result, cfg, state))
         console.print(f"reports: {', '.join(str(p) for p in written)}, {cfg.stage_reports}/", markup=False)
         return result.exit_code
 
@@ -338,9 +340,28 @@ def status() -> None:
             typer.echo(f"{name:<12} {rec.status:<8} {rec.finished_at}  {rec.summary}")
             for key, value in sorted(rec.outputs.items()):
                 typer.echo(f"{'':<12}   {key}: {value}")
+        note = _recover_target(cfg)
+        if note:
+            typer.echo(note)
         return 0
 
     raise typer.Exit(_guard(body))
+
+
+def _recover_target(cfg: config_mod.Config) -> str | None:
+    """What ``status`` found of a deploy cut short on the configured target, after undoing it (under the
+    checkout's lock; while a run holds it, the run itself is the one deploying)."""
+    from pipeline.errors import RunLocked
+    from pipeline.stages.targets import target_class
+
+    kind = target_class(cfg)
+    try:
+        with RunLock(cfg.state_file.parent):
+            return kind(cfg, lambda _line: None).recover()
+    except RunLocked:
+        return None
+    except PipelineError as exc:
+        return f"deploy target {kind.identity(cfg)}: not checked for a deploy cut short ({exc.message})"
 
 
 @app.command("history")

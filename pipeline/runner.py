@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import secrets
-import signal
 import threading
 import time
 import traceback
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pipeline import cache
+from pipeline import cache, interrupts
 from pipeline.adapters import git
 from pipeline.config import Config
 from pipeline.errors import (
@@ -283,19 +282,18 @@ class Runner:
         runs = {r.name: r for r in result.stages}
         self._plan = plan
         self.reporter.run_started(result)
-        previous = _install_sigterm()
-        try:
-            self._schedule(plan, runs)
-        finally:
-            _restore_sigterm(previous)
-        result.finished_at = utcnow()
-        if self.interrupted.is_set():
-            result.status = RunStatus.INTERRUPTED
-        elif all(r.status.ok or r.status == Status.SKIPPED for r in result.stages):
-            result.status = RunStatus.PASSED
-        else:
-            result.status = RunStatus.FAILED
-        self.reporter.run_finished(result)
+        interrupts.install()
+        interrupts.reset()
+        self._schedule(plan, runs)
+        with interrupts.shield():  # a late signal must not cut the summary short
+            result.finished_at = utcnow()
+            if self.interrupted.is_set():
+                result.status = RunStatus.INTERRUPTED
+            elif all(r.status.ok or r.status == Status.SKIPPED for r in result.stages):
+                result.status = RunStatus.PASSED
+            else:
+                result.status = RunStatus.FAILED
+            self.reporter.run_finished(result)
         return result
 
     def _schedule(self, plan: Plan, runs: dict[str, StageRun]) -> None:
@@ -305,6 +303,8 @@ class Runner:
         stop_new = False
         try:
             while pending or running:
+                if interrupts.received() is not None:  # one that came while a stage was being finished
+                    raise KeyboardInterrupt
                 for stage in [] if stop_new else list(pending):
                     if len(running) >= self.jobs:
                         break
@@ -321,14 +321,17 @@ class Runner:
                     break
                 time.sleep(0.05)
                 for name, item in list(running.items()):
-                    if self._poll(item):
-                        del running[name]
-                        done.add(name)
-                        if item.run.status == Status.FAILED and not self.keep_going:
-                            stop_new = True
+                    with interrupts.shield():  # finished once: recorded, reported, taken off the list
+                        if self._poll(item):
+                            del running[name]
+                            done.add(name)
+                            if item.run.status == Status.FAILED and not self.keep_going:
+                                stop_new = True
         except KeyboardInterrupt:
-            self.interrupted.set()
-            self._interrupt(running)
+            # Every later SIGINT/SIGTERM is noted and ignored: the stages' put-backs must run to their end.
+            with interrupts.shield():
+                self.interrupted.set()
+                self._interrupt(running)
 
     def _start(self, stage: Stage, run: StageRun) -> _Running:
         log_path = self.config.stage_log(stage.name)
@@ -478,20 +481,3 @@ def _readiness(needs: list[str], done: set[str], runs: dict[str, StageRun]) -> s
 
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:  # pragma: no cover - exercised via subprocess
-    del signum, frame
-    raise KeyboardInterrupt
-
-
-def _install_sigterm() -> Any:
-    """Treat SIGTERM (Jenkins' abort, ``docker stop``) like Ctrl-C; only the main thread may do this."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _raise_interrupt)
-
-
-def _restore_sigterm(previous: Any) -> None:
-    if previous is not None:
-        signal.signal(signal.SIGTERM, previous)

@@ -117,9 +117,11 @@ def interrupt_cli(
     settle_s: float = 0.0,
     env: dict[str, str] | None = None,
     signum: int = signal.SIGINT,
+    again_after_s: float | None = None,
 ) -> InterruptedRun:
     """``python -m pipeline ARGS`` as a real subprocess, sent SIGINT (Ctrl-C; or ``signum``, e.g. Jenkins'
-    SIGTERM) once ``log`` contains ``ready`` (and ``settle_s`` more seconds have passed)."""
+    SIGTERM) once ``log`` contains ``ready`` (and ``settle_s`` more seconds have passed); the same signal
+    once more ``again_after_s`` later when given (an abort rarely comes as one signal)."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "CI": "1", **(env or {})}
     full_env.pop("PIPELINE_PROFILE", None)
     log.unlink(missing_ok=True)  # an earlier run's log may hold ``ready`` already: wait for this run's
@@ -138,6 +140,9 @@ def interrupt_cli(
         time.sleep(settle_s)
         started = time.monotonic()
         proc.send_signal(signum)
+        if again_after_s is not None:
+            time.sleep(again_after_s)
+            proc.send_signal(signum)
         out, _ = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:  # never leave a run behind when the test fails

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -250,6 +253,26 @@ def test_sigint_stops_the_stage_writes_reports_and_exits_130(make_repo) -> None:
     assert doc["stages"][0]["status"] == "failed" and "interrupted" in doc["stages"][0]["error"]
     leftover = find_processes(f"pytest tests --junitxml={repo}")
     assert not leftover, f"the pytest child was stopped: {leftover}"
+
+
+@pytest.mark.parametrize("after_s", [0.25, 0.6])
+def test_sigterm_before_any_stage_started_exits_130(make_repo, after_s: float) -> None:
+    """Jenkins may abort a build whose pipeline is still starting: that is an interrupt (130) too, not
+    Python's default death by signal (143 in the shell)."""
+    repo = make_repo({"pipeline.toml": FIXTURE_TOML})
+    proc = subprocess.Popen(  # pylint: disable=consider-using-with  # signalled, then communicate()
+        [sys.executable, "-m", "pipeline", "run", "--stage", "lint"],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "CI": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    time.sleep(after_s)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "SIGTERM received: stopping" in out and "Traceback" not in out
 
 
 def test_doctor_shows_tool_versions(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -128,6 +128,11 @@ class DeployTarget:
         """Put ``image`` live; ``model_version``: the model this run built, when known."""
         raise NotImplementedError
 
+    def recover(self) -> str | None:
+        """Finish or undo what a deploy that was cut short (SIGKILL, a lost connection) left half done;
+        what was done, or None when nothing was. ``deploy``, ``rollback`` and ``status`` call it first."""
+        return None
+
     def roll_back(self, releases: list[Release]) -> RolledBack:
         """Put back what ran before the last of ``releases`` (recorded under this target's identity),
         after checking that the target still runs that last release."""

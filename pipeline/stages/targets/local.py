@@ -5,6 +5,10 @@ never becomes ready fails with the live release untouched; then the old containe
 aside while the new one starts under the service's name and port, and put back if that fails or the run
 is interrupted. ``roll_back`` does the same with the image that ran before the last release, after checking
 that the container still runs that release.
+
+A swap that the process does not live to finish (SIGKILL, as Jenkins sends 5 s after its SIGTERM; a lost
+engine) leaves ``NAME-previous``, which exists only during a swap. ``recover`` puts that release back, and
+``deploy``, ``rollback`` and ``status`` call it first, and say so.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.adapters.docker_containers import free_port
 from pipeline.config import Config, LocalDeploySection
-from pipeline.errors import Interrupted, StageFailed, UsageError
+from pipeline.errors import EngineUnavailable, Interrupted, LeftBroken, StageFailed, UsageError
 from pipeline.stages import _images
 from pipeline.stages.base import CheckResult
 from pipeline.stages.targets.base import Deployed, DeployTarget, Release, RolledBack
@@ -94,18 +98,38 @@ class LocalTarget(DeployTarget):
 
     def _put_back(self, name: str, aside: str, previous: str | None) -> str:
         """The old release back under its name, checked ready on the port it was published on (without
-        the run's cancel: an interrupt must still leave the service up); what happened, for the message."""
-        self.engine.remove_container(name)
-        if not previous:
-            return "no release ran before"
+        the run's cancel: an interrupt must still leave the service up); what happened, for the message.
+        A put-back that fails too is :class:`LeftBroken` (exit 4): the service is down and nobody chose it."""
         try:
+            self.engine.remove_container(name)
+            if not previous:
+                return "no release ran before"
             self.engine.rename_container(aside, name)
             self.engine.start_container(name)
             self._wait(name, self.engine.published_port(name, _images.SERVICE_PORT), None)
-        except StageFailed as exc:
+        except (StageFailed, EngineUnavailable) as exc:
             self.log(f"putting back {previous} failed: {exc.message}")
-            return f"putting back {previous} failed too ({exc.message}): look at container {name} now"
+            raise LeftBroken(
+                f"putting back {previous} failed too ({exc.message})",
+                hint=f"look at containers {name} and {aside} now (docker ps -a); the next deploy, "
+                "'pipeline rollback' or 'pipeline status' tries the put-back again",
+            ) from None
         return f"rolled back to {previous}"
+
+    def recover(self) -> str | None:
+        """Undo a swap that was cut short (SIGKILL, a lost engine, a power cut): ``NAME-previous`` exists
+        only while a swap is under way, so finding it means the last deploy never finished. The release
+        kept aside goes back under its name; what was done, or None when there was nothing to do."""
+        name = self.local.container_name
+        aside = f"{name}-previous"
+        kept = self.engine.find_container(aside)
+        if kept is None:
+            return None
+        current = self.engine.find_container(name)
+        what = f" of {current.image}" if current is not None and current.image != kept.image else ""
+        self.log(f"found {aside}: a deploy{what} was cut short during its swap; putting {kept.image} back")
+        said = self._put_back(name, aside, kept.image)
+        return f"a deploy{what} cut short during its swap was undone: {said}"
 
     @classmethod
     def checks(cls, config: Config) -> list[CheckResult]:
@@ -129,6 +153,9 @@ class LocalTarget(DeployTarget):
 
     def deploy(self, image: str, run_id: str, model_version: str | None = None) -> Deployed:
         del model_version  # the candidate and the live release are checked ready on /ready
+        undone = self.recover()
+        if undone:
+            self.log(undone)
         previous, seconds = self._replace(image)
         release = Release(
             image=image, previous=previous, ref=self.local.container_name, run_id=run_id, deployed_at=utcnow()
@@ -137,11 +164,14 @@ class LocalTarget(DeployTarget):
 
     def roll_back(self, releases: list[Release]) -> RolledBack:
         name = self.local.container_name
-        if not releases:
+        if not releases and self.engine.find_container(f"{name}-previous") is None:
             raise UsageError(
                 f"no release of container {name} is recorded in this checkout's run state",
                 hint="deploy first: python -m pipeline run --stage deploy",
             )
+        undone = self.recover()
+        if undone:  # the deploy that was cut short is what this rollback takes back
+            return RolledBack(undone, releases)
         last = releases[-1]
         running = self.engine.find_container(name)
         if running is None or running.image != last.image:
@@ -171,8 +201,9 @@ class LocalTarget(DeployTarget):
         aside = f"{name}-previous"
         running = self.engine.find_container(name)
         previous = running.image if running else None
-        self.engine.remove_container(aside)
         if previous:
+            # From here until the new release is ready, NAME-previous exists: the mark that recover() reads
+            # when this process dies before the end.
             self.log(f"stopping the live release ({previous}) and keeping it aside as {aside}")
             self.engine.stop_container(name)
             self.engine.rename_container(name, aside)
@@ -189,11 +220,11 @@ class LocalTarget(DeployTarget):
             except StageFailed:
                 self._log_tail(container)
                 raise
-        except StageFailed as exc:
+        except (StageFailed, EngineUnavailable) as exc:
+            # EngineUnavailable too: one lost connection must not leave the service stopped aside.
             self.log(f"new release failed: {exc.message}")
-            raise StageFailed(
-                f"{image} failed ({exc.message}); {self._put_back(name, aside, previous)}"
-            ) from None
+            said = self._put_back(name, aside, previous)
+            raise type(exc)(f"{image} failed ({exc.message}); {said}", hint=exc.hint) from None
         except Interrupted:
             raise Interrupted(
                 f"deploy of {image} interrupted; {self._put_back(name, aside, previous)}"

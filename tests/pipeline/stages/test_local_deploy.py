@@ -25,11 +25,13 @@ from tests.conftest import interrupt_cli, run_cli
 pytestmark = pytest.mark.integration
 
 SERVER = """\
-import http.server, sys
-STATUS = int(sys.argv[1])
+import http.server, signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # PID 1 has no default action for SIGTERM
+STATUS, READY_AT = int(sys.argv[1]), time.monotonic() + float(sys.argv[3])
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        self.send_response(STATUS if self.path == "/ready" else 200)
+        ready = STATUS if time.monotonic() >= READY_AT else 503
+        self.send_response(ready if self.path == "/ready" else 200)
         self.end_headers()
         self.wfile.write(sys.argv[2].encode())
 http.server.ThreadingHTTPServer(("0.0.0.0", 5000), Handler).serve_forever()
@@ -76,15 +78,24 @@ def site(tmp_path: Path, start_registry, engine: DockerEngine) -> Iterator[Site]
         engine.remove_container(found.name + suffix)
 
 
-def release(
-    engine: DockerEngine, base_image: str, site: Site, tmp_path: Path, text: str, ready: int = 200
+def release(  # pylint: disable=too-many-arguments
+    engine: DockerEngine,
+    base_image: str,
+    site: Site,
+    tmp_path: Path,
+    text: str,
+    ready: int = 200,
+    *,
+    ready_after_s: float = 0.0,
 ) -> str:
-    """A tiny service image pushed to the site's registry; its ``repo@sha256:...``."""
+    """A tiny service image pushed to the site's registry, answering ``ready`` on /ready from
+    ``ready_after_s`` after its start on (503 before); its ``repo@sha256:...``."""
     context = tmp_path / f"ctx-{text}"
     context.mkdir()
     (context / "server.py").write_text(SERVER, encoding="utf-8")
     (context / "Dockerfile").write_text(
-        f'FROM {base_image}\nCOPY server.py /server.py\nCMD ["python3", "/server.py", "{ready}", "{text}"]\n',
+        f"FROM {base_image}\nCOPY server.py /server.py\n"
+        f'CMD ["python3", "/server.py", "{ready}", "{text}", "{ready_after_s}"]\n',
         encoding="utf-8",
     )
     repo = f"{site.registry}/deploy-test"
@@ -158,6 +169,62 @@ def test_sigterm_while_the_new_release_starts_leaves_the_old_one_serving(
     assert "the live release was not touched" in site.error()
     assert site.answer() == "one" and engine.container_state(site.name).image == live
     assert engine.find_container(f"{site.name}-candidate") is None
+
+
+def _swap_args(site: Site, image: str) -> dict:
+    """``interrupt_cli`` arguments for a deploy of ``image`` signalled inside its swap: the live release
+    stopped and aside, the new one starting (``image`` takes 3 s to be ready)."""
+    return {
+        "args": ["run", "--stage", "deploy", "--set", f"deploy.image={image}", *site.sets()],
+        "cwd": site.root,
+        "log": site.root / "reports" / "stages" / "deploy.log",
+        "ready": "keeping it aside",
+        "settle_s": 1.0,
+    }
+
+
+def test_a_second_sigterm_during_the_swap_does_not_stop_the_put_back(
+    site: Site, live: str, engine: DockerEngine, base_image: str, tmp_path: Path
+) -> None:
+    """Jenkins signals every process of the build, so the pipeline may get SIGTERM twice in a row: the
+    second must not cut short the put-back that the first started."""
+    slow = release(engine, base_image, site, tmp_path, "slow", ready_after_s=3.0)
+    run = interrupt_cli(**_swap_args(site, slow), signum=signal.SIGTERM, again_after_s=0.1)
+    assert run.returncode == 130, run.output
+    assert "SIGTERM noted" in run.output
+    log = (site.root / "reports" / "stages" / "deploy.log").read_text(encoding="utf-8")
+    assert f"deploy of {slow} interrupted; rolled back to {live}" in site.error(), run.output + log
+    assert site.answer() == "one" and engine.container_state(site.name).image == live
+    for leftover in ("-previous", "-candidate"):
+        assert engine.find_container(site.name + leftover) is None
+
+
+@pytest.mark.parametrize("command", ["status", "rollback", "deploy"])
+def test_a_deploy_killed_during_its_swap_is_undone_by_the_next_command(
+    command: str, site: Site, live: str, engine: DockerEngine, base_image: str, tmp_path: Path
+) -> None:
+    """SIGKILL (Jenkins' follow-up to SIGTERM) in the middle of the swap: the old release is stopped aside
+    and nobody is left to put it back. The next command that looks at the target does, and says so."""
+    slow = release(engine, base_image, site, tmp_path, "slow", ready_after_s=3.0)
+    run = interrupt_cli(**_swap_args(site, slow), signum=signal.SIGKILL)
+    assert run.returncode == -signal.SIGKILL
+    assert engine.find_container(f"{site.name}-previous") is not None, "killed inside the swap"
+
+    if command == "deploy":
+        proc = site.deploy(live)
+        said = (site.root / "reports" / "stages" / "deploy.log").read_text(encoding="utf-8")
+    else:
+        # status takes no --set: the site's names come from the environment, as in CI
+        names = {
+            "PIPELINE_DEPLOY__LOCAL__CONTAINER_NAME": site.name,
+            "PIPELINE_DEPLOY__LOCAL__PORT": str(site.port),
+        }
+        proc = run_cli([command], site.root, env=names)
+        said = proc.stdout
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"a deploy of {slow} cut short during its swap was undone: rolled back to {live}" in said
+    assert site.answer() == "one" and engine.container_state(site.name).image == live
+    assert engine.find_container(f"{site.name}-previous") is None
 
 
 @pytest.mark.usefixtures("live")
