@@ -183,6 +183,7 @@ binding.setVariable('agent', { Object spec ->
     }
 })
 binding.setVariable('label', { Object name -> note('label', name) })
+binding.setVariable('pollSCM', { String spec -> note('pollSCM', [spec]) })
 binding.setVariable('stage', { String name, Closure body ->
     record.stages << name
     block("stage:${name}".toString(), name, body)

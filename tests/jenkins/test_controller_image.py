@@ -1,11 +1,12 @@
 """The Jenkins controller image as code (``custom_jenkins/Dockerfile``) and its tool layer, built for real.
 
-The Dockerfile has two stages: ``tools`` (``install-tools.sh``: what the Jenkinsfile's one ``sh`` step
+The Dockerfile has four stages: ``tools`` (``install-tools.sh``: what the Jenkinsfile's one ``sh`` step
 needs, Trivy and hadolint pinned by ``tools.txt``, the user jenkins uid 1000, ``check-secrets``) on
-``ARG BASE_IMAGE`` (jenkins/jenkins LTS), then ``controller`` (plugins, casc.yaml, the secrets check as
-entrypoint). The controller cannot be built here (no Docker Hub, jenkins.io or GitHub), so the file is read
-and linted; the ``tools`` stage is built on the test bed's base image (``jenkins_standin``) and checked from
-inside, as uid 1000, the way Jenkins' builds run.
+``ARG AGENT_BASE`` (Debian 12), ``jenkins`` (the LTS controller image, ``ARG CONTROLLER_IMAGE``), ``agent``
+(tools + the controller's Java + ``agent.sh``) and ``controller`` (plugins, casc.yaml, the secrets check as
+entrypoint). Neither the controller nor the agent can be built here (no Docker Hub, jenkins.io or GitHub), so
+the file is read and linted; the ``tools`` stage is built on the test bed's base image (``jenkins_standin``)
+and checked from inside, as uid 1000, the way the agent's builds run.
 """
 
 from __future__ import annotations
@@ -98,14 +99,19 @@ def in_standin(image: str, script: str) -> subprocess.CompletedProcess[str]:
 # --- the files, read only (fast suite) ------------------------------------------------------------
 
 
-def test_the_controller_dockerfile_pins_its_base_tools_and_configuration() -> None:
+def test_the_dockerfile_pins_its_bases_and_splits_controller_and_agent() -> None:
     preamble, stages = dockerfile_stages(CUSTOM / "Dockerfile")
     args = dict(a.split("=", 1) for k, a in preamble if k == "ARG")
-    assert re.fullmatch(r"jenkins/jenkins:\d+\.\d+\.\d+-lts-jdk17", args["BASE_IMAGE"]), args
-    assert list(stages) == ["tools", "controller"], "controller last: a plain docker build gives Jenkins"
-    tools, controller = stages["tools"], stages["controller"]
-    assert tools[0] == ("FROM", "${BASE_IMAGE} AS tools")
-    assert controller[0] == ("FROM", "tools AS controller")
+    assert re.fullmatch(r"jenkins/jenkins:\d+\.\d+\.\d+-lts-jdk21", args["CONTROLLER_IMAGE"]), args
+    assert re.fullmatch(r"debian:bookworm-\d{8}-slim", args["AGENT_BASE"]), args
+    # tools first (the legacy builder builds every stage before --target); the controller last, so that a
+    # plain `docker build` gives Jenkins.
+    assert list(stages) == ["tools", "jenkins", "agent", "controller"]
+    tools, agent, controller = stages["tools"], stages["agent"], stages["controller"]
+    assert tools[0] == ("FROM", "${AGENT_BASE} AS tools")
+    assert stages["jenkins"] == [("FROM", "${CONTROLLER_IMAGE} AS jenkins")]
+    assert agent[0] == ("FROM", "tools AS agent")
+    assert controller[0] == ("FROM", "jenkins AS controller")
 
     # The tool layer: one script, with the lock file, run as root; it ends as uid 1000.
     copied = {src: dest for k, a in tools if k == "COPY" for *srcs, dest in [a.split()] for src in srcs}
@@ -129,10 +135,17 @@ def test_the_controller_dockerfile_pins_its_base_tools_and_configuration() -> No
         assert version == dev_requirement(name), f"tools.txt pins {name} {version}, requirements/dev.txt not"
         assert hashes and all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes), name
 
-    # The controller: Docker CLI, plugins, casc.yaml, no download from GitHub, the secrets check first.
+    # The agent: the controller's own Java, the connecting entrypoint, uid 1000.
+    assert ("COPY", "--from=jenkins /opt/java/openjdk /opt/java/openjdk") in agent
+    assert ("COPY", "agent.sh /usr/local/bin/jenkins-agent") in agent
+    assert [json.loads(a) for k, a in agent if k == "ENTRYPOINT"] == [["/usr/local/bin/jenkins-agent"]]
+    assert [a for k, a in agent if k == "USER"][-1] == "1000:1000"
+
+    # The controller: no tools, no Docker, nothing from GitHub; plugins, casc.yaml, the secrets check first.
+    everything = " ".join(a for stage in stages.values() for _, a in stage)
+    assert "github.com" not in everything
     runs = " ".join(a for k, a in controller if k == "RUN")
-    assert re.search(r"apt-get install [^&]*\bdocker\.io(\s|$)", runs), runs
-    assert "github.com" not in " ".join(a for _, a in tools + controller)
+    assert "docker.io" not in runs and "install-tools" not in runs
     sources = {dest: src for src, dest in (a.split() for k, a in controller if k == "COPY")}
     (plugin_file,) = re.findall(r"jenkins-plugin-cli --plugin-file (\S+)", runs)
     assert sources[plugin_file] == "plugins.txt"
@@ -217,3 +230,46 @@ def test_the_standin_passes_the_bootstrap_interpreter_check(jenkins_standin: str
     assert accepted.returncode == 0, accepted.stderr
     assert re.fullmatch(r"checked /usr/bin/python3(\.11)?", accepted.stdout.strip()), accepted.stdout
     assert refused.returncode == 3 and "not-refused" not in refused.stdout, "the extracted check is inert"
+
+
+# --- the agent's entrypoint, in the stand-in (its tool layer; the stand-in has no Java) ---------------------
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("env", "secret", "code", "message"),
+    [
+        ({}, "a" * 64, 2, "set JENKINS_URL"),
+        (
+            {"JENKINS_URL": "http://jenkins:8080/"},
+            None,
+            2,
+            "no readable agent secret in /run/secrets/agent-secret",
+        ),
+        ({"JENKINS_URL": "http://jenkins:8080/"}, "not-a-secret", 2, "does not hold an agent secret"),
+        ({"JENKINS_URL": "http://jenkins:8080/"}, "0f" * 32, 3, "java is missing"),
+    ],
+    ids=["no-url", "no-secret", "bad-secret", "no-java"],
+)
+def test_the_agent_entrypoint_refuses_what_it_cannot_use(
+    jenkins_standin: str, tmp_path: Path, env: dict[str, str], secret: str | None, code: int, message: str
+) -> None:
+    """custom_jenkins/agent.sh, run as uid 1000 as the agent image runs it: each missing piece is named, with
+    the documented exit code, and the secret's value is never printed."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    if secret is not None:
+        (secrets / "agent-secret").write_text(secret + "\n", encoding="utf-8")
+    exports = "".join(f"export {name}={value}; " for name, value in env.items())
+    result = run_in(
+        jenkins_standin,
+        "bash",
+        "-c",
+        f"{exports}bash /agent.sh",
+        user="1000:1000",
+        mounts={str(CUSTOM / "agent.sh"): "/agent.sh", str(secrets): "/run/secrets"},
+    )
+    assert result.returncode == code, result.stdout + result.stderr
+    assert message in result.stderr
+    if secret:
+        assert secret not in result.stdout + result.stderr

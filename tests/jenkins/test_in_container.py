@@ -16,10 +16,13 @@ of jenkins/jenkins with its JDK), and the environment a controller would pass wi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,8 +66,18 @@ def jenkins_sh_step(**params: str) -> tuple[str, dict[str, str]]:
     return sh["script"], dict(sh["envValues"])
 
 
-def make_workspace(dest: Path) -> Path:
-    """What Jenkins checks out: the project's files (as in this working tree) in a git repo on main."""
+# Where the agent keeps its builds (casc.yaml: the node's remoteFS), and the job's workspace in it.
+AGENT_HOME = "/home/jenkins"
+WORKSPACE = f"{AGENT_HOME}/agent/workspace/iris-classifier"
+ORIGIN = "https://git.example.invalid/iris-classifier.git"
+
+
+def make_workspace(dest: Path) -> tuple[Path, str]:
+    """What the git plugin leaves: the project's files (as in this working tree) committed on ``main`` of an
+    origin, fetched into the workspace as ``refs/remotes/origin/*`` and checked out *detached* at that
+    commit (GitSCM: ``git fetch +refs/heads/*:refs/remotes/origin/*``, then ``git checkout -f SHA``; no
+    local branch). Returns the workspace and the commit."""
+    origin, work = dest / "origin", dest / "workspace"
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT,
@@ -74,44 +87,122 @@ def make_workspace(dest: Path) -> Path:
     for rel in filter(None, listed.split("\0")):
         src = ROOT / rel
         if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
+            (origin / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, origin / rel)
     git = ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.invalid"]
-    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=dest, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "checkout"], cwd=dest, check=True)
-    subprocess.run(["chown", "-R", "1000:1000", str(dest)], check=True)
-    return dest
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=origin, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=origin, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "checkout"], cwd=origin, check=True)
+    work.mkdir()
+    for step in (
+        ["init", "-q"],
+        ["remote", "add", "origin", ORIGIN],
+        ["fetch", "-q", "--tags", "--force", str(origin), "+refs/heads/*:refs/remotes/origin/*"],
+        ["checkout", "-q", "-f", "refs/remotes/origin/main^{commit}"],
+    ):
+        subprocess.run([*git, *step], cwd=work, check=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=work, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    subprocess.run(["chown", "-R", "1000:1000", str(work)], check=True)
+    return work, commit
+
+
+def jenkins_environment(commit: str) -> dict[str, str]:
+    """What Jenkins puts into a build's environment on the agent, besides the job's own ``environment {}``:
+    core's ``Run.getEnvironment`` and ``Executor`` (BUILD_*, JOB_*, JENKINS_URL, NODE_NAME, WORKSPACE,
+    JENKINS_NODE_COOKIE), the git plugin (GIT_BRANCH as ``origin/main``, GIT_COMMIT, GIT_URL) and
+    durable-task (JENKINS_SERVER_COOKIE, set by its launcher; ``BourneShellScript``)."""
+    number, url = "7", "http://jenkins.example.invalid:8080/"
+    return {
+        "HOME": AGENT_HOME,
+        "WORKSPACE": WORKSPACE,
+        "WORKSPACE_TMP": f"{WORKSPACE}@tmp",
+        "JENKINS_URL": url,
+        "JOB_NAME": "iris-classifier",
+        "JOB_BASE_NAME": "iris-classifier",
+        "JOB_URL": f"{url}job/iris-classifier/",
+        "BUILD_NUMBER": number,
+        "BUILD_ID": number,
+        "BUILD_TAG": f"jenkins-iris-classifier-{number}",
+        "BUILD_URL": f"{url}job/iris-classifier/{number}/",
+        "NODE_NAME": "agent",
+        "NODE_LABELS": "agent pipeline",
+        "EXECUTOR_NUMBER": "0",
+        "GIT_BRANCH": "origin/main",
+        "GIT_COMMIT": commit,
+        "GIT_URL": ORIGIN,
+        "JENKINS_NODE_COOKIE": uuid.uuid4().hex,
+        "JENKINS_SERVER_COOKIE": f"durable-{uuid.uuid4().hex}",
+    }
 
 
 @dataclass
 class Controller:
-    """Runs commands in the stand-in as Jenkins runs its builds, in one workspace."""
+    """Runs commands on the stand-in agent as Jenkins runs a ``sh`` step, in one workspace: the script
+    written to a file under ``WORKSPACE@tmp/durable-*/`` and run as ``sh -xe FILE`` (durable-task's
+    ``BourneShellScript``: ``'sh' -xe`` unless the script starts with ``#!``; ``sh`` is dash on Debian),
+    as uid 1000 with the socket's group, in ``WORKSPACE``, under a real init (tini: ``docker run --init``)
+    so that signals reach the build's processes as they would on an agent."""
 
     image: str
     workspace: Path
     env: dict[str, str]
 
-    def run(self, script: str, timeout_s: float = 1500) -> subprocess.CompletedProcess[str]:
+    def _script(self, script: str) -> tuple[Path, str]:
+        """The step's script as durable-task writes it: (the control dirs' parent, its path in the agent)."""
+        control = self.workspace.parent / "workspace@tmp" / f"durable-{uuid.uuid4().hex[:8]}"
+        control.mkdir(parents=True)
+        (control / "script.sh").write_text(script, encoding="utf-8")
+        subprocess.run(["chown", "-R", "1000:1000", str(control.parent)], check=True)
+        return control.parent, f"{WORKSPACE}@tmp/{control.name}/script.sh"
+
+    def _agent(self, tmp: Path) -> list[str]:
+        """``docker run`` options of the agent: uid 1000, the socket and its group, the workspace."""
         argv = [
-            "docker", "run", "--rm",
+            "--init",
             "--user", "1000:1000",
             "--group-add", str(os.stat(SOCKET).st_gid),
             "--volume", f"{SOCKET}:{SOCKET}",
-            "--volume", f"{self.workspace}:/ws",
-            "--workdir", "/ws",
+            "--volume", f"{self.workspace}:{WORKSPACE}",
+            "--volume", f"{tmp}:{WORKSPACE}@tmp",
+            "--workdir", WORKSPACE,
         ]  # fmt: skip
         for name in self.env:
             argv += ["--env", name]  # values travel in this process's environment, not on the command line
-        argv += [self.image, "bash", "-c", script]
+        return argv
+
+    def run(self, script: str, timeout_s: float = 1500) -> subprocess.CompletedProcess[str]:
+        tmp, path = self._script(script)
         return subprocess.run(
-            argv,
+            ["docker", "run", "--rm", *self._agent(tmp), self.image, "sh", "-xe", path],
             env={**os.environ, **self.env},
             capture_output=True,
             text=True,
             timeout=timeout_s,
             check=False,
         )
+
+    def start(self, script: str, name: str) -> None:
+        """The step in the background, in a long-lived agent container ``name``: the container's main process
+        stands for the agent's JVM (it outlives the build, as on a real agent, so that a dead ``sh`` does not
+        take the build's other processes down with the container), and the step is ``docker exec``-ed."""
+        tmp, path = self._script(script)
+        env = {**os.environ, **self.env}
+        for argv in (
+            ["docker", "run", "--detach", "--name", name, *self._agent(tmp), self.image, "sleep", "infinity"],
+            [
+                "docker",
+                "exec",
+                "--detach",
+                *(a for n in self.env for a in ("--env", n)),
+                name,
+                "sh",
+                "-xe",
+                path,
+            ],
+        ):
+            subprocess.run(argv, env=env, check=True, capture_output=True, timeout=120)
 
 
 @dataclass
@@ -154,7 +245,8 @@ def jenkins_run(
         "PIPELINE_DEPLOY__LOCAL__PORT": str(port),
         "PIPELINE_DEPLOY__LOCAL__CONTAINER_NAME": name,
     }
-    controller = Controller(jenkins_standin, make_workspace(tmp_path_factory.mktemp("ws")), env)
+    workspace, commit = make_workspace(tmp_path_factory.mktemp("ws"))
+    controller = Controller(jenkins_standin, workspace, {**jenkins_environment(commit), **env})
     build = controller.run(script)
     run = JenkinsRun(controller, build, registry, port, name, f"{registry.address}/{repository}")
     try:
@@ -181,6 +273,24 @@ def test_every_stage_passes_inside_the_jenkins_container(jenkins_run: JenkinsRun
     assert "join network 'bridge'" in smoke_log, "the smoke container is reached on the shared network"
     push_log = (jenkins_run.reports / "stages" / "push.log").read_text(encoding="utf-8")
     assert "asked through the engine" in push_log
+
+
+def test_a_build_of_main_pushes_latest_from_the_detached_checkout(jenkins_run: JenkinsRun) -> None:
+    """The git plugin checks out a commit, not a branch: the branch comes from GIT_BRANCH=origin/main."""
+    assert jenkins_run.build.returncode == 0, _explain(jenkins_run)
+    head = subprocess.run(
+        ["git", "-c", "safe.directory=*", "rev-parse", "--abbrev-ref", "HEAD"],
+        cwd=jenkins_run.controller.workspace,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert head.stdout.strip() == "HEAD", "the stand-in's checkout is detached, as Jenkins' is"
+    name = jenkins_run.repository.split("/", 1)[1]
+    tags = requests.get(f"http://{jenkins_run.registry.address}/v2/{name}/tags/list", timeout=10).json()
+    commit = jenkins_run.controller.env["GIT_COMMIT"]
+    assert {"latest", commit[:12]} <= set(tags["tags"]) or {"latest", commit} <= set(tags["tags"]), tags
+    assert "+ .venv/bin/python -m pipeline run" in jenkins_run.build.stderr, "sh -xe traces the command"
 
 
 def test_the_reports_jenkins_publishes_are_there(jenkins_run: JenkinsRun) -> None:
@@ -254,3 +364,75 @@ def test_rollback_from_inside_the_container(jenkins_run: JenkinsRun, engine: Doc
     assert f"to {first}" in result.stdout
     assert engine.container_state(jenkins_run.container_name).image == first
     assert requests.get(f"http://127.0.0.1:{jenkins_run.port}/ready", timeout=5).status_code == 200
+
+
+def build_processes(container: str) -> list[int]:
+    """Host pids of the build's processes in the agent ``container``: all but its init and the process that
+    stands for the agent (``sleep infinity``), as ``docker top`` lists them."""
+    top = subprocess.run(
+        ["docker", "top", container, "-eo", "pid,args"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.splitlines()[1:]
+    rows = [line.strip().split(None, 1) for line in top]
+    return [int(pid) for pid, args in rows if not args.startswith(("/sbin/docker-init", "sleep infinity"))]
+
+
+def test_an_abort_as_jenkins_sends_it_during_the_swap(jenkins_run: JenkinsRun, engine: DockerEngine) -> None:
+    """Jenkins' abort: SIGTERM to every process of the build, SIGKILL 5 s later (core's ProcessTree,
+    ``SoftKillWaitSeconds`` = 5). Sent here in the middle of the deploy's swap of a new release. After it:
+    no process or container of the run is left, ``reports/pipeline.json`` is whole or absent, and the
+    release that served before serves again, at once or after the next command (``status``) says it
+    undid the swap."""
+    assert jenkins_run.build.returncode == 0, _explain(jenkins_run)
+    before = engine.container_state(jenkins_run.container_name).image
+    workspace = jenkins_run.controller.workspace
+    with (workspace / "app" / "__init__.py").open("a", encoding="utf-8") as fh:
+        fh.write("# a release that is aborted\n")
+    shutil.rmtree(workspace / "reports")  # as the Jenkinsfile's cleanup leaves it: no earlier report
+    deploy_log = workspace / "reports" / "stages" / "deploy.log"
+    build = f"jenkins-abort-{uuid.uuid4().hex[:8]}"
+    jenkins_run.controller.start(
+        ".venv/bin/python -m pipeline run --stage build,smoke,push,deploy "
+        "--skip lint,test,trivy-fs,trivy-image --profile local",
+        build,
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while "keeping it aside" not in (deploy_log.read_text("utf-8") if deploy_log.exists() else ""):
+            assert time.monotonic() < deadline, "the deploy never reached its swap"
+            assert build_processes(build), "the build ended before its swap"
+            time.sleep(0.1)
+        # Every process of the build, children first, as ProcessTree.killAll does (from the host: at once,
+        # while the swap is under way), then SIGKILL for whatever is left 5 s later.
+        signalled = build_processes(build)
+        for pid in reversed(signalled):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        time.sleep(5)
+        subprocess.run(["docker", "kill", build], capture_output=True, check=False, timeout=30)
+    finally:
+        logs = subprocess.run(["docker", "logs", build], capture_output=True, text=True, check=False).stderr
+        subprocess.run(["docker", "rm", "-f", build], capture_output=True, check=False)
+
+    report = workspace / "reports" / "pipeline.json"
+    assert signalled, "the build had processes to signal"
+    if report.exists():
+        assert json.loads(report.read_text(encoding="utf-8"))["status"] == "interrupted", logs[-3000:]
+    written = "written" if report.exists() else "absent"
+    print(f"abort: reports/pipeline.json {written}; build log:\n{logs[-2000:]}")
+    leftovers = [
+        c.name
+        for c in engine.client.containers.list(all=True)
+        if c.name.startswith(jenkins_run.container_name)
+    ]
+    assert set(leftovers) <= {jenkins_run.container_name, f"{jenkins_run.container_name}-previous"}, leftovers
+    status = jenkins_run.controller.run(".venv/bin/python -m pipeline status", timeout_s=300)
+    assert status.returncode == 0, status.stdout + status.stderr
+    if f"{jenkins_run.container_name}-previous" in leftovers:
+        assert "cut short during its swap was undone" in status.stdout, status.stdout
+    assert engine.container_state(jenkins_run.container_name).image == before, logs[-3000:]
+    assert requests.get(f"http://127.0.0.1:{jenkins_run.port}/ready", timeout=5).status_code == 200
+    assert engine.find_container(f"{jenkins_run.container_name}-previous") is None

@@ -56,7 +56,8 @@ STEP_PLUGINS: dict[str, str | None] = {
         ("always", "success", "failure", "unstable", "aborted", "cleanup"), "workflow-aggregator"
     ),
     **dict.fromkeys(("sh", "timeout", "dir", "deleteDir", "disableConcurrentBuilds"), "workflow-aggregator"),
-    **dict.fromkeys(("buildDiscarder", "choice", "string", "archiveArtifacts"), None),
+    **dict.fromkeys(("buildDiscarder", "choice", "string", "archiveArtifacts", "label", "pollSCM"), None),
+    "triggers": "workflow-aggregator",
     "timestamps": "timestamper",
     "withCredentials": "credentials-binding",
     "junit": "junit",
@@ -572,7 +573,23 @@ def test_casc_holds_no_secret_only_references() -> None:
         assert SECRET_REF.match(user["id"]) and SECRET_REF.match(user["password"])
     strategy = document["jenkins"]["authorizationStrategy"]
     assert strategy == {"loggedInUsersCanDoAnything": {"allowAnonymousRead": False}}
-    assert document["jenkins"]["numExecutors"] == 2
+
+
+def test_builds_run_on_the_agent_never_on_the_controller(record: dict[str, Any]) -> None:
+    """The controller has no executors; the one agent of casc.yaml carries the label the Jenkinsfile asks for,
+    connects inbound over WebSocket, and keeps its workspaces where the in-container test puts them."""
+    jenkins = casc()["jenkins"]
+    assert jenkins["numExecutors"] == 0
+    (node,) = jenkins["nodes"]
+    agent = node["permanent"]
+    labels = [s["args"] for s in record["steps"] if s["step"] == "label"]
+    assert labels == ["pipeline"], labels
+    assert "pipeline" in agent["labelString"].split()
+    assert agent["launcher"] == {"inbound": {"webSocket": True}}
+    assert agent["remoteFS"] == "/home/jenkins/agent" and agent["numExecutors"] == 1
+    from tests.jenkins.test_in_container import WORKSPACE
+
+    assert WORKSPACE.startswith(agent["remoteFS"] + "/workspace/")
 
 
 def test_casc_creates_the_job_from_the_jenkinsfile() -> None:

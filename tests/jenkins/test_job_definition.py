@@ -86,10 +86,17 @@ def jobdsl_declarations(calls: list[Call], job: str) -> dict[str, Any]:
     body = pipeline_job["block"]
     properties = block_of(body, "properties")
     rotation = block_of(properties, "buildDiscarder", "strategy", "logRotator")
+    triggers = block_of(properties, "pipelineTriggers", "triggers")
     return {
         "parameters": [jobdsl_parameter(c) for c in block_of(body, "parameters")],
         "logRotator": {c["name"]: c["args"][0] for c in rotation} or None,
-        "properties": {c["name"]: c["args"] for c in properties if c["name"] != "buildDiscarder"},
+        "properties": {
+            c["name"]: c["args"]
+            for c in properties
+            if c["name"] not in ("buildDiscarder", "pipelineTriggers")
+        },
+        # pollSCM { scmpoll_spec('H/5 * * * *') } (the dynamic DSL's names for SCMTrigger) -> {pollSCM: spec}
+        "triggers": {c["name"]: block_of([c], c["name"])[0]["args"][0] for c in triggers},
     }
 
 
@@ -99,6 +106,7 @@ def jenkinsfile_declarations(record: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(options.keys() - JOB_PROPERTY_OPTIONS - WRAPPER_OPTIONS)
     assert not unknown, f"is this option a job property Job DSL must declare too? {unknown}"
     (discarder,) = options.get("buildDiscarder", [None])
+    triggers = {s["step"]: s["args"][0] for s in record["steps"] if s["context"] == "pipeline/triggers"}
     keys = ("type", "name", "choices", "default", "description")
     return {
         "parameters": [{k: v for k, v in p.items() if k in keys} for p in record["parameters"]],
@@ -106,6 +114,7 @@ def jenkinsfile_declarations(record: dict[str, Any]) -> dict[str, Any]:
         "properties": {
             name: args for name, args in options.items() if name in JOB_PROPERTY_OPTIONS - {"buildDiscarder"}
         },
+        "triggers": triggers,
     }
 
 
@@ -119,7 +128,7 @@ def differences(jenkinsfile: dict[str, Any], jobdsl: dict[str, Any]) -> list[str
             problems.append(f"parameter {name}: Jenkinsfile {ours}, Job DSL {theirs}")
     if [p["name"] for p in jenkinsfile["parameters"]] != [p["name"] for p in jobdsl["parameters"]]:
         problems.append("the parameters are not in the same order (Jenkins shows them in order)")
-    for key in ("logRotator", "properties"):
+    for key in ("logRotator", "properties", "triggers"):
         if jenkinsfile[key] != jobdsl[key]:
             problems.append(f"{key}: Jenkinsfile {jenkinsfile[key]}, Job DSL {jobdsl[key]}")
     return problems
@@ -144,6 +153,7 @@ def test_the_job_dsl_declares_what_the_jenkinsfile_declares(
     assert [p["name"] for p in jenkinsfile["parameters"]] == ["PROFILE", "STAGES"]
     assert jenkinsfile["logRotator"] == {"numToKeepStr": "30", "artifactNumToKeepStr": "10"}
     assert jenkinsfile["properties"] == {"disableConcurrentBuilds": []}
+    assert jenkinsfile["triggers"] == {"pollSCM": "H/5 * * * *"}
     problems = differences(jenkinsfile, jobdsl)
     assert not problems, "\n".join(problems)
 
@@ -152,7 +162,7 @@ def test_the_job_dsl_declares_what_the_jenkinsfile_declares(
 def test_the_comparison_catches_a_job_dsl_that_drifts(both: tuple[dict[str, Any], dict[str, Any]]) -> None:
     """The script before issue 22 (no parameters, no properties), and one changed default, are caught."""
     jenkinsfile, jobdsl = both
-    bare = {"parameters": [], "logRotator": None, "properties": {}}
+    bare = {"parameters": [], "logRotator": None, "properties": {}, "triggers": jobdsl["triggers"]}
     assert differences(jenkinsfile, bare) == [
         f"parameter PROFILE: Jenkinsfile {jenkinsfile['parameters'][0]}, Job DSL None",
         f"parameter STAGES: Jenkinsfile {jenkinsfile['parameters'][1]}, Job DSL None",

@@ -1,11 +1,12 @@
-"""The test bed's stand-in of the Jenkins controller container.
+"""The test bed's stand-in of the Jenkins agent container, where the builds run.
 
-jenkins/jenkins cannot be pulled here (TESTBED.md), so the stand-in is the ``tools`` stage of
-``custom_jenkins/Dockerfile`` built on the test bed's Debian 12 base image: the very layer the controller
+jenkins/jenkins and Debian's images cannot be pulled here (TESTBED.md), so the stand-in is the ``tools``
+stage of ``custom_jenkins/Dockerfile`` built on the test bed's Debian 12 base image: the very layer the agent
 image gets (``install-tools.sh``: Debian's python3 3.11 + venv, git, procps, Trivy and hadolint from the
-hashes of ``custom_jenkins/tools.txt``, the user ``jenkins`` uid 1000, ``check-secrets``), minus Jenkins::
+hashes of ``custom_jenkins/tools.txt``, the user ``jenkins`` uid 1000 with HOME /home/jenkins,
+``check-secrets``), minus the agent's Java and its connection to a controller::
 
-    docker build --target tools --build-arg BASE_IMAGE=local/python:3.11-bookworm custom_jenkins/
+    docker build --target tools --build-arg AGENT_BASE=local/python:3.11-bookworm custom_jenkins/
 
 ``standin_image()`` builds it once per test session (the engine's layer cache makes a rebuild of an
 unchanged stage take well under a second) and returns its tag. A missing docker CLI or base image fails
@@ -43,7 +44,7 @@ def standin_image() -> str:
             "--target",
             "tools",
             "--build-arg",
-            f"BASE_IMAGE={BASE_IMAGE}",
+            f"AGENT_BASE={BASE_IMAGE}",
             "--tag",
             STANDIN_TAG,
             str(CONTEXT),

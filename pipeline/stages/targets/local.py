@@ -202,11 +202,12 @@ class LocalTarget(DeployTarget):
         running = self.engine.find_container(name)
         previous = running.image if running else None
         if previous:
-            # From here until the new release is ready, NAME-previous exists: the mark that recover() reads
-            # when this process dies before the end.
+            # Renamed first, then stopped: from the rename until the new release is ready, NAME-previous
+            # exists, the mark that recover() reads when this process dies before the end (a stop first
+            # would leave a window where the live release is stopped under its own name, unmarked).
             self.log(f"stopping the live release ({previous}) and keeping it aside as {aside}")
-            self.engine.stop_container(name)
             self.engine.rename_container(name, aside)
+            self.engine.stop_container(aside)
         try:
             container = self._start(
                 image,
