@@ -28,6 +28,10 @@ AGENT=$NAME-agent
 # The node's name in casc.yaml (jenkins.nodes[].permanent.name).
 AGENT_NODE=agent
 NETWORK=$NAME
+# Volumes named after the controller, so that a second Jenkins (another JENKINS_NAME) never shares them.
+HOME_VOLUME=${NAME}_home
+AGENT_VOLUME=${NAME}_agent
+AGENT_SECRET_VOLUME=${NAME}_agent_secret
 PORT=${JENKINS_PORT:-8080}
 URL=${JENKINS_URL:-http://127.0.0.1:$PORT/}
 # Absolute: `docker run -v NAME:...` with a relative NAME would mount a named volume, not the directory.
@@ -107,7 +111,8 @@ agent_secret() {
     # shellcheck disable=SC2016  # expanded by the container's shell
     docker exec "$NAME" sh -c 'printf "user = \"%s:%s\"\n" "$(cat /run/secrets/JENKINS_ADMIN_ID)" "$(cat /run/secrets/JENKINS_ADMIN_PASSWORD)" |
         curl -fsS -K - "http://localhost:8080/computer/$1/jenkins-agent.jnlp"' sh "$AGENT_NODE" |
-        sed -n 's/.*<application-desc><argument>\([0-9a-f]\{64\}\)<\/argument>.*/\1/p'
+        tr -d '\r\n' |
+        sed -n 's/.*<application-desc[^>]*>[[:space:]]*<argument>\([0-9a-f]\{64\}\)<\/argument>.*/\1/p'
 }
 
 wait_for_controller() {
@@ -138,7 +143,7 @@ up() {
     # pipeline deploys 8000, so the three never collide). No Docker socket: it runs no build.
     docker run -d --name "$NAME" --restart unless-stopped --network "$NETWORK" \
         -p "127.0.0.1:$PORT:8080" \
-        -v jenkins_home:/var/jenkins_home \
+        -v "$HOME_VOLUME:/var/jenkins_home" \
         -v "$SECRETS:/run/secrets:ro" \
         -e "GIT_REPO_URL=$GIT_REPO_URL" -e "JENKINS_URL=$URL" "${git_credential[@]}" \
         "$IMAGE" >/dev/null
@@ -150,15 +155,15 @@ up() {
     # The agent sees its own secret only, in a volume of its own (never -e: builds inherit the environment),
     # written through stdin by a throwaway container, so it survives a reboot of the host.
     printf '%s\n' "$secret" | docker run --rm -i --network none --user 0 --entrypoint sh \
-        -v jenkins_agent_secret:/secret "$AGENT_IMAGE" \
+        -v "$AGENT_SECRET_VOLUME:/secret" "$AGENT_IMAGE" \
         -c "cat >/secret/agent-secret && chown -R $JENKINS_UID:$JENKINS_UID /secret && chmod 0400 /secret/agent-secret"
     # The agent: the tools, the engine's socket (with its group) and a volume for the workspaces. --init: a real
     # PID 1 reaps the builds' orphans (durable-task's launcher expects one). It reaches the controller by name.
     docker run -d --name "$AGENT" --restart unless-stopped --network "$NETWORK" --init \
-        -v jenkins_agent:/home/jenkins/agent \
+        -v "$AGENT_VOLUME:/home/jenkins/agent" \
         -v "$SOCKET:$SOCKET" \
         --group-add "$(stat -c %g "$SOCKET")" \
-        -v jenkins_agent_secret:/run/secrets:ro \
+        -v "$AGENT_SECRET_VOLUME:/run/secrets:ro" \
         -e "JENKINS_URL=http://$NAME:8080/" -e "JENKINS_AGENT_NAME=$AGENT_NODE" \
         ${AWS_REGION:+-e "AWS_REGION=$AWS_REGION"} \
         "$AGENT_IMAGE" >/dev/null
@@ -175,6 +180,9 @@ down() {
             say "no container $container"
         fi
     done
+    if docker network inspect "$NETWORK" >/dev/null 2>&1; then
+        docker network rm "$NETWORK" >/dev/null && say "removed the network $NETWORK"
+    fi
 }
 
 status() {
