@@ -24,7 +24,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.adapters.docker_engine import free_port
-from tests.jenkins.test_manage_script import (  # noqa: F401  (as_root: a fixture)
+
+# as_root is a fixture: imported so that pytest finds it here.
+from tests.jenkins.test_manage_script import (  # noqa: F401  # pylint: disable=unused-import
     SCRIPT,
     SECRETS,
     as_root,
