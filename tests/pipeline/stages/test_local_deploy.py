@@ -7,10 +7,13 @@ Python that answer ``/ready`` (200, or 503 for one that never becomes ready), de
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import signal
 import socket
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -197,6 +200,68 @@ def test_a_second_sigterm_during_the_swap_does_not_stop_the_put_back(
     assert site.answer() == "one" and engine.container_state(site.name).image == live
     for leftover in ("-previous", "-candidate"):
         assert engine.find_container(site.name + leftover) is None
+
+
+class DroppingProxy:
+    """The engine's socket on a TCP port, with one fault: a connection that sends
+    ``POST .../containers/create`` for the container called ``drop`` is closed without an answer (what a lost
+    engine connection looks like to docker-py). Every other request goes through."""
+
+    def __init__(self, drop: str) -> None:
+        self.pattern = re.compile(
+            rb"POST /[^ ]*containers/create\?name=" + re.escape(drop.encode()) + rb"[ &]"
+        )
+        self.dropped = 0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect("/var/run/docker.sock")
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, inspect: bool) -> None:
+        try:
+            while chunk := source.recv(65536):
+                if inspect and self.pattern.search(chunk):
+                    self.dropped += 1
+                    break
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_a_lost_engine_connection_during_the_swap_puts_the_old_release_back(
+    site: Site, live: str, engine: DockerEngine, base_image: str, tmp_path: Path
+) -> None:
+    """The engine's connection drops exactly when the new release is created under the service's name: the
+    old release, already stopped aside, is put back at once (the error says so), never left down."""
+    second = release(engine, base_image, site, tmp_path, "two")
+    proxy = DroppingProxy(site.name)
+    try:
+        args = ["run", "--stage", "deploy", "--set", f"deploy.image={second}", *site.sets()]
+        proc = run_cli(args, site.root, env={"DOCKER_HOST": f"tcp://127.0.0.1:{proxy.port}"})
+    finally:
+        proxy.close()
+    assert proxy.dropped == 1, proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in proc.stdout + proc.stderr
+    assert "lost the Docker engine" in site.error() and f"rolled back to {live}" in site.error()
+    assert site.answer() == "one" and engine.container_state(site.name).image == live
+    assert engine.find_container(f"{site.name}-previous") is None
 
 
 @pytest.mark.parametrize("command", ["status", "rollback", "deploy"])
