@@ -206,8 +206,14 @@ def run(
             result = runner.execute(plan)
             with interrupts.shield():  # the reports of an aborted run are written all the same
                 history.append(cfg.state_file.parent, history.entry_for(result, state))
-                written = report.write_reports(result, cfg.report_dir)
-                written.append(report_html.write(result, cfg, state))
+                try:
+                    written = report.write_reports(result, cfg.report_dir)
+                    written.append(report_html.write(result, cfg, state))
+                except OSError as exc:  # a disk that filled up during the run
+                    problem = report.report_error(cfg.report_dir, exc)
+                    typer.echo(f"error: {problem.message}\n  → {problem.hint}", err=True)
+                    # The run's own verdict wins when it has one: exit 4 must still reach a person.
+                    return result.exit_code or problem.exit_code
         console.print(f"reports: {', '.join(str(p) for p in written)}, {cfg.stage_reports}/", markup=False)
         return result.exit_code
 

@@ -7,7 +7,11 @@ Jenkins console log wants.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
+import shutil
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -214,19 +218,47 @@ def write_junit(result: RunResult, path: Path) -> None:
     atomic_write_text(path, ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n")
 
 
+# The space a run's reports need at least: logs, JUnit, SARIF and coverage of one run take a few MiB.
+MIN_FREE_BYTES = 16 * 1024 * 1024
+# What the write probe writes: an empty file needs no space, so a full disk would pass with one.
+_PROBE_BYTES = 64 * 1024
+
+
 def prepare_dir(stage_reports: Path, report_dir: Path) -> None:
-    """Make the report folders and prove they take a file, before any stage runs: a run whose reports
-    cannot be written stops with exit 2 here, not with a traceback after its stages ran."""
+    """Make the report folders and prove they take data, before any stage runs: a run whose reports cannot
+    be written (no permission, a full disk) stops with exit 2 here, not with a traceback after its stages."""
+    probe = report_dir / ".write-test"
     try:
         stage_reports.mkdir(parents=True, exist_ok=True)
-        probe = report_dir / ".write-test"
-        probe.write_text("", encoding="utf-8")
-        probe.unlink()
+        with probe.open("wb") as fh:
+            fh.write(b"\0" * _PROBE_BYTES)
+            fh.flush()
+            os.fsync(fh.fileno())
+        free = shutil.disk_usage(report_dir).free
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+        raise report_error(report_dir, exc) from None
+    probe.unlink()
+    if free < MIN_FREE_BYTES:
         raise UsageError(
-            f"cannot write reports to {report_dir}: {exc.strerror or exc}",
-            hint="give --report-dir (or pipeline.report_dir) a folder this user can write",
-        ) from None
+            f"disk full: {report_dir} has {free // 1024} KiB free; "
+            f"a run's reports need {MIN_FREE_BYTES >> 20} MiB",
+            hint="free some space there, or give --report-dir (or pipeline.report_dir) another disk",
+        )
+
+
+def report_error(path: Path, exc: OSError) -> UsageError:
+    """Exit 2 for reports that cannot be written, saying "disk full" when that is why."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return UsageError(
+            f"disk full: cannot write the reports to {path}",
+            hint="free some space there, or give --report-dir (or pipeline.report_dir) another disk",
+        )
+    return UsageError(
+        f"cannot write reports to {path}: {exc.strerror or exc}",
+        hint="give --report-dir (or pipeline.report_dir) a folder this user can write",
+    )
 
 
 def write_reports(result: RunResult, report_dir: Path) -> list[Path]:
@@ -237,4 +269,12 @@ def write_reports(result: RunResult, report_dir: Path) -> list[Path]:
     return [json_path, junit_path]
 
 
-__all__ = ["LiveReporter", "PlainReporter", "make_console", "prepare_dir", "result_dict", "write_reports"]
+__all__ = [
+    "LiveReporter",
+    "PlainReporter",
+    "make_console",
+    "prepare_dir",
+    "report_error",
+    "result_dict",
+    "write_reports",
+]

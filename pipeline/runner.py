@@ -13,6 +13,7 @@ prerequisite that is not selected counts only when its last pass is for today's 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import secrets
 import threading
@@ -438,7 +439,8 @@ class Runner:
             run.summary = run.summary or run.error.split("\n", 1)[0]
             item.ctx.log(f"# FAILED: {error}")
         item.ctx.log(f"# {run.status} in {run.duration_s:.1f} s")
-        item.log_file.close()
+        with contextlib.suppress(OSError):  # a full disk: the stage's log_error says so already
+            item.log_file.close()
         good = run.status.ok
         record = StageRecord(
             run.status,

@@ -22,6 +22,7 @@ never to the terminal.
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -100,6 +101,7 @@ class StageContext:
         # Stage name -> declared outputs, for this stage and every stage it needs (None: unchecked).
         self._readable = readable
         self.scrub = Scrubber(config.secret_values)
+        self.log_error: str | None = None  # why the log stopped (a full disk), once it has
 
     @property
     def root(self) -> Path:
@@ -115,10 +117,19 @@ class StageContext:
         return self.config.stage_log(self.stage)
 
     def log(self, line: str) -> None:
-        """Append one line to the stage's log (``reports/stages/NAME.log``)."""
+        """Append one line to the stage's log (``reports/stages/NAME.log``).
+
+        A log that cannot be written (a full disk) never stops the stage: whatever it is doing, a put-back
+        above all, goes on. The first failure is said once on stderr; ``log_error`` keeps it for the run."""
         with self._lock:
-            self._log_file.write(self.scrub(line.rstrip("\n")) + "\n")
-            self._log_file.flush()
+            if self.log_error is not None:
+                return
+            try:
+                self._log_file.write(self.scrub(line.rstrip("\n")) + "\n")
+                self._log_file.flush()
+            except OSError as exc:
+                self.log_error = f"cannot write {self.log_path}: {exc.strerror or exc}"
+                sys.stderr.write(f"pipeline: {self.log_error}; the stage goes on without its log\n")
 
     def progress(self, line: str) -> None:
         """Show a one-line status for this stage in the live view (and log it)."""

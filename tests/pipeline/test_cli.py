@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -273,6 +275,73 @@ def test_sigterm_before_any_stage_started_exits_130(make_repo, after_s: float) -
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
     assert "SIGTERM received: stopping" in out and "Traceback" not in out
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 20 MiB tmpfs of this test's own (the test bed runs as root), unmounted afterwards: room enough for
+    the report folder's check (16 MiB free), small enough to fill in a moment."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs (run the suite as root, as on the test bed): {done.stderr}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(disk: Path) -> None:
+    """Write into ``disk`` until it has no byte left."""
+    with (disk / "filler").open("ab") as fh:
+        with contextlib.suppress(OSError):
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+
+
+def test_a_full_report_disk_exits_2_before_any_stage(make_repo, small_disk: Path) -> None:
+    """An empty file needs no space: the report folder's check writes data, and looks at the free space."""
+    repo = make_repo({"pipeline.toml": FIXTURE_TOML})
+    fill(small_disk)
+    proc = run_cli(["run", "--stage", "lint", "--report-dir", str(small_disk / "reports")], repo)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"disk full: cannot write the reports to {small_disk / 'reports'}" in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (repo / ".pipeline" / "state.json").exists(), "no stage ran"
+
+
+def test_a_disk_that_fills_during_the_run_is_said_not_a_traceback(make_repo, small_disk: Path) -> None:
+    """The disk fills while a stage runs (here its own test does it): the stage goes on without its log, and
+    the run ends with the stage's verdict and "disk full" with the path, never a traceback."""
+    repo = make_repo(
+        {
+            "pipeline.toml": FIXTURE_TOML,
+            "tests/test_fill.py": (
+                "def test_fill():\n"
+                f"    with open({str(small_disk / 'filler')!r}, 'ab') as fh:\n"
+                "        try:\n"
+                "            while True:\n"
+                "                fh.write(bytes(65536)); fh.flush()\n"
+                "        except OSError:\n"
+                "            pass\n"
+            ),
+        }
+    )
+    record_passes(repo, train={})
+    proc = run_cli(["run", "--stage", "test", "--report-dir", str(small_disk / "reports")], repo)
+    output = proc.stdout + proc.stderr
+    assert "Traceback" not in output, output
+    assert "[test] started" in proc.stdout, "the disk had room when the run started"
+    assert "the stage goes on without its log" in proc.stderr, output
+    assert f"disk full: cannot write the reports to {small_disk / 'reports'}" in proc.stderr, output
+    assert proc.returncode == 1, output  # the stage's verdict (its JUnit could not be written either)
 
 
 def test_doctor_shows_tool_versions(monkeypatch: pytest.MonkeyPatch) -> None:
