@@ -204,6 +204,7 @@ def run(
                 fingerprinter=fingerprinter,
             )
             result = runner.execute(plan)
+            result.build_url = ci_build_url()
             with interrupts.shield():  # the reports of an aborted run are written all the same
                 history.append(cfg.state_file.parent, history.entry_for(result, state))
                 try:
@@ -219,6 +220,14 @@ def run(
 
     code = _guard(body)
     raise typer.Exit(code)
+
+
+def ci_build_url() -> str | None:
+    """The CI build running this, for the reports' link back: Jenkins' ``BUILD_URL`` (core's
+    ``Run.getEnvironment``; set when the controller has its URL, casc.yaml ``unclassified.location.url``).
+    Only an http(s) URL: the reports link to it."""
+    url = os.environ.get("BUILD_URL", "").strip()
+    return url if url.startswith(("https://", "http://")) else None
 
 
 def _rerun_names(rerun: str | None, plan: Any) -> set[str]:

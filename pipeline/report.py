@@ -163,6 +163,7 @@ def result_dict(result: RunResult) -> dict[str, Any]:
         "status": result.status,
         "profile": result.profile,
         "git_sha": result.git_sha,
+        "build_url": result.build_url,
         "stages": [
             {
                 "name": r.name,

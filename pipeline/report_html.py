@@ -78,7 +78,9 @@ def _header(result: RunResult) -> str:
         f'<span class="status {escape(status)}" id="run-status">{escape(status)}</span></h1>'
         f'<p class="meta">profile {escape(result.profile)} · '
         f"commit {escape(result.git_sha or 'unknown')} · "
-        f"started {escape(result.started_at)} · finished {escape(result.finished_at or '-')}</p>"
+        f"started {escape(result.started_at)} · finished {escape(result.finished_at or '-')}"
+        + (f' · <a id="build-url" href="{escape(result.build_url)}">CI build</a>' if result.build_url else "")
+        + "</p>"
     )
 
 

@@ -62,6 +62,8 @@ class RunResult:
     stages: list[StageRun]
     finished_at: str | None = None
     status: RunStatus = RunStatus.RUNNING
+    # The CI build that ran this (Jenkins' BUILD_URL), for the reports' link back; None outside CI.
+    build_url: str | None = None
 
     @property
     def exit_code(self) -> int:

@@ -306,6 +306,12 @@ def test_the_reports_jenkins_publishes_are_there(jenkins_run: JenkinsRun) -> Non
         assert (jenkins_run.reports / rel).is_file(), rel
     page = (jenkins_run.reports / "index.html").read_text(encoding="utf-8")
     assert 'id="timeline"' in page and 'id="confusion-matrix"' in page and "deployed to" in page
+    build_url = jenkins_run.controller.env["BUILD_URL"]
+    assert (
+        json.loads((jenkins_run.reports / "pipeline.json").read_text(encoding="utf-8"))["build_url"]
+        == build_url
+    )
+    assert f'<a id="build-url" href="{build_url}">' in page, "the report links back to the Jenkins build"
 
 
 def test_the_deployed_service_answers_from_the_host(jenkins_run: JenkinsRun, engine: DockerEngine) -> None:

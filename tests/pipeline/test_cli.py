@@ -344,6 +344,30 @@ def test_a_disk_that_fills_during_the_run_is_said_not_a_traceback(make_repo, sma
     assert proc.returncode == 1, output  # the stage's verdict (its JUnit could not be written either)
 
 
+@pytest.mark.parametrize(
+    ("build_url", "recorded"),
+    [
+        ("https://ci.example.com/job/iris-classifier/7/", "https://ci.example.com/job/iris-classifier/7/"),
+        ("javascript:alert(1)", None),
+        (None, None),
+    ],
+    ids=["jenkins", "not-a-url", "no-ci"],
+)
+def test_the_reports_link_back_to_the_ci_build(
+    make_repo, build_url: str | None, recorded: str | None
+) -> None:
+    repo = make_repo({"pipeline.toml": FIXTURE_TOML, "tests/test_ok.py": "def test_ok():\n    pass\n"})
+    record_passes(repo, train={})
+    env = {"BUILD_URL": build_url or ""}  # "" also when the suite itself runs in Jenkins
+    proc = run_cli(["run", "--stage", "test"], repo, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))
+    assert doc["build_url"] == recorded
+    page = (repo / "reports" / "index.html").read_text(encoding="utf-8")
+    assert ('id="build-url"' in page) == (recorded is not None)
+    assert "javascript:" not in page
+
+
 def test_doctor_shows_tool_versions(monkeypatch: pytest.MonkeyPatch) -> None:
     result = invoke(["doctor", "--stage", "lint,test"], ROOT, monkeypatch)
     assert result.exit_code == 0, result.output

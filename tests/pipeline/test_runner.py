@@ -272,7 +272,16 @@ def test_reports_shapes(cfg: config.Config) -> None:
     result = execute(cfg, registry(c=make_stage("c", fail=True)), keep_going=True)
     paths = report.write_reports(result, cfg.report_dir)
     doc = json.loads(paths[0].read_text(encoding="utf-8"))
-    assert set(doc) == {"run_id", "started_at", "finished_at", "status", "profile", "git_sha", "stages"}
+    assert set(doc) == {
+        "run_id",
+        "started_at",
+        "finished_at",
+        "status",
+        "profile",
+        "git_sha",
+        "build_url",
+        "stages",
+    }
     assert doc["status"] == "failed"
     for stage in doc["stages"]:
         assert set(stage) == {"name", "status", "started_at", "duration_s", "summary", "artifacts", "error"}
