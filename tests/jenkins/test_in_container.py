@@ -1,17 +1,20 @@
-"""The promise itself: the Jenkinsfile's one ``sh`` step runs the whole pipeline inside the Jenkins container.
+"""The promise itself: the Jenkinsfile's one ``sh`` step runs the whole pipeline on the Jenkins agent.
 
-Jenkins cannot be had here, so the container is the stand-in built from ``custom_jenkins/Dockerfile``'s
-``tools`` stage (the tool layer the real controller gets) on the test bed's base image. It is started the
-way ``custom_jenkins/manage.sh up`` starts Jenkins: the engine's socket mounted, the default bridge
-network, uid 1000 plus the socket's group, the workspace as a volume, no host network, not privileged.
-Inside it runs the exact ``sh`` command of the ``Jenkinsfile`` (evaluated by the Groovy harness, not
-copied) with ``PROFILE=local`` and ``STAGES=all``, against a registry that listens on the host's loopback,
-which the container itself cannot reach. The deployed service must answer from the host; ``doctor`` and
-``rollback`` run in the container too.
+Jenkins cannot be had here, so the agent is the stand-in built from ``custom_jenkins/Dockerfile``'s ``tools``
+stage (the tool layer the real agent gets) on the test bed's base image. It is started the way
+``custom_jenkins/manage.sh up`` starts the agent: the engine's socket mounted, a user-defined network of its
+own (manage.sh's ``jenkins``), uid 1000 plus the socket's group, an init, the workspace as a volume, no host
+network, not privileged. Inside it a build runs as Jenkins runs one (``Controller``): the exact ``sh`` command
+of the ``Jenkinsfile`` (evaluated by the Groovy harness, not copied) with ``PROFILE=local`` and
+``STAGES=all``, written to a script file and run by ``sh -xe``, in a detached checkout, with Jenkins'
+environment, against a registry that listens on the host's loopback, which the container itself cannot
+reach. The deployed service must answer from the host; ``doctor``, ``rollback`` and an abort run in the
+agent too.
 
-What differs from a real controller: the base image (Debian 12 + Python 3.11 from debootstrap instead
-of jenkins/jenkins with its JDK), and the environment a controller would pass with ``-e`` is given here
-(the local base image, Trivy without its public vulnerability database, a free port and unique names).
+What differs from a real agent: the base image (Debian 12 + Python 3.11 from debootstrap; the agent's Java
+and agent.jar are left out: nothing of the build runs through them), and the environment an operator would
+pass with ``-e`` is given here (the local base image, Trivy without its public vulnerability database, a free
+port and unique names).
 """
 
 from __future__ import annotations
@@ -148,6 +151,7 @@ class Controller:
     image: str
     workspace: Path
     env: dict[str, str]
+    network: str
 
     def _script(self, script: str) -> tuple[Path, str]:
         """The step's script as durable-task writes it: (the control dirs' parent, its path in the agent)."""
@@ -161,6 +165,7 @@ class Controller:
         """``docker run`` options of the agent: uid 1000, the socket and its group, the workspace."""
         argv = [
             "--init",
+            "--network", self.network,
             "--user", "1000:1000",
             "--group-add", str(os.stat(SOCKET).st_gid),
             "--volume", f"{SOCKET}:{SOCKET}",
@@ -246,7 +251,9 @@ def jenkins_run(
         "PIPELINE_DEPLOY__LOCAL__CONTAINER_NAME": name,
     }
     workspace, commit = make_workspace(tmp_path_factory.mktemp("ws"))
-    controller = Controller(jenkins_standin, workspace, {**jenkins_environment(commit), **env})
+    network = f"jenkins-test-{unique}"  # manage.sh puts the agent on a network of its own, `jenkins`
+    subprocess.run(["docker", "network", "create", network], capture_output=True, check=True, timeout=60)
+    controller = Controller(jenkins_standin, workspace, {**jenkins_environment(commit), **env}, network)
     build = controller.run(script)
     run = JenkinsRun(controller, build, registry, port, name, f"{registry.address}/{repository}")
     try:
@@ -257,6 +264,7 @@ def jenkins_run(
         for image in engine.client.images.list(name=run.repository):
             engine.remove_image(image.id, force=True)
         registry.stop()
+        subprocess.run(["docker", "network", "rm", network], capture_output=True, check=False, timeout=60)
 
 
 def _explain(run: JenkinsRun) -> str:
@@ -270,7 +278,7 @@ def test_every_stage_passes_inside_the_jenkins_container(jenkins_run: JenkinsRun
     assert list(stages) == list(SPEC_STAGES)
     assert {n: s["status"] for n, s in stages.items()} == dict.fromkeys(SPEC_STAGES, "passed")
     smoke_log = (jenkins_run.reports / "stages" / "smoke.log").read_text(encoding="utf-8")
-    assert "join network 'bridge'" in smoke_log, "the smoke container is reached on the shared network"
+    assert f"join network '{jenkins_run.controller.network}'" in smoke_log, "reached on the agent's network"
     push_log = (jenkins_run.reports / "stages" / "push.log").read_text(encoding="utf-8")
     assert "asked through the engine" in push_log
 
@@ -343,7 +351,7 @@ def test_doctor_in_the_container_says_how_it_reaches_containers_and_the_registry
     result = jenkins_run.controller.run(".venv/bin/python -m pipeline doctor --profile local", timeout_s=300)
     assert result.returncode == 0, result.stdout + result.stderr
     flat = " ".join(result.stdout.split())
-    assert "join network 'bridge'" in flat
+    assert f"join network '{jenkins_run.controller.network}'" in flat
     assert "asked through the engine" in flat
 
 
