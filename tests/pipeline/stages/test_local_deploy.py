@@ -287,7 +287,9 @@ def test_a_deploy_killed_during_its_swap_is_undone_by_the_next_command(
         proc = run_cli([command], site.root, env=names)
         said = proc.stdout
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"a deploy of {slow} cut short during its swap was undone: rolled back to {live}" in said
+    # "of IMAGE" when the new release's container was created before the kill (it depends on the timing)
+    assert f"cut short during its swap was undone: rolled back to {live}" in said, said
+    assert f"a deploy of {slow} cut short" in said or "a deploy cut short" in said, said
     assert site.answer() == "one" and engine.container_state(site.name).image == live
     assert engine.find_container(f"{site.name}-previous") is None
 
