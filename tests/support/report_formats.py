@@ -97,6 +97,8 @@ def cobertura_lines(path: Path) -> dict[str, dict[int, int]]:
     for package in packages:
         assert package.get("name") is not None
         for cls in package.iter("class"):
+            # coverage.py writes one class per file: a name twice is two files the parser would merge
+            assert cls.attrib["filename"] not in files, f"{path.name}: {cls.attrib['filename']} twice"
             lines = files.setdefault(cls.attrib["filename"], {})
             for line in cls.iter("line"):
                 if line.get("branch") == "true":
