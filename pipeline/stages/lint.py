@@ -233,9 +233,12 @@ class LintStage(Stage):
     def _mypy(self, ctx: StageContext, paths: list[str]) -> GateOutcome:
         report = ctx.report_path("-mypy.txt")
         ctx.progress("mypy")
-        res = ctx.run_tool(
-            [sys.executable, "-m", "mypy", "--no-color-output", "--no-error-summary", *paths], hint=_FIX
-        )
+        # The report is read by Warnings NG (Jenkinsfile: myPy), whose parser is violations-lib's MyPyParser
+        # (tomasbjerre/violations-lib 1.160.5, MyPyParser.java): one issue a line matching
+        # ^(.*):(\d+): ([^:]*): (.*)$, so FILE:LINE: SEVERITY: MESSAGE. A column (show_column_numbers or
+        # show_error_end in a project's settings) would be read as the line and the line as the file name.
+        argv = ["--no-color-output", "--no-error-summary", "--hide-column-numbers", "--hide-error-end"]
+        res = ctx.run_tool([sys.executable, "-m", "mypy", *argv, *paths], hint=_FIX)
         report.write_text(res.output + "\n", encoding="utf-8")
         errors = sum(1 for line in res.output.splitlines() if _MYPY_ERROR.match(line))
         if res.returncode not in (0, 1):
@@ -261,11 +264,16 @@ class LintStage(Stage):
             ],
             hint=_FIX,
         )
-        ctx.report_path("-hadolint.json").write_text(res.output + "\n", encoding="utf-8")
+        report = ctx.report_path("-hadolint.json")
         try:
             findings = json.loads(res.output.splitlines()[-1]) if res.output.strip() else []
         except ValueError:
+            report.write_text(res.output + "\n", encoding="utf-8")
             return GateOutcome("hadolint", False, 0, f"hadolint did not finish (exit {res.returncode})")
+        # Only the JSON array, without what hadolint wrote to stderr: Warnings NG (Jenkinsfile: hadoLint)
+        # parses the file from its first character (jenkinsci/analysis-model 14.12.0, JsonIssueParser: one
+        # JSONTokener value; HadoLintParser reads code, level, line, column, message, file of each element).
+        report.write_text(json.dumps(findings) + "\n", encoding="utf-8")
         for item in findings:
             ctx.log(
                 f"hadolint: {item.get('file')}:{item.get('line')}: {item.get('code')} "

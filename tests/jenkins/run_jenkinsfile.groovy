@@ -98,6 +98,8 @@ Map record = [
     junit      : [],
     archive    : [],
     html       : [],
+    issues     : [],
+    coverage   : [],
     parameters : [],
     params     : [:],
     environment: [:],
@@ -318,6 +320,70 @@ binding.setVariable('publishHTML', { Map args ->
                     reportName: target.reportName.toString(), allowMissing: target.allowMissing ?: false,
                     keepAll: target.keepAll ?: false, context: context.join('/')]
     note('publishHTML', target)
+})
+// Warnings NG and Coverage: the parameters each accepts are its @DataBoundSetter properties (its
+// @DataBoundConstructor's too), read at the pinned tags: warnings-ng 13.10153.v011f47a_3ef01
+// (core/steps/RecordIssuesStep.java, core/model/Tool.java, core/model/ReportScanningTool.java,
+// warnings/RegisteredParser.java) and coverage 3.3278.va_04d3e352354 (metrics/steps/CoverageStep.java,
+// CoverageTool.java). Jenkins refuses any other name (DescribableModel), so this harness does too.
+Map<String, List<String>> accepted = [
+    recordIssues  : ['scm', 'qualityGates', 'id', 'name', 'icon', 'toolProxies', 'tools', 'tool',
+                     'sourceCodeEncoding', 'sourceDirectories', 'sourceCodeRetention', 'aggregatingResults',
+                     'quiet', 'skipBlames', 'skipPostProcessing', 'skipDeltaCalculation', 'skipPublishingChecks',
+                     'checksAnnotationScope', 'publishAllIssues', 'enabledForFailure', 'ignoreQualityGate',
+                     'failOnError', 'stopBuild', 'healthy', 'unhealthy', 'minimumSeverity', 'trendChartType',
+                     'filters'],
+    tool          : ['id', 'name', 'icon', 'pattern', 'skipSymbolicLinks', 'reportEncoding', 'linesLookAhead'],
+    recordCoverage: ['tools', 'qualityGates', 'id', 'name', 'skipPublishingChecks', 'checksName',
+                     'checksAnnotationScope', 'skipSymbolicLinks', 'ignoreParsingErrors', 'failOnError',
+                     'enabledForFailure', 'sourceCodeEncoding', 'sourceDirectories', 'sourceCodeRetention', 'scm'],
+    coverageTool  : ['parser', 'pattern'],
+]
+// CoverageTool.Parser's constants at that tag: a parser is named by one of them.
+List<String> coverageParsers = ['COBERTURA', 'CLOVER', 'GO_COV', 'JACOCO', 'JUNIT', 'LCOV', 'METRICS', 'NUNIT',
+                                'OPENCOVER', 'PIT', 'STRYKER', 'VECTORCAST', 'XUNIT']
+def refuse = { String what, Map args, List<String> known ->
+    List<String> unknown = args.keySet().collect { it.toString() }.findAll { !(it in known) }
+    if (unknown) {
+        System.err.println("${what}: no parameter ${unknown.join(', ')} (Jenkins refuses it; it takes: ${known.join(', ')})")
+        System.exit(1)
+    }
+}
+// A Warnings NG tool: the symbol (the tool's @Symbol), its parameters; analysisParser also takes the
+// analysis-model registry's id (RegisteredParser's @DataBoundConstructor).
+['pyLint', 'myPy', 'hadoLint', 'sarif', 'analysisParser'].each { String symbol ->
+    binding.setVariable(symbol, { Map args ->
+        List<String> known = accepted.tool + (symbol == 'analysisParser' ? ['analysisModelId'] : [])
+        refuse(symbol, args, known)
+        if (symbol == 'analysisParser' && !args.analysisModelId) {
+            System.err.println('analysisParser: analysisModelId is required')
+            System.exit(1)
+        }
+        note(symbol, args)
+        return [symbol: symbol] + plain(args)
+    })
+}
+binding.setVariable('recordIssues', { Map args ->
+    refuse('recordIssues', args, accepted.recordIssues)
+    List tools = args.tools != null ? args.tools as List : (args.tool != null ? [args.tool] : [])
+    record.issues << [tools: plain(tools), enabledForFailure: args.enabledForFailure ?: false,
+                      failOnError: args.failOnError ?: false, qualityGates: plain(args.qualityGates ?: []),
+                      context: context.join('/')]
+    note('recordIssues', args)
+})
+binding.setVariable('recordCoverage', { Map args ->
+    refuse('recordCoverage', args, accepted.recordCoverage)
+    (args.tools as List).each { Map tool ->
+        refuse('recordCoverage tools', tool, accepted.coverageTool)
+        if (!(tool.parser in coverageParsers)) {
+            System.err.println("recordCoverage: parser ${tool.parser} is none of ${coverageParsers.join(', ')}")
+            System.exit(1)
+        }
+    }
+    record.coverage << [tools: plain(args.tools), id: plain(args.id), name: plain(args.name),
+                        enabledForFailure: args.enabledForFailure ?: false, failOnError: args.failOnError ?: false,
+                        qualityGates: plain(args.qualityGates ?: []), context: context.join('/')]
+    note('recordCoverage', args)
 })
 binding.setVariable('dir', { String path, Closure body -> block('dir', path, body) })
 binding.setVariable('deleteDir', { -> note('deleteDir', null) })

@@ -22,21 +22,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from pipeline.adapters.docker_engine import DockerEngine, free_port
 from tests.conftest import ROOT, SPEC_STAGES
-from tests.jenkins.test_jenkinsfile import HARNESS, JENKINSFILE, java_home
+from tests.jenkins.test_jenkinsfile import HARNESS, JENKINSFILE, java_home, published
+from tests.support import report_formats as formats
 from tests.support.realtools import BASE_IMAGE, Registry, launch_registry, require_tool
 
 # One process runs this module (scripts/test.sh: --dist loadgroup): its fixture runs the whole pipeline once.
@@ -53,6 +57,12 @@ SECRETS = {
 
 def jenkins_sh_step(**params: str) -> tuple[str, dict[str, str]]:
     """The Jenkinsfile's one sh script and the environment it sees, for a build with ``params``."""
+    (sh,) = jenkins_record(**params)["sh"]
+    return sh["script"], dict(sh["envValues"])
+
+
+def jenkins_record(**params: str) -> dict[str, Any]:
+    """What the Jenkinsfile does in a build with ``params``: the Groovy harness's record."""
     groovy = require_tool("groovy")
     args = [arg for name, value in params.items() for arg in ("--param", f"{name}={value}")]
     result = subprocess.run(
@@ -65,8 +75,8 @@ def jenkins_sh_step(**params: str) -> tuple[str, dict[str, str]]:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    (sh,) = json.loads(result.stdout)["sh"]
-    return sh["script"], dict(sh["envValues"])
+    record: dict[str, Any] = json.loads(result.stdout)
+    return record
 
 
 # Where the agent keeps its builds (casc.yaml: the node's remoteFS), and the job's workspace in it.
@@ -320,6 +330,81 @@ def test_the_reports_jenkins_publishes_are_there(jenkins_run: JenkinsRun) -> Non
         == build_url
     )
     assert f'<a id="build-url" href="{build_url}">' in page, "the report links back to the Jenkins build"
+
+
+def _junit_cases(path: Path) -> list[str]:
+    """The junit plugin's input: JUnit XML, a ``testsuites`` or ``testsuite`` root holding test cases."""
+    root = ET.parse(path).getroot()
+    assert root.tag in ("testsuites", "testsuite"), root.tag
+    return [case.get("name", "") for case in root.iter("testcase")]
+
+
+def _pylint(path: Path) -> list[dict[str, str]]:
+    text = path.read_text(encoding="utf-8")
+    assert "rated at" in text, "pylint ran to its score"
+    interesting = [line for line in text.splitlines() if "[" in line]
+    issues = formats.pylint_issues(path)
+    assert len(issues) == len(interesting), f"lines PyLintParser would drop: {interesting}"
+    assert all(i.get("type") and i.get("symbol") for i in issues), issues  # parseable: [C0114(symbol), obj]
+    return issues
+
+
+def _mypy(path: Path) -> list[tuple[str, int, str, str]]:
+    lines = [line for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    issues = formats.mypy_issues(path)
+    assert len(issues) == len(lines), f"lines MyPyParser would drop: {lines}"
+    return issues
+
+
+def _cobertura(path: Path) -> dict[str, dict[int, int]]:
+    files = formats.cobertura_lines(path)
+    covered = {name for name, lines in files.items() if any(lines.values())}
+    assert any(name.startswith(("pipeline/", "app/")) for name in covered), sorted(files)[:10]
+    return files
+
+
+def _html(path: Path) -> list[str]:
+    """HTML Publisher serves the page and the files beside it: the stylesheet it links must be there."""
+    sheets = re.findall(r'<link rel="stylesheet" href="([^"]+)">', path.read_text(encoding="utf-8"))
+    assert sheets and all((path.parent / sheet).is_file() for sheet in sheets), sheets
+    return sheets
+
+
+# What reads each published file in Jenkins, as tests/support/report_formats.py mirrors it (the parser's
+# source is named there and beside each step in the Jenkinsfile).
+READERS: dict[str, Callable[[Path], object]] = {
+    "junit": _junit_cases,
+    "archiveArtifacts": lambda path: path.exists(),
+    "publishHTML": _html,
+    "recordIssues:pyLint": _pylint,
+    "recordIssues:analysisParser": lambda p: formats.json_issues(
+        p, ("code", "message", "location", "filename")
+    ),
+    "recordIssues:myPy": _mypy,
+    "recordIssues:hadoLint": lambda p: formats.json_issues(p, ("code", "level", "line", "file", "message")),
+    "recordIssues:sarif": formats.sarif_results,
+    "recordCoverage:COBERTURA": _cobertura,
+}
+
+
+def test_every_file_the_jenkinsfile_publishes_is_there_and_parses(jenkins_run: JenkinsRun) -> None:
+    """After the whole pipeline ran in the agent stand-in, each pattern of the Jenkinsfile's junit,
+    archiveArtifacts, publishHTML, recordIssues and recordCoverage finds its files in the workspace, and each
+    file reads as its Jenkins parser reads it."""
+    assert jenkins_run.build.returncode == 0, _explain(jenkins_run)
+    workspace = jenkins_run.controller.workspace
+    patterns = published(jenkins_record(PROFILE="local", STAGES="all"))
+    assert set(patterns.values()) == set(
+        READERS
+    ), "a publisher this test cannot read, or one it no longer sees"
+    read: dict[str, object] = {}
+    for pattern, publisher in sorted(patterns.items()):
+        files = sorted(workspace.glob(pattern))
+        assert files, f"{publisher}: nothing matches {pattern} after the run"
+        for path in files:
+            read[path.relative_to(workspace).as_posix()] = READERS[publisher](path)
+    assert "lint" in read["reports/pipeline-junit.xml"] and read["reports/stages/test-junit.xml"]
+    print({name: len(value) if isinstance(value, (list, dict)) else value for name, value in read.items()})
 
 
 def test_the_deployed_service_answers_from_the_host(jenkins_run: JenkinsRun, engine: DockerEngine) -> None:

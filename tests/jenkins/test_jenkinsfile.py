@@ -62,7 +62,13 @@ STEP_PLUGINS: dict[str, str | None] = {
     "withCredentials": "credentials-binding",
     "junit": "junit",
     "publishHTML": "htmlpublisher",
+    # Warnings NG's step and the tools' symbols (@Symbol of each tool's descriptor; analysisParser is its
+    # RegisteredParser, any parser of analysis-model's registry by id), and the Coverage plugin's step.
+    **dict.fromkeys(("recordIssues", "pyLint", "myPy", "hadoLint", "sarif", "analysisParser"), "warnings-ng"),
+    "recordCoverage": "coverage",
 }
+# Plugins that the Jenkinsfile does not call but a Jenkins team expects: the build's stages as a graph.
+UI_PLUGINS = {"pipeline-graph-view"}
 # Credential bindings of withCredentials([...]) -> (plugin, the credential kind casc.yaml must define).
 BINDINGS: dict[str, tuple[str, str]] = {
     "usernamePassword": ("credentials-binding", "usernamePassword"),
@@ -156,6 +162,26 @@ def pipeline_argv(
         assert result.returncode == 0, f"the sh step failed:\n{result.stderr}"
         assert (work / "bootstrapped").is_file(), "the sh step did not run scripts/bootstrap.sh"
     return json.loads(result.stdout)
+
+
+def published(record: dict[str, Any]) -> dict[str, str]:
+    """Every file pattern the Jenkinsfile publishes, with its publisher: ``junit``, ``archiveArtifacts``,
+    ``publishHTML``, ``recordIssues:SYMBOL`` (the Warnings NG tool that parses it) or
+    ``recordCoverage:PARSER``."""
+    found: dict[str, str] = {}
+    for junit in record["junit"]:
+        found.update(dict.fromkeys((p.strip() for p in junit["testResults"].split(",")), "junit"))
+    for archive in record["archive"]:
+        found[archive["artifacts"]] = "archiveArtifacts"
+    for html in record["html"]:
+        found.update(
+            {f"{html['reportDir']}/{f.strip()}": "publishHTML" for f in html["reportFiles"].split(",")}
+        )
+    for issues in record["issues"]:
+        found.update({tool["pattern"]: f"recordIssues:{tool['symbol']}" for tool in issues["tools"]})
+    for coverage in record["coverage"]:
+        found.update({tool["pattern"]: f"recordCoverage:{tool['parser']}" for tool in coverage["tools"]})
+    return found
 
 
 def step_name(entry: dict[str, Any]) -> str:
@@ -354,6 +380,62 @@ def test_the_published_reports_are_the_ones_the_pipeline_writes(
     assert html["allowMissing"] and html["keepAll"] and html["context"] == "pipeline/post/always"
 
 
+# The Warnings NG tool (its symbol) that parses each tool report of reports/stages/, and the report's writer:
+# analysis-model's parser for each is named beside each recordIssues in the Jenkinsfile, and
+# tests/support/report_formats.py reads each file as that parser does.
+ISSUE_REPORTS = {
+    "lint-pylint.txt": "pyLint",  # pylint --output-format=parseable (pipeline/stages/lint.py)
+    "lint-ruff.json": "analysisParser",  # ruff check --output-format=json; the registry's id 'ruff'
+    "lint-mypy.txt": "myPy",
+    "lint-hadolint.json": "hadoLint",
+    "trivy-fs.sarif": "sarif",  # trivy convert --format sarif (pipeline/adapters/trivy.py)
+    "trivy-image.sarif": "sarif",
+}
+
+
+@pytest.mark.integration
+def test_every_tool_report_is_published_to_the_parser_of_its_format(record: dict[str, Any]) -> None:
+    """recordIssues and recordCoverage publish exactly the tool reports the stages write, each to the parser
+    of its format; they show, never judge (the pipeline's gates decide), and a build that failed or
+    skipped a stage still publishes what is there."""
+    import inspect
+
+    from pipeline import config as config_mod
+    from pipeline.adapters import trivy
+    from pipeline.stages import lint
+    from pipeline.stages.scan import TrivyFsStage, TrivyImageStage
+    from pipeline.stages.test import TestStage
+
+    report_dir = pipeline_argv(record)[-1]
+    cfg = config_mod.load(ROOT, overrides=[f"pipeline.report_dir={report_dir}"], environ={})
+    stages = cfg.stage_reports.relative_to(ROOT).as_posix()
+    assert stages == f"{report_dir}/stages"
+    # What the code writes: the lint stage's ctx.report_path(SUFFIX) files (reports/stages/lint<SUFFIX>), the
+    # scans' NAME.sarif (trivy._scan), the test stage's coverage XML (its pytest command line).
+    written = {
+        f"{lint.LintStage.name}{s}" for s in re.findall(r'report_path\("([^"]+)"\)', inspect.getsource(lint))
+    }
+    assert ".sarif" in trivy.REPORT_SUFFIXES and 'report_dir / f"{name}.sarif"' in inspect.getsource(trivy)
+    written |= {f"{stage.name}.sarif" for stage in (TrivyFsStage, TrivyImageStage)}
+    assert cfg.lint.linter == "ruff", "the Jenkinsfile publishes ruff's report, not flake8's"
+    assert set(ISSUE_REPORTS) <= written, sorted(set(ISSUE_REPORTS) - written)
+    (coverage_xml,) = re.findall(r"--cov-report=xml:(\S+)", TestStage().plan(cfg)[0])
+
+    tools = published(record)
+    expected = {f"{stages}/{name}": f"recordIssues:{symbol}" for name, symbol in ISSUE_REPORTS.items()}
+    expected[Path(coverage_xml).relative_to(ROOT).as_posix()] = "recordCoverage:COBERTURA"
+    assert {p: by for p, by in tools.items() if by.startswith("record")} == expected
+    (ruff,) = [t for i in record["issues"] for t in i["tools"] if t["symbol"] == "analysisParser"]
+    assert ruff["analysisModelId"] == "ruff", "analysis-model's RuffDescriptor ID"
+    ids = [t["id"] for i in record["issues"] for t in i["tools"]] + [c["id"] for c in record["coverage"]]
+    assert len(ids) == len(set(ids)), f"Warnings NG refuses an id used twice in a build: {ids}"
+    for step in record["issues"] + record["coverage"]:
+        assert step["context"] == "pipeline/post/always", "reports of failed builds too"
+        assert step["enabledForFailure"], "a failed build's findings are the ones to see"
+        assert not step["failOnError"], "a missing file (a skipped stage) must not fail the build"
+        assert not step["qualityGates"], "the pipeline's own gates decide, not Warnings NG's or Coverage's"
+
+
 @pytest.mark.integration
 def test_parameters_and_environment(record: dict[str, Any], first_build: dict[str, Any]) -> None:
     document = tomllib.loads((ROOT / "pipeline.toml").read_text(encoding="utf-8"))
@@ -498,6 +580,16 @@ def test_the_harness_refuses_what_jenkins_refuses(tmp_path: Path) -> None:
     unknown_name.write_text(
         'pipeline {\n    environment {\n        X = "${nope.Y}"\n    }\n}\n', encoding="utf-8"
     )
+    post = "pipeline {\n    post {\n        always {\n            STEP\n        }\n    }\n}\n"
+    bad_issues, bad_tool, bad_coverage = (tmp_path / n for n in ("issues", "tool", "coverage"))
+    bad_issues.write_text(
+        post.replace("STEP", "recordIssues tool: pyLint(pattern: 'x'), failBuild: true"), encoding="utf-8"
+    )
+    bad_tool.write_text(post.replace("STEP", "recordIssues tool: sarif(path: 'x.sarif')"), encoding="utf-8")
+    bad_coverage.write_text(
+        post.replace("STEP", "recordCoverage tools: [[parser: 'COVERAGE_PY', pattern: 'x']]"),
+        encoding="utf-8",
+    )
     jenkinsfile = str(JENKINSFILE)
     done = run_harness(
         {
@@ -506,6 +598,9 @@ def test_the_harness_refuses_what_jenkins_refuses(tmp_path: Path) -> None:
             "first build with parameters": ["--first-build", "--param", "PROFILE=aws", jenkinsfile],
             "option after the file": [jenkinsfile, "--first-build"],
             "unknown name in environment": [str(unknown_name)],
+            "unknown recordIssues parameter": [str(bad_issues)],
+            "unknown tool parameter": [str(bad_tool)],
+            "unknown coverage parser": [str(bad_coverage)],
         }
     )
     expected = {
@@ -517,6 +612,9 @@ def test_the_harness_refuses_what_jenkins_refuses(tmp_path: Path) -> None:
         "first build with parameters": (2, "--first-build and --param exclude each other"),
         "option after the file": (2, "the last argument must be the Jenkinsfile"),
         "unknown name in environment": (1, "Jenkinsfile reads an unknown name: nope"),
+        "unknown recordIssues parameter": (1, "recordIssues: no parameter failBuild (Jenkins refuses it"),
+        "unknown tool parameter": (1, "sarif: no parameter path (Jenkins refuses it"),
+        "unknown coverage parser": (1, "recordCoverage: parser COVERAGE_PY is none of COBERTURA,"),
     }
     for case, (code, message) in expected.items():
         assert (done[case].returncode, done[case].stdout) == (code, ""), f"{case}: {done[case].stderr}"
@@ -530,7 +628,7 @@ def test_every_step_is_known_and_its_plugin_is_pinned(record: dict[str, Any]) ->
     assert not unknown, f"add these steps to STEP_PLUGINS, with their plugin: {unknown}"
     needed = {STEP_PLUGINS[s] for s in used} - {None}
     needed |= {BINDINGS[c["type"]][0] for c in record["credentials"]}
-    needed |= CASC_PLUGINS
+    needed |= CASC_PLUGINS | UI_PLUGINS
     pinned = plugins()
     missing = sorted(needed - pinned.keys())
     assert not missing, f"missing from custom_jenkins/plugins.txt: {missing}"

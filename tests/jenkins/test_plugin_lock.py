@@ -102,14 +102,27 @@ def test_every_locked_pin_names_its_source_release() -> None:
         ),
         (
             lambda pinned, locked: locked["junit"].update(required_core="2.580.1"),
-            "junit 1369.v15da_00283f06 needs core 2.580.1, the image has 2.568.2",
+            "junit 1424.vc64a_edde7777 needs core 2.580.1, the image has 2.568.2",
+        ),
+        (
+            # An optional dependency counts: Jenkins refuses a plugin whose optional dependency is
+            # installed older than it declares (pipeline-graph-view 998 needs junit >= 1418).
+            lambda pinned, locked: pinned.update({"junit": "1369.v15da_00283f06"}),
+            "pipeline-graph-view 998.vc30deece0e36 needs junit >= 1418.v67a_81935603c, "
+            "plugins.txt pins 1369.v15da_00283f06",
         ),
         (
             lambda pinned, locked: pinned.update({"nope": "1.0"}),
             "nope: pinned in plugins.txt, missing from the lock",
         ),
     ],
-    ids=["pin-not-in-lock", "dependency-too-old", "core-too-old", "unlocked-plugin"],
+    ids=[
+        "pin-not-in-lock",
+        "dependency-too-old",
+        "core-too-old",
+        "optional-dependency-too-old",
+        "unlocked-plugin",
+    ],
 )
 def test_the_check_catches_each_disagreement(change: Any, expected: str) -> None:
     pinned, locked = plugins(), copy.deepcopy(lock())

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
+from tests.support.report_formats import json_issues, mypy_issues, pylint_issues
 
 TOML = '[lint]\npaths = ["pkg"]\npylint_paths = ["pkg"]\npylint_fail_under = 9.0\n'
 CLEAN = {
@@ -62,6 +63,11 @@ def test_pylint_error_fails_and_is_named(make_repo) -> None:
         start + 1 : next((i for i in range(start + 1, len(lines)) if lines[i].startswith("$ ")), None)
     ]
     assert any("E0602" in line for line in block) and any("rated at" in line for line in block), log
+    # lint-pylint.txt as Warnings NG's PyLintParser reads it (tests/support/report_formats.py)
+    issues = pylint_issues(repo / "reports" / "stages" / "lint-pylint.txt")
+    assert [(i["path"], i["line"], i["type"], i["symbol"]) for i in issues] == [
+        ("pkg/bad.py", "6", "E0602", "undefined-variable")
+    ]
 
 
 def test_pylint_reads_only_its_paths_and_the_other_linters_all_paths(make_repo) -> None:
@@ -114,6 +120,10 @@ def test_bad_dockerfile_fails_with_the_rule_named(make_repo) -> None:
     assert "hadolint failed" in stage["error"]
     assert "DL3007" in log  # using latest
     assert "DL3008" in log  # unpinned apt packages
+    # The report is the JSON array alone, as Warnings NG's HadoLintParser reads it (report_formats.py).
+    fields = ("code", "level", "line", "file", "message")
+    report = json_issues(repo / "reports" / "stages" / "lint-hadolint.json", fields)
+    assert {item["code"] for item in report} >= {"DL3007", "DL3008"}
 
 
 @pytest.mark.parametrize("linter", ["ruff", "flake8"])
@@ -129,6 +139,12 @@ def test_style_linter_findings_fail(make_repo, linter: str) -> None:
     assert code == 1
     assert f"{linter} failed" in stage["error"]
     assert "F401" in log
+    if linter == "ruff":  # lint-ruff.json as Warnings NG's RuffParser reads it
+        fields = ("code", "message", "location", "filename")
+        findings = json_issues(repo / "reports" / "stages" / "lint-ruff.json", fields)
+        assert [(Path(f["filename"]).name, f["code"], f["location"]["row"]) for f in findings] == [
+            ("unused.py", "F401", 3)
+        ]
 
 
 def test_a_type_error_fails_mypy_and_is_named(make_repo) -> None:
@@ -140,6 +156,14 @@ def test_a_type_error_fails_mypy_and_is_named(make_repo) -> None:
     assert "mypy failed" in stage["error"] and "mypy 1 errors" in stage["error"]
     assert 'pkg/half.py:6: error: Incompatible return value type (got "float", expected "int")' in log
     assert (repo / "reports" / "stages" / "lint-mypy.txt").exists()
+
+    # The line as Warnings NG's mypy parser reads it (violations-lib MyPyParser): FILE:LINE: SEVERITY:
+    # MESSAGE, with no column even when the project's settings ask for columns and error ends.
+    settings = "[tool.mypy]\nshow_column_numbers = true\nshow_error_end = true\n"
+    (repo / "pyproject.toml").write_text(settings, encoding="utf-8")
+    lint(repo)
+    report = repo / "reports" / "stages" / "lint-mypy.txt"
+    assert [i[:3] for i in mypy_issues(report)] == [("pkg/half.py", 6, "error")], report.read_text("utf-8")
 
     (repo / "pkg" / "half.py").write_text(mistyped.replace("n / 2", "n // 2"), encoding="utf-8")
     code, _, stage = lint(repo)

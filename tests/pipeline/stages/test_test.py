@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import record_passes, run_cli
+from tests.support.report_formats import cobertura_lines
 
 TOML = '[test]\npaths = ["tests"]\nmarkers = "not integration"\ncoverage = ["pkg"]\nworkers = 1\n'
 FILES = {
@@ -33,6 +34,24 @@ def test_passing_suite_reports_counts_and_reports(make_repo) -> None:
     assert stage["summary"] == "1 passed, 0 failed, 1 skipped (selected by -m 'not integration')"
     assert (repo / "reports" / "stages" / "test-junit.xml").exists()
     assert (repo / "reports" / "stages" / "test-coverage.xml").exists()
+
+
+def test_the_coverage_xml_names_each_file_from_the_project_root(make_repo) -> None:
+    """Two measured packages, each with its __init__.py: coverage.py would name both ``__init__.py`` in
+    package ``.`` (each relative to its --cov folder), which Jenkins' Coverage plugin (coverage-model's
+    CoberturaParser) merges into one file. The stage writes them as pkg/__init__.py and other/__init__.py."""
+    files = {
+        **FILES,
+        "pipeline.toml": TOML.replace('coverage = ["pkg"]', 'coverage = ["pkg", "other"]'),
+        "other/__init__.py": "def sub(a, b):\n    return a - b\n\n\ndef unused():\n    return 0\n",
+        "tests/test_other.py": "from other import sub\n\ndef test_sub():\n    assert sub(3, 2) == 1\n",
+    }
+    repo = make_repo(files)
+    record_passes(repo, train={})
+    proc = run_cli(["run", "--stage", "test"], repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = cobertura_lines(repo / "reports" / "stages" / "test-coverage.xml")
+    assert lines == {"other/__init__.py": {1: 1, 2: 1, 5: 1, 6: 0}, "pkg/__init__.py": {1: 1, 2: 1}}
 
 
 def test_failing_test_fails_the_stage(make_repo) -> None:
