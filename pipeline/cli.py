@@ -206,7 +206,10 @@ def run(
             result = runner.execute(plan)
             result.build_url = ci_build_url()
             with interrupts.shield():  # the reports of an aborted run are written all the same
-                history.append(cfg.state_file.parent, history.entry_for(result, state))
+                try:
+                    history.append(cfg.state_file.parent, history.entry_for(result, state))
+                except OSError as exc:  # the history is a convenience: the reports still get written
+                    typer.echo(f"warning: the run is not in the history: {exc}", err=True)
                 try:
                     written = report.write_reports(result, cfg.report_dir)
                     written.append(report_html.write(result, cfg, state))
@@ -395,7 +398,7 @@ def show_history(
         from pipeline import history
 
         cfg = _load_config(None, None)
-        entries = history.read(cfg.state_file.parent, limit)
+        entries = history.read(cfg.state_file.parent, limit, warn=lambda text: typer.echo(text, err=True))
         if as_json:
             for entry in entries:
                 typer.echo(json.dumps(dataclasses.asdict(entry), sort_keys=True))

@@ -9,6 +9,8 @@ keeps the last :data:`KEEP` runs; it is rewritten whole (atomically) when it gro
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -99,28 +101,48 @@ def entry_for(result: RunResult, state: RunState) -> RunEntry:
 
 
 def append(state_dir: Path, entry: RunEntry) -> None:
-    """Add ``entry``; keep the last :data:`KEEP`."""
+    """Add ``entry`` as one line; keep the last :data:`KEEP`.
+
+    Append-only and line-atomic: the line goes out in one ``write`` on an ``O_APPEND`` descriptor, after a
+    newline when the file ends in a torn line (a run killed while writing), so a torn line never swallows
+    the next entry. The file is handled as bytes: a byte that is not UTF-8 is a bad line that :func:`read`
+    skips, never a failure of the run."""
     path = state_dir / FILE_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(asdict(entry), sort_keys=True) + "\n"
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(line)
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    line = (json.dumps(asdict(entry), sort_keys=True) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+    lines = path.read_bytes().splitlines(keepends=True)
     if len(lines) > KEEP:
-        atomic_write_text(path, "".join(lines[-KEEP:]))
+        # surrogateescape: the kept lines go back byte for byte, whatever they hold
+        atomic_write_text(path, b"".join(lines[-KEEP:]).decode("utf-8", "surrogateescape"))
 
 
-def read(state_dir: Path, limit: int) -> list[RunEntry]:
-    """The last ``limit`` runs, newest first."""
+def read(state_dir: Path, limit: int, warn: Callable[[str], None] | None = None) -> list[RunEntry]:
+    """The last ``limit`` runs, newest first. Lines that are not runs (torn, not UTF-8, not JSON, foreign)
+    are skipped; ``warn`` hears how many, once."""
     path = state_dir / FILE_NAME
     if not path.exists():
         return []
     entries: list[RunEntry] = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            entry = RunEntry.from_json(json.loads(line))
-        except ValueError:
+    bad = 0
+    for raw in path.read_bytes().splitlines():
+        if not raw.strip():
             continue
-        if entry is not None:
+        try:
+            entry = RunEntry.from_json(json.loads(raw.decode("utf-8")))
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            entry = None
+        if entry is None:
+            bad += 1
+        else:
             entries.append(entry)
+    if bad and warn is not None:
+        warn(f"warning: {bad} line(s) of {path} are not runs (torn or damaged); skipped")
     return list(reversed(entries))[:limit]

@@ -368,6 +368,31 @@ def test_the_reports_link_back_to_the_ci_build(
     assert "javascript:" not in page
 
 
+def test_a_damaged_history_never_fails_a_run_and_loses_no_entry(make_repo) -> None:
+    """Garbage bytes (not UTF-8) and a torn last line in .pipeline/history.jsonl: the next run ends normally
+    with its reports, its entry is a line of its own, and ``history`` skips the bad lines with a warning."""
+    repo = make_repo({"pipeline.toml": FIXTURE_TOML, "tests/test_ok.py": "def test_ok():\n    pass\n"})
+    record_passes(repo, train={})
+    assert run_cli(["run", "--stage", "test"], repo).returncode == 0
+    path = repo / ".pipeline" / "history.jsonl"
+    with path.open("ab") as fh:
+        fh.write(b"\xff\xfe garbage\n")
+        fh.write(b'{"run_id": "torn-by-a-kill", "started_')  # no newline: the write was cut short
+
+    proc = run_cli(["run", "--stage", "test"], repo)
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    for name in ("pipeline.json", "pipeline-junit.xml", "index.html"):
+        assert (repo / "reports" / name).is_file(), name
+    run_id = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))["run_id"]
+    shown = run_cli(["history", "--json"], repo)
+    assert shown.returncode == 0, shown.stderr
+    runs = [json.loads(line)["run_id"] for line in shown.stdout.splitlines()]
+    assert len(runs) == 2 and runs[0] == run_id, runs
+    assert "2 line(s)" in shown.stderr and "skipped" in shown.stderr
+
+
 def test_doctor_shows_tool_versions(monkeypatch: pytest.MonkeyPatch) -> None:
     result = invoke(["doctor", "--stage", "lint,test"], ROOT, monkeypatch)
     assert result.exit_code == 0, result.output
