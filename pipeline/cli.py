@@ -33,8 +33,10 @@ app = typer.Typer(
 
 T = TypeVar("T")
 
+# Options that name one thing are lists, so that a repeated one is refused (exit 2) instead of the last
+# silently winning; options that name stages add up (``--skip push --skip deploy`` = ``--skip push,deploy``).
 ProfileOpt = Annotated[
-    Optional[str],
+    Optional[list[str]],
     typer.Option(
         "--profile",
         "-p",
@@ -44,7 +46,27 @@ ProfileOpt = Annotated[
 SetOpt = Annotated[
     Optional[list[str]], typer.Option("--set", help="Override a config value: dotted.key=value (repeatable).")
 ]
-StageOpt = Annotated[str, typer.Option("--stage", "-s", help="'all' or stage names, comma-separated.")]
+StageOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--stage", "-s", help="'all' or stage names, comma-separated (repeatable: they add up)."),
+]
+
+
+def _names(values: list[str] | None) -> str | None:
+    """A repeatable stage-list option as one comma-separated value; None when it was not given."""
+    return None if values is None else ",".join(values)
+
+
+def _one(values: list[str] | None, flag: str) -> str | None:
+    """The value of an option that names one thing; exit 2 when it is given more than once."""
+    if values is None:
+        return None
+    if len(values) > 1:
+        raise UsageError(
+            f"{flag} is given {len(values)} times ({', '.join(map(repr, values))}): it names one thing",
+            hint=f"keep one {flag}",
+        )
+    return values[0]
 
 
 def plain_output() -> bool:
@@ -62,8 +84,9 @@ def find_root(start: Path | None = None) -> Path:
 
 
 def _load_config(
-    profile: str | None, overrides: list[str] | None, extra: tuple[str, ...] | list[str] = ()
+    profiles: list[str] | None, overrides: list[str] | None, extra: tuple[str, ...] | list[str] = ()
 ) -> config_mod.Config:
+    profile = _one(profiles, "--profile")
     root = find_root()
     _check_profile(root, profile)
     return config_mod.load(root, profile=profile, overrides=[*(overrides or []), *extra], environ=os.environ)
@@ -132,12 +155,13 @@ def _guard(fn: Callable[[], T]) -> T:
 
 @app.command()
 def run(
-    stage: StageOpt = "all",
+    stage: StageOpt = None,
     from_: Annotated[
-        Optional[str], typer.Option("--from", help="Start at this stage (in pipeline order).")
+        Optional[list[str]], typer.Option("--from", help="Start at this stage (in pipeline order).")
     ] = None,
     skip: Annotated[
-        Optional[str], typer.Option("--skip", help="Stages to leave out, comma-separated.")
+        Optional[list[str]],
+        typer.Option("--skip", help="Stages to leave out, comma-separated (repeatable: they add up)."),
     ] = None,
     profile: ProfileOpt = None,
     set_: SetOpt = None,
@@ -154,14 +178,16 @@ def run(
         ),
     ] = None,
     report_dir: Annotated[
-        Optional[Path], typer.Option("--report-dir", help="Where reports go (default reports/).")
+        Optional[list[Path]], typer.Option("--report-dir", help="Where reports go (default reports/).")
     ] = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Run every selected stage, even when its inputs are unchanged.")
     ] = False,
     rerun: Annotated[
-        Optional[str],
-        typer.Option("--rerun", help="Run these selected stages even when cached (comma-separated)."),
+        Optional[list[str]],
+        typer.Option(
+            "--rerun", help="Run these selected stages even when cached (comma-separated; repeatable)."
+        ),
     ] = None,
 ) -> None:
     """Run the selected stages in dependency order; reports go to the report dir.
@@ -176,12 +202,14 @@ def run(
         from pipeline.stages import STAGES
         from pipeline.state import RunState
 
-        _check_stage(stage)
-        extra = [f"pipeline.report_dir={report_dir}"] if report_dir else []
+        stages = "all" if stage is None else ",".join(stage)
+        _check_stage(stages)
+        reports = _one([str(p) for p in report_dir] if report_dir else None, "--report-dir")
+        extra = [f"pipeline.report_dir={reports}"] if reports else []
         cfg = _load_config(profile, set_, extra)
-        plan = runner_mod.select(STAGES, stage=stage, start=from_, skip=skip)
+        plan = runner_mod.select(STAGES, stage=stages, start=_one(from_, "--from"), skip=_names(skip))
         console = _console()
-        forced = _rerun_names(rerun, plan)
+        forced = _rerun_names(_names(rerun), plan)
         fingerprinter = cache.Fingerprinter(cfg.root)
         if dry_run:
             state = RunState.load(cfg.state_file)
@@ -301,7 +329,7 @@ def list_stages() -> None:
 
 
 @app.command()
-def doctor(stage: StageOpt = "all", profile: ProfileOpt = None, set_: SetOpt = None) -> None:
+def doctor(stage: StageOpt = None, profile: ProfileOpt = None, set_: SetOpt = None) -> None:
     """Check what the selected stages need: tools, engine, registry, credentials; exit 3 if one is missing."""
 
     def body() -> int:
@@ -311,9 +339,10 @@ def doctor(stage: StageOpt = "all", profile: ProfileOpt = None, set_: SetOpt = N
         from pipeline.stages import STAGES
         from pipeline.stages.base import tool_version
 
-        _check_stage(stage)
+        stages = "all" if stage is None else ",".join(stage)
+        _check_stage(stages)
         cfg = _load_config(profile, set_)
-        plan = runner_mod.select(STAGES, stage=stage)
+        plan = runner_mod.select(STAGES, stage=stages)
         table = Table(title=f"doctor (profile {cfg.profile})", title_justify="left")
         for col in ("", "stage", "check", "detail", "what to do"):
             table.add_column(col, overflow="fold")

@@ -303,12 +303,13 @@ def test_the_pipeline_cli_accepts_the_sh_step_for_every_profile_choice(
     for profile, build in by_profile.items():
         argv = pipeline_argv(build)
         parsed = run.make_context("run", argv[4:]).params
-        assert parsed["stage"] == build["params"]["STAGES"] == "all" and parsed["profile"] == profile
-        assert select(STAGES, stage=parsed["stage"]).names
+        # Each option once (the CLI refuses a repeated --profile, adds up repeated --stage values).
+        assert parsed["stage"] == [build["params"]["STAGES"]] == ["all"] and parsed["profile"] == [profile]
+        assert select(STAGES, stage=parsed["stage"][0]).names
         cfg = config_mod.load(
             ROOT,
-            profile=parsed["profile"],
-            overrides=[f"pipeline.report_dir={parsed['report_dir']}"],
+            profile=parsed["profile"][0],
+            overrides=[f"pipeline.report_dir={parsed['report_dir'][0]}"],
             environ={},
         )
         assert cfg.report_dir == ROOT / "reports"
@@ -521,7 +522,7 @@ def test_the_first_build_runs_the_default_profile(
     argv = pipeline_argv(first_build, shell)
     assert argv[3:] == DEFAULT_RUN
     parsed = get_command(app).commands["run"].make_context("run", argv[4:]).params  # type: ignore[attr-defined]
-    assert (parsed["stage"], parsed["profile"]) == ("all", "aws")
+    assert (parsed["stage"], parsed["profile"]) == (["all"], ["aws"])
     assert env["PIPELINE_PROFILE"] == "aws", "$PIPELINE_PROFILE, which the pipeline also reads, agrees"
 
 

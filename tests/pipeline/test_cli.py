@@ -393,6 +393,35 @@ def test_a_damaged_history_never_fails_a_run_and_loses_no_entry(make_repo) -> No
     assert "2 line(s)" in shown.stderr and "skipped" in shown.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "planned"),
+    [
+        (["--stage", "lint", "--stage", "train"], ["lint", "train"]),
+        (["--stage", "lint,train", "--stage", "test"], ["lint", "train", "test"]),
+        (["--stage", "all", "--skip", "push", "--skip", "deploy"], None),
+    ],
+    ids=["stage-twice", "stage-lists-add-up", "skip-twice"],
+)
+def test_repeated_stage_options_add_up(
+    args: list[str], planned: list[str] | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = invoke(["run", *args, "--dry-run"], ROOT, monkeypatch)
+    assert result.exit_code == 0, result.output
+    steps = [line.split()[1] for line in result.output.splitlines() if line[:1].isdigit()]
+    if planned is not None:
+        assert steps == planned
+    else:
+        assert "push" not in steps and "deploy" not in steps and "smoke" in steps
+
+
+@pytest.mark.parametrize("flag", ["--profile", "--from", "--report-dir"])
+def test_an_option_that_names_one_thing_is_refused_twice(flag: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    values = {"--profile": ("local", "aws"), "--from": ("lint", "test"), "--report-dir": ("r1", "r2")}[flag]
+    result = invoke(["run", "--dry-run", flag, values[0], flag, values[1]], ROOT, monkeypatch)
+    assert result.exit_code == 2, result.output
+    assert f"{flag} is given 2 times" in result.output
+
+
 def test_doctor_shows_tool_versions(monkeypatch: pytest.MonkeyPatch) -> None:
     result = invoke(["doctor", "--stage", "lint,test"], ROOT, monkeypatch)
     assert result.exit_code == 0, result.output
