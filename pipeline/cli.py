@@ -40,15 +40,24 @@ ProfileOpt = Annotated[
     typer.Option(
         "--profile",
         "-p",
+        metavar="NAME",
         help="Profile of pipeline.toml ([profiles.NAME]); default 'local' or $PIPELINE_PROFILE.",
     ),
 ]
 SetOpt = Annotated[
-    Optional[list[str]], typer.Option("--set", help="Override a config value: dotted.key=value (repeatable).")
+    Optional[list[str]],
+    typer.Option(
+        "--set", metavar="KEY=VALUE", help="Override a config value: dotted.key=value (repeatable)."
+    ),
 ]
 StageOpt = Annotated[
     Optional[list[str]],
-    typer.Option("--stage", "-s", help="'all' or stage names, comma-separated (repeatable: they add up)."),
+    typer.Option(
+        "--stage",
+        "-s",
+        metavar="STAGES",
+        help="'all' or stage names, comma-separated (repeatable: they add up).",
+    ),
 ]
 
 
@@ -157,11 +166,14 @@ def _guard(fn: Callable[[], T]) -> T:
 def run(
     stage: StageOpt = None,
     from_: Annotated[
-        Optional[list[str]], typer.Option("--from", help="Start at this stage (in pipeline order).")
+        Optional[list[str]],
+        typer.Option("--from", metavar="STAGE", help="Start at this stage (in pipeline order)."),
     ] = None,
     skip: Annotated[
         Optional[list[str]],
-        typer.Option("--skip", help="Stages to leave out, comma-separated (repeatable: they add up)."),
+        typer.Option(
+            "--skip", metavar="STAGES", help="Stages to leave out, comma-separated (repeatable: they add up)."
+        ),
     ] = None,
     profile: ProfileOpt = None,
     set_: SetOpt = None,
@@ -174,11 +186,16 @@ def run(
     jobs: Annotated[
         Optional[int],
         typer.Option(
-            "--jobs", "-j", min=1, help="Run up to N independent stages at once (default: one per CPU core)."
+            "--jobs",
+            "-j",
+            min=1,
+            metavar="N",
+            help="Run up to N independent stages at once (default: one per CPU core).",
         ),
     ] = None,
     report_dir: Annotated[
-        Optional[list[Path]], typer.Option("--report-dir", help="Where reports go (default reports/).")
+        Optional[list[Path]],
+        typer.Option("--report-dir", metavar="DIR", help="Where reports go (default reports/)."),
     ] = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Run every selected stage, even when its inputs are unchanged.")
@@ -186,7 +203,9 @@ def run(
     rerun: Annotated[
         Optional[list[str]],
         typer.Option(
-            "--rerun", help="Run these selected stages even when cached (comma-separated; repeatable)."
+            "--rerun",
+            metavar="STAGES",
+            help="Run these selected stages even when cached (comma-separated; repeatable).",
         ),
     ] = None,
 ) -> None:
