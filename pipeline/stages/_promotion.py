@@ -14,6 +14,7 @@ reused from the cache: the champion may have changed since the image was built.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ METRICS = (
     ("cv_accuracy_mean", "CV accuracy (mean)"),
 )
 PREDICTIONS = "evaluation_predictions"
+# When a champion metric is unusable, its answers are the evidence left: at most this share of them may change
+# (or promotion.max_changed_fraction, if that is stricter), however permissive the setting is otherwise.
+UNTRUSTED_CHAMPION_MAX_CHANGED = 0.05
 
 
 def model_summary(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -59,15 +63,49 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def _metric(value: Any) -> float | None:
+    """A usable metric: a finite number in [0, 1] (NaN compares as "not worse" with anything: refused)."""
+    number = _number(value)
+    return number if number is not None and math.isfinite(number) and 0.0 <= number <= 1.0 else None
+
+
+def candidate_problems(candidate: dict[str, Any]) -> list[str]:
+    """Why a candidate's metadata cannot be trusted (the gate fails closed on each); [] when it can."""
+    problems = [
+        f"its {label} is {candidate.get(key)!r} (missing, not finite or outside [0, 1])"
+        for key, label in METRICS
+        if _metric(candidate.get(key)) is None
+    ]
+    answers = candidate.get(PREDICTIONS)
+    if not isinstance(answers, list) or not answers:
+        problems.append("it records no answers on the fixed evaluation set")
+    return problems
+
+
 def compare(candidate: dict[str, Any], champion: dict[str, Any], settings: PromotionSection) -> Verdict:
-    """The candidate's metrics against the champion's, within ``settings.tolerance``."""
+    """The candidate's metrics against the champion's, within ``settings.tolerance``.
+
+    Fails closed: a candidate metric that is missing, not finite or outside [0, 1] fails the gate. A
+    champion metric like that is shown as unusable and not compared; the champion is then judged by its
+    recorded answers (at most :data:`UNTRUSTED_CHAMPION_MAX_CHANGED` of them may change), and a champion
+    with neither usable metrics nor answers cannot be compared at all (a failure too: "anything goes" is
+    never the verdict)."""
     table = [f"{'metric':<22}{'champion':>10}{'candidate':>11}  verdict"]
-    failures: list[str] = []
+    failures: list[str] = [f"the candidate cannot be trusted: {p}" for p in candidate_problems(candidate)]
+    compared = 0
+    limit = settings.max_changed_fraction
     for key, label in METRICS:
-        old, new = _number(champion.get(key)), _number(candidate.get(key))
-        if old is None or new is None:
-            table.append(f"{label:<22}{'-':>10}{'-':>11}  not compared (not recorded)")
+        old, new = _metric(champion.get(key)), _metric(candidate.get(key))
+        if new is None:
+            table.append(f"{label:<22}{'-':>10}{'-':>11}  candidate's value unusable: {candidate.get(key)!r}")
             continue
+        if old is None:
+            limit = min(limit, UNTRUSTED_CHAMPION_MAX_CHANGED)
+            table.append(
+                f"{label:<22}{'-':>10}{new:>11.4f}  champion's value unusable: {champion.get(key)!r}"
+            )
+            continue
+        compared += 1
         worse = new < old - settings.tolerance
         table.append(f"{label:<22}{old:>10.4f}{new:>11.4f}  {'WORSE' if worse else 'ok'}")
         if worse:
@@ -80,17 +118,22 @@ def compare(candidate: dict[str, Any], champion: dict[str, Any], settings: Promo
         and isinstance(new_answers, list)
         and len(old_answers) == len(new_answers)
     ):
+        compared += 1
         changed = sum(a != b for a, b in zip(old_answers, new_answers, strict=True))
         fraction = changed / len(new_answers) if new_answers else 0.0
         changed_text = f"answers changed on the fixed evaluation set: {changed}/{len(new_answers)}"
         changed_summary = f"{changed}/{len(new_answers)} answers changed"
-        too_many = fraction > settings.max_changed_fraction
-        table.append(f"{changed_text} ({fraction:.1%}; allowed {settings.max_changed_fraction:.1%})")
+        too_many = fraction > limit
+        table.append(f"{changed_text} ({fraction:.1%}; allowed {limit:.1%})")
         if too_many:
             failures.append(f"{changed} of {len(new_answers)} answers changed ({fraction:.1%})")
     else:
         table.append(changed_text)
-    accuracy = _number(candidate.get("holdout_accuracy"))
+    if not compared:
+        failures.append(
+            f"the champion {champion.get('model_version')} has no usable metric and no comparable answers"
+        )
+    accuracy = _metric(candidate.get("holdout_accuracy"))
     line = (
         f"model {candidate.get('model_version')} vs champion {champion.get('model_version')}: "
         + ("worse" if failures else "not worse")
@@ -142,7 +185,7 @@ def _ask_live(url: str, log: Any) -> dict[str, Any] | None:
 def gate(config: Config, state: RunState, log: Any) -> str:
     """Run the gate; the line for the stage's summary. :class:`GateFailed` when the candidate is worse."""
     identity, champion = champion_of(config, state, log)
-    candidate = read_candidate(config) if champion is not None else None
+    candidate = read_candidate(config)
     if champion is not None and candidate is None:
         raise StageFailed(
             f"the promotion gate cannot compare: {config.train.output_dir}/metadata.json is missing or "
@@ -150,6 +193,14 @@ def gate(config: Config, state: RunState, log: Any) -> str:
             hint="run 'python -m pipeline run --stage train'",
         )
     if champion is None or candidate is None:
+        problems = candidate_problems(candidate) if candidate is not None else []
+        if candidate is not None and problems and config.promotion.gate:
+            raise GateFailed(
+                f"promotion gate: model {candidate.get('model_version')} cannot be trusted: "
+                + "; ".join(problems),
+                hint="train again (python -m pipeline run --stage train); "
+                "to ship it anyway for one run: --set promotion.gate=false",
+            )
         line = f"promotion: no champion on {identity} yet (first deploy, or its model is not known): passes"
         log(line)
         return line

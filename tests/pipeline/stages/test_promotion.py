@@ -177,3 +177,68 @@ def test_a_candidate_without_metrics_cannot_pass_a_champion(tmp_path: Path, cham
         caught.value
     )
     assert not isinstance(caught.value, GateFailed)
+
+
+def with_metadata(tmp_path: Path, model: Path, **changes: Any) -> Path:
+    """A copy of ``model``'s metadata.json with ``changes`` (None removes the key), as a model directory."""
+    meta = json.loads((model / "metadata.json").read_text(encoding="utf-8"))
+    for key, value in changes.items():
+        if value is None:
+            meta.pop(key, None)
+        else:
+            meta[key] = value
+    target = tmp_path / "edited-model"
+    target.mkdir()
+    # json.dumps writes NaN as the bare token NaN, which json.loads reads back: what a tampered file holds.
+    (target / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
+    return target
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {
+            "holdout_accuracy": float("nan"),
+            "holdout_macro_f1": float("nan"),
+            "cv_accuracy_mean": float("nan"),
+        },
+        {"holdout_accuracy": None, "holdout_macro_f1": None, "cv_accuracy_mean": None},
+        {"holdout_accuracy": 1.7},
+        {"evaluation_predictions": None},
+    ],
+    ids=["nan-metrics", "missing-metrics", "out-of-range", "no-answers"],
+)
+def test_the_gate_fails_closed_on_a_candidate_it_cannot_trust(
+    tmp_path: Path, weak_model: Path, champion: dict[str, Any], changes: dict[str, Any]
+) -> None:
+    """The one-stump model, whose real metrics the gate refuses, with its metadata made unusable: it must
+    still fail, with a champion and without one (it would become the champion)."""
+    model = with_metadata(tmp_path, weak_model, **changes)
+    for who, champ in (("with", champion), ("without", None)):
+        (tmp_path / who).mkdir()
+        cfg, state = repo_with(tmp_path / who, model, champ, "deploy.local.port=9")
+        with pytest.raises(GateFailed) as caught:
+            _promotion.gate(cfg, state, lambda _line: None)
+        assert "cannot be trusted" in caught.value.message, (who, caught.value.message)
+
+
+def test_a_champion_with_unusable_metrics_is_judged_by_its_answers(
+    tmp_path: Path, weak_model: Path, champion: dict[str, Any]
+) -> None:
+    """NaN metrics recorded for the champion (a release made before this check) never mean "anything goes":
+    the weak candidate is compared by its answers on the fixed evaluation set, and fails there."""
+    nan_champion = {**champion, **{key: float("nan") for key, _ in _promotion.METRICS}}
+    cfg, state = repo_with(tmp_path, weak_model, nan_champion)
+    lines: list[str] = []
+    with pytest.raises(GateFailed) as caught:
+        _promotion.gate(cfg, state, lines.append)
+    assert "answers changed" in caught.value.message
+    assert "champion's value unusable: nan" in "\n".join(lines)
+
+    bare = {"model_version": champion["model_version"]}
+    good = tmp_path / "good"
+    good.mkdir()
+    cfg, state = repo_with(good, weak_model, bare)
+    with pytest.raises(GateFailed) as caught:
+        _promotion.gate(cfg, state, lambda _line: None)
+    assert "has no usable metric and no comparable answers" in caught.value.message
