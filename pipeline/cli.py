@@ -131,8 +131,10 @@ def _check_profile(root: Path, profile: str | None) -> None:
         raise ConfigError(f"{what}: name a profile of {config_mod.CONFIG_FILE} ({names}), {fix}")
 
 
-def _check_stage(stage: str) -> None:
-    """Refuse an empty or blank ``--stage`` (exit 2) instead of reading it as 'all'."""
+def _selected_stages(values: list[str] | None) -> str:
+    """``--stage`` (repeatable, adding up) as one comma-separated selection, 'all' when it is not given.
+    Refuses an empty or blank one (exit 2) instead of reading it as 'all'."""
+    stage = "all" if values is None else ",".join(values)
     if not any(part.strip() for part in stage.split(",")):
         from pipeline.stages import ORDER
 
@@ -140,6 +142,7 @@ def _check_stage(stage: str) -> None:
             f"--stage is empty: pass 'all' or stage names, comma-separated ({', '.join(ORDER)}), "
             "or leave the option out"
         )
+    return stage
 
 
 def _console() -> Any:
@@ -221,8 +224,7 @@ def run(
         from pipeline.stages import STAGES
         from pipeline.state import RunState
 
-        stages = "all" if stage is None else ",".join(stage)
-        _check_stage(stages)
+        stages = _selected_stages(stage)
         reports = _one([str(p) for p in report_dir] if report_dir else None, "--report-dir")
         extra = [f"pipeline.report_dir={reports}"] if reports else []
         cfg = _load_config(profile, set_, extra)
@@ -358,8 +360,7 @@ def doctor(stage: StageOpt = None, profile: ProfileOpt = None, set_: SetOpt = No
         from pipeline.stages import STAGES
         from pipeline.stages.base import tool_version
 
-        stages = "all" if stage is None else ",".join(stage)
-        _check_stage(stages)
+        stages = _selected_stages(stage)
         cfg = _load_config(profile, set_)
         plan = runner_mod.select(STAGES, stage=stages)
         table = Table(title=f"doctor (profile {cfg.profile})", title_justify="left")

@@ -40,12 +40,18 @@ class _Signals:  # pylint: disable=too-few-public-methods
 _STATE = _Signals()
 
 
-def install() -> None:
-    """Take over SIGINT and SIGTERM for this process (main thread only; elsewhere a no-op)."""
+def install() -> dict[int, Any]:
+    """Take over SIGINT and SIGTERM for this process (main thread only; elsewhere a no-op); the handlers
+    they had, for :func:`restore`."""
     if threading.current_thread() is not threading.main_thread():
-        return
-    for signum in _SIGNALS:
-        signal.signal(signum, _on_signal)
+        return {}
+    return {signum: signal.signal(signum, _on_signal) for signum in _SIGNALS}
+
+
+def restore(previous: dict[int, Any]) -> None:
+    """Give SIGINT and SIGTERM back the handlers :func:`install` replaced (an in-process caller's own)."""
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 def received() -> int | None:

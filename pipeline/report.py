@@ -223,6 +223,7 @@ def write_junit(result: RunResult, path: Path) -> None:
 MIN_FREE_BYTES = 16 * 1024 * 1024
 # What the write probe writes: an empty file needs no space, so a full disk would pass with one.
 _PROBE_BYTES = 64 * 1024
+_DISK_FULL_HINT = "free some space there, or give --report-dir (or pipeline.report_dir) another disk"
 
 
 def prepare_dir(stage_reports: Path, report_dir: Path) -> None:
@@ -245,7 +246,7 @@ def prepare_dir(stage_reports: Path, report_dir: Path) -> None:
         raise UsageError(
             f"disk full: {report_dir} has {free // 1024} KiB free; "
             f"a run's reports need {MIN_FREE_BYTES >> 20} MiB",
-            hint="free some space there, or give --report-dir (or pipeline.report_dir) another disk",
+            hint=_DISK_FULL_HINT,
         )
 
 
@@ -254,7 +255,7 @@ def report_error(path: Path, exc: OSError) -> UsageError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return UsageError(
             f"disk full: cannot write the reports to {path}",
-            hint="free some space there, or give --report-dir (or pipeline.report_dir) another disk",
+            hint=_DISK_FULL_HINT,
         )
     return UsageError(
         f"cannot write reports to {path}: {exc.strerror or exc}",

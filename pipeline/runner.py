@@ -283,18 +283,21 @@ class Runner:
         runs = {r.name: r for r in result.stages}
         self._plan = plan
         self.reporter.run_started(result)
-        interrupts.install()
+        previous = interrupts.install()  # python -m pipeline has them already; an in-process caller not
         interrupts.reset()
-        self._schedule(plan, runs)
-        with interrupts.shield():  # a late signal must not cut the summary short
-            result.finished_at = utcnow()
-            if self.interrupted.is_set():
-                result.status = RunStatus.INTERRUPTED
-            elif all(r.status.ok or r.status == Status.SKIPPED for r in result.stages):
-                result.status = RunStatus.PASSED
-            else:
-                result.status = RunStatus.FAILED
-            self.reporter.run_finished(result)
+        try:
+            self._schedule(plan, runs)
+            with interrupts.shield():  # a late signal must not cut the summary short
+                result.finished_at = utcnow()
+                if self.interrupted.is_set():
+                    result.status = RunStatus.INTERRUPTED
+                elif all(r.status.ok or r.status == Status.SKIPPED for r in result.stages):
+                    result.status = RunStatus.PASSED
+                else:
+                    result.status = RunStatus.FAILED
+                self.reporter.run_finished(result)
+        finally:
+            interrupts.restore(previous)
         return result
 
     def _schedule(self, plan: Plan, runs: dict[str, StageRun]) -> None:

@@ -183,9 +183,12 @@ class Controller:
             "--volume", f"{tmp}:{WORKSPACE}@tmp",
             "--workdir", WORKSPACE,
         ]  # fmt: skip
-        for name in self.env:
-            argv += ["--env", name]  # values travel in this process's environment, not on the command line
-        return argv
+        return argv + self._env_args()
+
+    def _env_args(self) -> list[str]:
+        """``--env NAME`` for each variable: the values travel in this process's environment, not on the
+        command line."""
+        return [arg for name in self.env for arg in ("--env", name)]
 
     def run(self, script: str, timeout_s: float = 1500) -> subprocess.CompletedProcess[str]:
         tmp, path = self._script(script)
@@ -206,16 +209,7 @@ class Controller:
         env = {**os.environ, **self.env}
         for argv in (
             ["docker", "run", "--detach", "--name", name, *self._agent(tmp), self.image, "sleep", "infinity"],
-            [
-                "docker",
-                "exec",
-                "--detach",
-                *(a for n in self.env for a in ("--env", n)),
-                name,
-                "sh",
-                "-xe",
-                path,
-            ],
+            ["docker", "exec", "--detach", *self._env_args(), name, "sh", "-xe", path],
         ):
             subprocess.run(argv, env=env, check=True, capture_output=True, timeout=120)
 

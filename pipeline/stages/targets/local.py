@@ -42,6 +42,11 @@ class LocalTarget(DeployTarget):
     def local(self) -> LocalDeploySection:
         return self.config.deploy.local
 
+    @property
+    def aside(self) -> str:
+        """Where the live release waits during a swap, ``NAME-previous``: it exists only then."""
+        return f"{self.local.container_name}-previous"
+
     @cached_property
     def engine(self) -> DockerEngine:
         return _images.connect(self.config)
@@ -121,7 +126,7 @@ class LocalTarget(DeployTarget):
         only while a swap is under way, so finding it means the last deploy never finished. The release
         kept aside goes back under its name; what was done, or None when there was nothing to do."""
         name = self.local.container_name
-        aside = f"{name}-previous"
+        aside = self.aside
         kept = self.engine.find_container(aside)
         if kept is None:
             return None
@@ -164,7 +169,7 @@ class LocalTarget(DeployTarget):
 
     def roll_back(self, releases: list[Release]) -> RolledBack:
         name = self.local.container_name
-        if not releases and self.engine.find_container(f"{name}-previous") is None:
+        if not releases and self.engine.find_container(self.aside) is None:
             raise UsageError(
                 f"no release of container {name} is recorded in this checkout's run state",
                 hint="deploy first: python -m pipeline run --stage deploy",
@@ -197,8 +202,7 @@ class LocalTarget(DeployTarget):
         fails (the port taken, say) or the run is interrupted, the old one is put back.
         """
         self._try_candidate(image)
-        name = self.local.container_name
-        aside = f"{name}-previous"
+        name, aside = self.local.container_name, self.aside
         running = self.engine.find_container(name)
         previous = running.image if running else None
         if previous:
