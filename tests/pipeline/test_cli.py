@@ -260,10 +260,17 @@ def test_sigint_stops_the_stage_writes_reports_and_exits_130(make_repo) -> None:
 @pytest.mark.parametrize("after_s", [0.25, 0.6])
 def test_sigterm_before_any_stage_started_exits_130(make_repo, after_s: float) -> None:
     """Jenkins may abort a build whose pipeline is still starting: that is an interrupt (130) too, not
-    Python's default death by signal (143 in the shell)."""
-    repo = make_repo({"pipeline.toml": FIXTURE_TOML})
+    Python's default death by signal (143 in the shell). The run itself lasts (its one test sleeps), so
+    that the signal can never come after it ended on a fast machine."""
+    repo = make_repo(
+        {
+            "pipeline.toml": FIXTURE_TOML,
+            "tests/test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(30)\n",
+        }
+    )
+    record_passes(repo, train={})
     proc = subprocess.Popen(  # pylint: disable=consider-using-with  # signalled, then communicate()
-        [sys.executable, "-m", "pipeline", "run", "--stage", "lint"],
+        [sys.executable, "-m", "pipeline", "run", "--stage", "test"],
         cwd=repo,
         env={**os.environ, "PYTHONPATH": str(ROOT), "CI": "1"},
         stdout=subprocess.PIPE,
