@@ -47,22 +47,29 @@ def _worker_pids(server: Server) -> set[int]:
     return {int(pid) for pid in path.read_text(encoding="ascii").split()}
 
 
+def _wait_for_workers(server: Server, count: int, gone: int | None = None) -> set[int]:
+    """Granian spawns its workers one after another, and the first one answers /ready before the next
+    exists: wait (at most 15 s) until ``count`` workers run, ``gone`` not among them."""
+    deadline = time.monotonic() + 15
+    workers = _worker_pids(server)
+    while time.monotonic() < deadline and (gone in workers or len(workers) != count):
+        time.sleep(0.1)
+        workers = _worker_pids(server)
+    return workers
+
+
 def test_the_model_is_loaded_once_and_a_killed_worker_is_replaced_without_loading_it_again(
     model_dir: Path, tmp_path: Path
 ) -> None:
     server = start_server(model_dir, tmp_path / "server.log")
     try:
         wait_ready(server)
-        workers = _worker_pids(server)
+        workers = _wait_for_workers(server, 2)
         assert len(workers) == 2, server.log()
         victim = min(workers)
         os.kill(victim, signal.SIGKILL)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and (
-            victim in _worker_pids(server) or len(_worker_pids(server)) < 2
-        ):
-            time.sleep(0.1)
-        assert victim not in _worker_pids(server) and len(_worker_pids(server)) == 2, server.log()
+        workers = _wait_for_workers(server, 2, gone=victim)
+        assert victim not in workers and len(workers) == 2, server.log()
         for _ in range(6):  # new connections land on both workers, the replacement included
             answer = requests.post(server.url + "/api/v1/predict", json={"instances": [SETOSA]}, timeout=5)
             assert answer.status_code == 200 and answer.json()["predictions"][0]["label"] == "setosa"
