@@ -29,6 +29,7 @@ from pipeline import cache, interrupts
 from pipeline.adapters import git
 from pipeline.config import Config
 from pipeline.errors import (
+    ConfigError,
     EnvironmentProblem,
     Interrupted,
     MissingPrerequisite,
@@ -203,9 +204,15 @@ def cache_verdict(
 
 
 def preflight(plan: Plan, config: Config) -> list[tuple[str, CheckResult]]:
-    """Every check of the selected stages; raises EnvironmentProblem (exit 3) if a required one fails."""
+    """Every check of the selected stages; raises EnvironmentProblem (exit 3) if a required one fails,
+    ConfigError (exit 2) if that is a check of a setting."""
     rows = [(stage.name, check) for stage in plan.stages for check in stage.checks(config)]
     failing = [(name, c) for name, c in rows if c.required and not c.ok]
+    for name, check in failing:
+        if check.setting:
+            raise ConfigError(
+                f"{name}: {check.name}: {check.detail}", hint=check.fix or "'python -m pipeline doctor'"
+            )
     if failing:
         lines = "; ".join(
             f"{name}: {c.name}: {c.detail}" + (f" ({c.fix})" if c.fix else "") for name, c in failing

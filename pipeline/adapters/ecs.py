@@ -6,15 +6,19 @@ The only module that talks to ECS (and to STS, for who the caller is); errors ar
 config and profile, container or instance role); ``endpoint_url`` points boto3 at a stand-in such as
 ``moto_server`` (STS too). Retries are botocore's ``standard`` mode. boto3 is imported only when a client
 is made, so ``--help`` stays fast. The values it returns are in :mod:`pipeline.adapters.ecs_model`.
+
+botocore's parser keeps only the fields its model of the API knows. DescribeTaskDefinition's raw answer is
+therefore also compared with that model (the ``before-parse`` event): a field AWS added after this botocore
+was released is reported (``TaskDefinition.unknown``) instead of silently left out of the next revision.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
 from typing import Any
 
 from pipeline.adapters.aws import CREDENTIALS_HINT, aws_call
-from pipeline.adapters.ecs_model import Service, ServiceDeployment, TaskDefinition
+from pipeline.adapters.ecs_model import Service, ServiceDeployment, TaskDefinition, unknown_fields
 from pipeline.errors import StageFailed
 
 __all__ = ["CREDENTIALS_HINT", "EcsClient"]
@@ -43,6 +47,19 @@ class EcsClient:
         self._client = boto_client or self._session.client(
             "ecs", endpoint_url=self._endpoint_url, config=self._boto_config
         )
+        self._unknown: list[str] = []
+        self._client.meta.events.register("before-parse.ecs.DescribeTaskDefinition", self._read_raw)
+
+    def _read_raw(self, operation_model: Any, response_dict: dict[str, Any], **_: Any) -> None:
+        """Note the fields of DescribeTaskDefinition's raw answer that botocore's model lacks."""
+        self._unknown = []
+        if int(response_dict.get("status_code") or 0) >= 300:
+            return
+        try:
+            raw = json.loads(response_dict.get("body") or b"{}")
+        except ValueError:
+            return  # botocore's parser reports a body that is not JSON
+        self._unknown = unknown_fields(raw, operation_model.output_shape)
 
     def credentials_problem(self) -> str | None:
         """Why boto3's chain yields no credentials, or None when it finds some (validity is not checked)."""
@@ -86,10 +103,11 @@ class EcsClient:
 
     def task_definition(self, arn: str) -> TaskDefinition:
         """The full task definition behind ``arn``, with its tags."""
+        self._unknown = []
         with aws_call("ECS", "DescribeTaskDefinition"):
             answer = self._client.describe_task_definition(taskDefinition=arn, include=["TAGS"])
         tags = tuple((str(t.get("key", "")), str(t.get("value", ""))) for t in answer.get("tags") or [])
-        return TaskDefinition(dict(answer["taskDefinition"]), tags)
+        return TaskDefinition(dict(answer["taskDefinition"]), tags, tuple(self._unknown))
 
     def deregister(self, arn: str) -> None:
         """Mark a revision INACTIVE (one registered for an update that then failed)."""
@@ -102,23 +120,22 @@ class EcsClient:
             answer = self._client.register_task_definition(**arguments)
         return str(answer["taskDefinition"]["taskDefinitionArn"])
 
-    def update_service(self, task_definition_arn: str) -> Service:
-        """Point the service at ``task_definition_arn``; returns the service as ECS answered."""
+    def update_service(self, task_definition_arn: str, *, force: bool = False) -> Service:
+        """Point the service at ``task_definition_arn`` (``force``: start new tasks even when it already
+        runs it); returns the service as ECS answered, whose ``currentServiceDeployment`` is the
+        deployment this call started."""
+        arguments: dict[str, Any] = {"cluster": self.cluster, "service": self.service}
+        arguments["taskDefinition"] = task_definition_arn
+        if force:
+            arguments["forceNewDeployment"] = True
         with aws_call("ECS", "UpdateService"):
-            answer = self._client.update_service(
-                cluster=self.cluster, service=self.service, taskDefinition=task_definition_arn
-            )
+            answer = self._client.update_service(**arguments)
         return Service.from_api(answer["service"])
 
-    def latest_service_deployment(self, since: datetime) -> ServiceDeployment | None:
-        """The newest service deployment created after ``since`` (ECS-native strategies), if any yet."""
+    def probe_service_deployments(self) -> None:
+        """One ListServiceDeployments of this service: raises when the identity may not read them."""
         with aws_call("ECS", "ListServiceDeployments"):
-            answer = self._client.list_service_deployments(
-                cluster=self.cluster, service=self.service, createdAt={"after": since}
-            )
-        found = answer.get("serviceDeployments") or []
-        newest = max(found, key=lambda d: d.get("createdAt") or since, default=None)
-        return ServiceDeployment.from_api(newest) if newest else None
+            self._client.list_service_deployments(cluster=self.cluster, service=self.service, maxResults=1)
 
     def service_deployment(self, arn: str) -> ServiceDeployment:
         with aws_call("ECS", "DescribeServiceDeployments"):

@@ -60,6 +60,9 @@ class CheckResult:
     fix: str = ""
     required: bool = True
     version_cmd: tuple[str, ...] = ()  # doctor runs it to show the tool's version; preflight does not
+    # The configuration key whose value makes this check fail, when that is the cause: the pre-run check
+    # then exits 2 (a setting to change), not 3 (something missing on the machine).
+    setting: str = ""
 
 
 @dataclass

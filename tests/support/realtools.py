@@ -231,7 +231,8 @@ def fake_trivy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @dataclass
 class MotoServer:
-    """A real ``moto_server`` process: the ECS API over HTTP on a loopback port."""
+    """A real ``moto_server`` process (corrected where moto differs from ECS: ``tests.support.moto_ecs``):
+    the ECS API over HTTP on a loopback port."""
 
     url: str
     process: subprocess.Popen[bytes]
@@ -258,14 +259,17 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[.
     scratch = tmp_path_factory.mktemp("moto")
 
     def start(running: int | None) -> MotoServer:
-        binary = require_tool("moto_server")
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOTO_")}
         if running is not None:
             env["MOTO_ECS_SERVICE_RUNNING"] = str(running)
         log_file = open(scratch / f"moto-{port}.log", "wb")  # pylint: disable=consider-using-with
         process = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped at teardown
-            [binary, "-H", "127.0.0.1", "-p", str(port)], stdout=log_file, stderr=subprocess.STDOUT, env=env
+            [sys.executable, "-m", "tests.support.moto_ecs", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO_ROOT,
         )
         log_file.close()
         server = MotoServer(f"http://127.0.0.1:{port}", process)

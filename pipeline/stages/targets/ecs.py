@@ -2,7 +2,9 @@
 and a wait that really waits (``ecs_watch``).
 
 ``deploy`` refuses, before anything is registered, a service ECS does not deploy itself (``CODE_DEPLOY``,
-``EXTERNAL``) and one with a desired count of 0 (unless ``deploy.ecs.allow_zero_desired``). It registers a
+``EXTERNAL``), one with a desired count of 0 (unless ``deploy.ecs.allow_zero_desired``), a strategy whose
+bake times do not fit in ``timeouts.deploy`` (exit 2, see :func:`time_budget`), and a running revision with
+fields this botocore does not know (they would be dropped from the copy). It registers a
 copy of the running revision that differs only in the image of ``deploy.ecs.container`` and in two tags of
 the pipeline's own (the service it was made for, the revision that ran before), points the service at it
 and follows the rollout: rolling deployments through DescribeServices, ECS's blue/green, linear and canary
@@ -12,20 +14,24 @@ asks the live service for ``/api/v1/model`` until it reports the model this run 
 When the rollout fails or is not done in time, and ECS has not already put the previous revision back,
 ``deploy.ecs.rollback`` puts it back (``StopServiceDeployment`` for the native strategies) and waits for
 that too, up to ``deploy.ecs.rollback_timeout_s``: a clean rollback fails the stage (exit 1), a rollback
-that failed or could not be confirmed is :class:`~pipeline.errors.LeftBroken` (exit 4). A revision
-registered for an update that ECS refused is deregistered again.
+that failed or could not be confirmed is :class:`~pipeline.errors.LeftBroken` (exit 4). When ECS's own
+rollback has begun, that rollback is waited for in the same way. A revision registered for an update that
+ECS refused is deregistered again; after an answer that does not say (a 5xx, a timeout) the service is read
+first, and a revision it already points at is followed, not deregistered.
 
-``roll_back`` (``pipeline rollback``) acts only on the service of this target's identity, only when the
-service still runs the last release recorded for it; without a local record (a fresh Jenkins agent) it
-reads the service's revision's tags and goes back to the revision they name, if the pipeline made it for
-this very service.
+``roll_back`` (``pipeline rollback``) acts only on the service of this target's identity: when it still runs
+the last release recorded for it, or a revision whose tags say the pipeline deployed it over that release
+(a deploy that failed or was cut short). Without a local record (a fresh Jenkins agent) it reads the service's
+revision's tags and goes back to the revision they name, if the pipeline made it for this very service. A
+revision deregistered since (INACTIVE: ECS will not point a service at it) is registered again as a copy.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
 from pipeline.adapters.ecs import CREDENTIALS_HINT, EcsClient
 from pipeline.adapters.ecs_model import (
@@ -33,18 +39,38 @@ from pipeline.adapters.ecs_model import (
     PREVIOUS_TAG,
     SERVICE_TAG,
     Service,
+    registration,
     short_name,
     with_image,
 )
 from pipeline.config import Config
-from pipeline.errors import ConfigError, LeftBroken, PipelineError, StageFailed, UsageError
+from pipeline.errors import (
+    ConfigError,
+    LeftBroken,
+    PipelineError,
+    ServiceBusy,
+    StageFailed,
+    UsageError,
+)
 from pipeline.stages.base import CheckResult
 from pipeline.stages.targets.base import Deployed, DeployTarget, Log, Release, RolledBack
-from pipeline.stages.targets.ecs_watch import PutBackByEcs, Replaced, RolloutFailed, Watch
+from pipeline.stages.targets.ecs_watch import (
+    EcsRollsBack,
+    Paused,
+    PutBackByEcs,
+    Replaced,
+    RolloutFailed,
+    Watch,
+)
 from pipeline.state import utcnow
 
 REQUIRED_KEYS = ("deploy.ecs.cluster", "deploy.ecs.service", "deploy.ecs.region", "deploy.ecs.container")
 _MARGIN_S = 5.0  # left to the runner to record the result before the stage's own timeout
+_NATIVE_PERMISSIONS = "ecs:ListServiceDeployments, ecs:DescribeServiceDeployments, ecs:StopServiceDeployment"
+UNKNOWN_FIELDS_HINT = (
+    "upgrade boto3 and botocore (requirements/base.txt) to a release that knows them; deploying now would "
+    "register a revision without them"
+)
 
 
 def client(config: Config) -> EcsClient:
@@ -69,6 +95,40 @@ def refusal(service: Service, config: Config) -> str | None:
             "could not be verified; scale it up, or set deploy.ecs.allow_zero_desired=true"
         )
     return None
+
+
+def time_budget(config: Config, service: Service | None) -> tuple[float, str]:
+    """Seconds a deploy to ``service`` may need inside ``timeouts.deploy``, and the sum in words: the
+    rollout's wait (``deploy.ecs.timeout_s``) plus the strategy's bake times (a native deployment cannot
+    succeed before they are over), the verification's and the rollback's own waits, and the margins."""
+    ecs = config.deploy.ecs
+    parts = [(ecs.timeout_s, "rollout (deploy.ecs.timeout_s)")]
+    if service is not None and service.bake_s:
+        parts.append((service.bake_s, f"bake ({service.strategy.describe()})"))
+    if ecs.verify_url:
+        parts.append((ecs.verify_timeout_s, "verify (deploy.ecs.verify_timeout_s)"))
+    if ecs.rollback:
+        parts.append((ecs.rollback_timeout_s, "rollback (deploy.ecs.rollback_timeout_s)"))
+    parts.append((2 * _MARGIN_S, "margin"))
+    needed = sum(seconds for seconds, _ in parts)
+    return needed, " + ".join(f"{seconds:g} s {what}" for seconds, what in parts) + f" = {needed:g} s"
+
+
+def budget_problem(config: Config, service: Service) -> ConfigError | None:
+    """A native strategy whose bake times, with the waits around them, do not fit in ``timeouts.deploy``:
+    the deployment could never be seen to succeed, and a healthy one would be rolled back."""
+    needed, text = time_budget(config, service)
+    if not service.native or needed <= config.timeouts.deploy:
+        return None
+    at_least = math.ceil(needed)
+    return ConfigError(
+        f"is {config.timeouts.deploy:g} s, but a deploy to {config.deploy.ecs.service} "
+        f"({service.strategy.name}) needs {text}",
+        key="timeouts.deploy",
+        source=config.sources.get("timeouts.deploy"),
+        hint=f"raise timeouts.deploy to at least {at_least} (--set timeouts.deploy={at_least}), "
+        "or shorten the strategy's bake times",
+    )
 
 
 class EcsTarget(DeployTarget):
@@ -171,6 +231,7 @@ class EcsTarget(DeployTarget):
         )
         refused = refusal(service, config)
         rows.append(CheckResult("ecs deployment", refused is None, refused or service.describe_strategy()))
+        rows += cls._native_checks(ecs_client, service, config)
         try:
             current = ecs_client.task_definition(service.task_definition)
         except PipelineError as exc:
@@ -178,6 +239,46 @@ class EcsTarget(DeployTarget):
         missing = current.missing(ecs.container)
         detail = missing or f"container {ecs.container} runs {current.image(ecs.container)}"
         rows.append(CheckResult("ecs task definition", missing is None, detail, CONTAINER_HINT))
+        if current.unknown:
+            unknown = f"fields this botocore does not know: {', '.join(current.unknown)}"
+            rows.append(CheckResult("ecs task definition fields", False, unknown, UNKNOWN_FIELDS_HINT))
+        return rows
+
+    @staticmethod
+    def _native_checks(ecs_client: EcsClient, service: Service, config: Config) -> list[CheckResult]:
+        """The time budget; for a native strategy, the service deployment calls the wait relies on."""
+        problem = budget_problem(config, service)
+        _, text = time_budget(config, service)
+        detail = (
+            problem.message if problem else f"{text}, inside timeouts.deploy = {config.timeouts.deploy:g} s"
+        )
+        rows = [
+            CheckResult(
+                "ecs time budget",
+                problem is None,
+                detail,
+                problem.hint or "" if problem else "",
+                setting="timeouts.deploy",
+            )
+        ]
+        if not service.native:
+            return rows
+        try:
+            ecs_client.probe_service_deployments()
+        except PipelineError as exc:
+            hint = f"the AWS identity needs {_NATIVE_PERMISSIONS} to follow and roll back its deployments"
+            return [*rows, CheckResult("ecs service deployments", False, exc.message, hint)]
+        rows.append(CheckResult("ecs service deployments", True, "ListServiceDeployments answers"))
+        if service.strategy.pause_stages:
+            rows.append(
+                CheckResult(
+                    "ecs pause hooks",
+                    True,
+                    f"PAUSE hooks at {', '.join(service.strategy.pause_stages)}: a deploy waits there for "
+                    "ContinueServiceDeployment until its deadline, then leaves it paused (exit 1)",
+                    required=False,
+                )
+            )
         return rows
 
     # -- deploy ----------------------------------------------------------------------------------
@@ -189,6 +290,9 @@ class EcsTarget(DeployTarget):
         refused = refusal(service, self.config)
         if refused:
             raise StageFailed(refused)
+        problem = budget_problem(self.config, service)
+        if problem:
+            raise problem
         previous = service.task_definition
         current = self.ecs.task_definition(previous)
         before = current.image(self.settings.container)
@@ -199,6 +303,12 @@ class EcsTarget(DeployTarget):
                 self._primary_id(service, previous), previous, previous, self.deploy_limit(service)
             )
             return Deployed(release, seconds, unchanged=True)
+        if current.unknown:
+            raise StageFailed(
+                f"{short_name(previous)} has fields this botocore does not know, which a copy would lose: "
+                f"{', '.join(current.unknown)}",
+                hint=UNKNOWN_FIELDS_HINT,
+            )
         own_tags = {SERVICE_TAG: service.arn, PREVIOUS_TAG: previous}
         arguments = with_image(
             current, self.settings.container, image, accepted=self.ecs.register_fields(), own_tags=own_tags
@@ -206,30 +316,55 @@ class EcsTarget(DeployTarget):
         new = self.ecs.register(arguments)
         release = Release(image, before, new, previous, run_id, utcnow())
         self.log(f"registered {short_name(new)} ({self.settings.container} = {image})")
-        since = datetime.now(UTC) - timedelta(seconds=5)
-        updated = self._update_or_deregister(new)
+        updated = self._update_or_deregister(new, previous)
         self.log(
             f"service {self.settings.service}: {short_name(previous)} -> {short_name(new)} "
             f"({service.describe_strategy()})"
         )
         try:
-            if service.native:
-                seconds, _ = self.watch.native(since, new, self.deploy_limit(service))
-            else:
-                seconds = self.watch.rolling(
-                    self._primary_id(updated, new), new, previous, self.deploy_limit(service)
-                )
+            seconds = self._follow(updated, service, new, self.deploy_limit(service))
             self._verify(model_version, new)
         except RolloutFailed as failure:
             raise self._after_failure(failure, service, previous, new) from None
-        except (PutBackByEcs, Replaced) as failure:
+        except EcsRollsBack as failure:
+            raise self._await_ecs_rollback(failure) from None
+        except (PutBackByEcs, Replaced, Paused) as failure:
             raise failure from None
         return Deployed(release, seconds)
 
-    def _update_or_deregister(self, new: str) -> Service:
+    def _follow(self, updated: Service, before: Service, task_definition: str, limit_s: float) -> float:
+        """Wait for the deployment an update to ``task_definition`` started (``updated``: the update's
+        answer, ``before``: the service before it)."""
+        if before.native:
+            return self.watch.native(updated, before, task_definition, limit_s)
+        primary = self._primary_id(updated, task_definition)
+        return self.watch.rolling(primary, task_definition, before.task_definition, limit_s)
+
+    def _update_or_deregister(self, new: str, previous: str) -> Service:
+        """UpdateService to ``new``. A definite refusal deregisters ``new`` again; after an answer that
+        does not say whether the update was made (a 5xx, throttling, a timeout: botocore's retries spent),
+        the service is read first: one that points at ``new`` already is followed, not undone."""
         try:
             return self.ecs.update_service(new)
         except PipelineError as exc:
+            if isinstance(exc, ServiceBusy):
+                try:
+                    now = self.ecs.describe_service()
+                except PipelineError as also:
+                    raise LeftBroken(
+                        f"{exc.message}; whether the service points at {short_name(new)} is unknown "
+                        f"(DescribeServices failed too: {also.message}); it is left registered",
+                        hint="look at the service in the ECS console now",
+                    ) from None
+                if now.task_definition == new:
+                    self.log(f"{exc.message}; but the service points at {short_name(new)}: following it")
+                    return now
+                if now.task_definition != previous:
+                    raise LeftBroken(
+                        f"{exc.message}; the service now points at {short_name(now.task_definition)}, "
+                        f"neither {short_name(previous)} nor {short_name(new)}",
+                        hint="someone else deployed meanwhile: look at the service in the ECS console",
+                    ) from None
             try:
                 self.ecs.deregister(new)
                 left = f"{short_name(new)} was deregistered again"
@@ -267,13 +402,37 @@ class EcsTarget(DeployTarget):
                 self.ecs.stop_service_deployment(failure.deployment_arn)
                 self.watch.native_rollback(failure.deployment_arn, short_name(new), self.rollback_limit())
             else:
-                self._roll_back_to(previous)
-        except (StageFailed, PutBackByEcs, Replaced) as exc:
+                self._follow(self._point_at(previous), service, previous, self.rollback_limit())
+        except StageFailed as exc:
             return LeftBroken(
                 f"{failure.message}; the rollback to {short_name(previous)} failed too: {exc.message}",
                 hint="the service's state is unknown: look at it in the ECS console now",
             )
         return StageFailed(f"{failure.message}; rolled back to {short_name(previous)}")
+
+    def _await_ecs_rollback(self, failure: EcsRollsBack) -> StageFailed:
+        """ECS's own rollback has begun: it is over only once ECS says so (or exit 4)."""
+        name = short_name(failure.task_definition)
+        self.log(f"{failure.message}; waiting for ECS's rollback")
+        try:
+            if failure.deployment_arn:
+                seconds = self.watch.native_rollback(failure.deployment_arn, name, self.rollback_limit())
+            else:
+                seconds = self.watch.rolling(
+                    failure.deployment_id,
+                    failure.task_definition,
+                    failure.task_definition,
+                    self.rollback_limit(),
+                )
+        except StageFailed as exc:
+            return LeftBroken(
+                f"{failure.message}, and that rollback did not end well: {exc.message}",
+                hint="the service's state is unknown: look at it in the ECS console now",
+            )
+        return PutBackByEcs(
+            f"{failure.message}: back on {name} after {seconds:.0f} s",
+            hint="see the service events in the deploy log",
+        )
 
     # -- rollback --------------------------------------------------------------------------------
     def roll_back(self, releases: list[Release]) -> RolledBack:
@@ -281,55 +440,101 @@ class EcsTarget(DeployTarget):
         self.watch.mark_seen(service)
         identity = self.identity(self.config)
         running = service.task_definition
-        if releases:
-            last = releases[-1]
-            if running != last.ref:
-                raise UsageError(
-                    f"{identity} runs {short_name(running)}, not {short_name(last.ref)}, the last release "
-                    "this checkout deployed there: someone else deployed since, so it is not rolled back",
-                    hint="deploy the release you want with --set deploy.image=...",
-                )
-            target, remaining = last.previous_ref, releases[:-1]
+        if releases and running == releases[-1].ref:
+            target, remaining = releases[-1].previous_ref, releases[:-1]
         else:
-            current = self.ecs.task_definition(running)
-            made_for, before = current.tag(SERVICE_TAG), current.tag(PREVIOUS_TAG)
-            if made_for != service.arn or not before:
-                raise UsageError(
-                    f"{identity} runs {short_name(running)}, which this pipeline did not deploy to it "
-                    "(no release in this checkout's state, and the revision has no mlops-pipeline tags "
-                    "naming this service): nothing of ours to roll back",
-                    hint="deploy the release you want with --set deploy.image=...",
-                )
-            self.log(
-                f"no release recorded here; {short_name(running)}'s tags name {short_name(before)} "
-                "as the revision before it"
-            )
-            target, remaining = before, []
+            target, remaining = self._unrecorded(service, releases), releases
         if not target or target == running:
             raise UsageError(f"{identity}: no earlier revision is known to roll back to")
-        self.log(f"rolling {identity} back from {short_name(running)} to {short_name(target)}")
+        usable = self._usable(target)
+        if usable != target and remaining and remaining[-1].ref == target:
+            remaining = [*remaining[:-1], dataclasses.replace(remaining[-1], ref=usable)]
+        self.log(f"rolling {identity} back from {short_name(running)} to {short_name(usable)}")
         try:
-            seconds = self._roll_back_to(target)
-        except (StageFailed, PutBackByEcs, Replaced) as exc:
+            updated = self.ecs.update_service(usable)
+        except PipelineError as exc:
+            if isinstance(exc, ServiceBusy):
+                raise LeftBroken(
+                    f"ECS did not say whether {identity} now points at {short_name(usable)}: {exc.message}",
+                    hint="look at the service in the ECS console, then run the rollback again",
+                ) from None
+            raise StageFailed(
+                f"ECS refused to point {identity} at {short_name(usable)}: {exc.message}; nothing changed, "
+                f"it still runs {short_name(running)}",
+                hint=exc.hint,
+            ) from None
+        self.log(f"service {self.settings.service}: back to {short_name(usable)}")
+        try:
+            seconds = self._follow(updated, service, usable, self.rollback_limit())
+        except StageFailed as exc:
             raise LeftBroken(
-                f"the rollback of {identity} to {short_name(target)} failed: {exc.message}",
+                f"the rollback of {identity} to {short_name(usable)} failed: {exc.message}",
                 hint="the service's state is unknown: look at it in the ECS console now",
             ) from None
         return RolledBack(
-            f"rolled back {identity} from {short_name(running)} to {short_name(target)} "
+            f"rolled back {identity} from {short_name(running)} to {short_name(usable)} "
             f"(stable after {seconds:.0f} s)",
             remaining,
         )
 
-    def _roll_back_to(self, task_definition: str) -> float:
-        """Point the service at an earlier revision and wait, up to the rollback's own limit."""
-        since = datetime.now(UTC) - timedelta(seconds=5)
+    def _unrecorded(self, service: Service, releases: list[Release]) -> str:
+        """The revision to go back to when the service does not run the last recorded release: the one
+        its revision's tags name, if the pipeline made that revision for this service (over the last
+        recorded release, when there is one: a deploy that failed or was cut short is not recorded)."""
+        identity = self.identity(self.config)
+        running = service.task_definition
+        current = self.ecs.task_definition(running)
+        made_for, before = current.tag(SERVICE_TAG), current.tag(PREVIOUS_TAG)
+        ours = made_for == service.arn and bool(before)
+        if releases:
+            last = releases[-1]
+            if ours and before == last.ref:
+                self.log(
+                    f"{short_name(running)} was deployed over {short_name(last.ref)}, the last release "
+                    "recorded here, by a deploy that failed or was cut short"
+                )
+                return last.ref
+            raise UsageError(
+                f"{identity} runs {short_name(running)}, not {short_name(last.ref)}, the last release "
+                "this checkout deployed there: someone else deployed since, so it is not rolled back",
+                hint="deploy the release you want with --set deploy.image=...",
+            )
+        if not ours:
+            raise UsageError(
+                f"{identity} runs {short_name(running)}, which this pipeline did not deploy to it "
+                "(no release in this checkout's state, and the revision has no mlops-pipeline tags "
+                "naming this service): nothing of ours to roll back",
+                hint="deploy the release you want with --set deploy.image=...",
+            )
+        self.log(
+            f"no release recorded here; {short_name(running)}'s tags name {short_name(str(before))} "
+            "as the revision before it"
+        )
+        return str(before)
+
+    def _usable(self, task_definition: str) -> str:
+        """``task_definition``, or a new copy of it when it was deregistered (INACTIVE): ECS refuses to
+        point a service at an INACTIVE revision (API Reference, DeregisterTaskDefinition)."""
+        definition = self.ecs.task_definition(task_definition)
+        if definition.active:
+            return task_definition
+        if definition.unknown:
+            raise StageFailed(
+                f"{short_name(task_definition)} is INACTIVE, and a copy of it would lose the fields this "
+                f"botocore does not know: {', '.join(definition.unknown)}; nothing changed",
+                hint=UNKNOWN_FIELDS_HINT,
+            )
+        copy = self.ecs.register(registration(definition, accepted=self.ecs.register_fields(), own_tags={}))
+        self.log(
+            f"{short_name(task_definition)} is INACTIVE (deregistered), and ECS will not point a service at "
+            f"it: registered an identical copy, {short_name(copy)}"
+        )
+        return copy
+
+    def _point_at(self, task_definition: str) -> Service:
         updated = self.ecs.update_service(task_definition)
         self.log(f"service {self.settings.service}: back to {short_name(task_definition)}")
-        if updated.native:
-            return self.watch.native(since, task_definition, self.rollback_limit())[0]
-        primary = self._primary_id(updated, task_definition)
-        return self.watch.rolling(primary, task_definition, task_definition, self.rollback_limit())
+        return updated
 
     # -- limits ----------------------------------------------------------------------------------
     def _rollback_reserve(self) -> float:
@@ -337,7 +542,7 @@ class EcsTarget(DeployTarget):
 
     def deploy_limit(self, service: Service) -> float:
         """The rollout's wait: ``timeout_s`` plus the strategy's bake time, leaving the rollback its own."""
-        wanted = self.settings.timeout_s + (60.0 * service.bake_minutes if service.native else 0.0)
+        wanted = self.settings.timeout_s + service.bake_s
         return self._limit(wanted, reserve=self._rollback_reserve())
 
     def rollback_limit(self) -> float:

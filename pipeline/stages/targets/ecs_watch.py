@@ -6,16 +6,20 @@ Two ways, chosen by the service's deployment configuration:
   DescribeServices, must be COMPLETED with every task running and the old deployments gone. boto3's
   ``services_stable`` waiter would not do: it never looks at ``rolloutState`` and calls a rolled-back
   deployment stable.
-- **ECS-native blue/green, linear and canary**: the service deployment (ListServiceDeployments after the
-  update, then DescribeServiceDeployments) must reach SUCCESSFUL, which ECS says only after the bake time.
+- **ECS-native blue/green, linear and canary**: the service deployment that UpdateService started (its
+  ARN is the answer's ``currentServiceDeployment``; never guessed from the agent's clock) must reach
+  SUCCESSFUL, which ECS says only after every bake time (DescribeServiceDeployments).
 
 What the watch sees decides what happens next, so each outcome is its own exception:
 :class:`RolloutFailed` (ECS failed it, or it was not done by the deadline: the service still points at the
-new revision, so a rollback is ours to do), :class:`PutBackByEcs` (ECS's circuit breaker or the strategy's
-own rollback already restored the previous revision), :class:`Replaced` (someone else's deploy took over:
-not ours to undo) and :class:`~pipeline.errors.LeftBroken` (the watch could not see the service until the
-deadline: its state is unknown). An API error while watching is never a verdict by itself: a throttled or
-failed describe is logged and asked again until the deadline.
+new revision, so a rollback is ours to do), :class:`EcsRollsBack` (ECS's circuit breaker or the strategy's
+own rollback has begun putting the previous revision back: the target waits for it to end),
+:class:`PutBackByEcs` (that rollback is over), :class:`Replaced` (someone else's deploy took over: not ours
+to undo), :class:`Paused` (a PAUSE lifecycle hook still awaits ContinueServiceDeployment at the deadline:
+the deployment is left to whoever continues it) and :class:`~pipeline.errors.LeftBroken` (the watch could
+not see the service until the deadline, or ECS's own rollback failed: its state is unknown or broken). An
+API error while watching is never a verdict by itself: a throttled or failed describe is logged and asked
+again until the deadline.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from functools import partial
 from typing import TypeVar
 
@@ -46,7 +49,24 @@ class RolloutFailed(StageFailed):
 
 
 class PutBackByEcs(StageFailed):
-    """The deployment failed and ECS itself already put the previous revision back."""
+    """The deployment failed and ECS itself put the previous revision back."""
+
+
+class EcsRollsBack(StageFailed):
+    """The deployment failed and ECS has begun putting ``task_definition`` back by itself: the rolling
+    deployment ``deployment_id``, or the native service deployment ``deployment_arn`` rolling back."""
+
+    def __init__(
+        self, message: str, *, task_definition: str, deployment_id: str = "", deployment_arn: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.task_definition = task_definition
+        self.deployment_id = deployment_id
+        self.deployment_arn = deployment_arn
+
+
+class Paused(StageFailed):
+    """A PAUSE lifecycle hook held the deployment until the deadline; ECS keeps it paused."""
 
 
 class Replaced(StageFailed):
@@ -92,20 +112,12 @@ class Watch:
         name = short_name(task_definition)
         deployment = service.deployment(deployment_id)
         if deployment is None:
-            now = short_name(service.task_definition)
-            if service.task_definition == previous:
-                raise PutBackByEcs(f"the deployment of {name} is gone and ECS put the service back on {now}")
-            raise Replaced(
-                f"the deployment of {name} was replaced by another deploy: the service now runs {now}",
-                hint="someone else deployed meanwhile; it is not rolled back (it is not this run's to undo)",
-            )
+            self._put_back_or_replaced(service, f"the deployment of {name} is gone", name, previous)
+        assert deployment is not None  # _put_back_or_replaced always raises
         if deployment.rollout_state == "FAILED":
             failure = f"ECS failed the deployment of {name}: {deployment.rollout_reason}"
             if service.task_definition != task_definition:
-                raise PutBackByEcs(
-                    f"{failure}; ECS itself put the service back on {short_name(service.task_definition)}",
-                    hint="see the service events in the deploy log",
-                )
+                self._put_back_or_replaced(service, failure, name, previous)
             raise RolloutFailed(failure)
         self._say(
             f"{name}: {deployment.running}/{deployment.desired} running, {deployment.pending} pending, "
@@ -119,6 +131,23 @@ class Watch:
         return None
 
     @staticmethod
+    def _put_back_or_replaced(service: Service, failure: str, name: str, previous: str) -> None:
+        """The service no longer points at our revision: ECS is putting ``previous`` back (its circuit
+        breaker: a new PRIMARY deployment of ``previous``), or someone else deployed another revision."""
+        now = short_name(service.task_definition)
+        primary = service.primary
+        if service.task_definition == previous and primary is not None:
+            raise EcsRollsBack(
+                f"{failure}; ECS is putting the service back on {now}",
+                task_definition=previous,
+                deployment_id=primary.id,
+            )
+        raise Replaced(
+            f"the deployment of {name} was replaced by another deploy: the service now runs {now}",
+            hint="someone else deployed meanwhile; it is not rolled back (it is not this run's to undo)",
+        )
+
+    @staticmethod
     def _not_done(service: Service, deployment_id: str, name: str, limit_s: float) -> str:
         deployment = service.deployment(deployment_id)
         assert deployment is not None  # _judge_rolling raised otherwise
@@ -130,42 +159,94 @@ class Watch:
         )
 
     # -- ECS-native strategies -------------------------------------------------------------------
-    def native(self, since: datetime, task_definition: str, limit_s: float) -> tuple[float, str]:
-        """Wait until the service deployment ECS started after ``since`` is SUCCESSFUL (bake time
-        included); (its duration, its ARN). The ARN is "" when ECS never listed one."""
+    def native(self, started_by: Service, before: Service, task_definition: str, limit_s: float) -> float:
+        """Wait until the service deployment that an UpdateService to ``task_definition`` started is
+        SUCCESSFUL (every bake time included); its duration. ``started_by`` is UpdateService's answer,
+        ``before`` the service as it was (what ran, and its service deployment, before ours)."""
         started = self.clock()
         name = short_name(task_definition)
+        arn = started_by.current_deployment
+        if arn == before.current_deployment:
+            arn = ""  # not in the answer yet: DescribeServices names it once ECS has made it
         found: ServiceDeployment | None = None
-        arn = ""
+        paused_said = ""
         while True:
-            found = self._ask(started, limit_s, name, partial(self._native_state, arn, since)) or found
+            if not arn:
+                service = self._look(started, limit_s, name)
+                if service is not None and service.current_deployment not in ("", before.current_deployment):
+                    arn = service.current_deployment
+            if arn:
+                found = self._ask(started, limit_s, name, partial(self.ecs.service_deployment, arn)) or found
             if found is not None:
-                arn = found.arn
                 self._say(f"{name}: service deployment {found.status}, stage {found.stage or '-'}")
+                if found.paused and found.paused != paused_said:
+                    paused_said = found.paused
+                    self.log(f"{name}: paused at {found.stage or '-'}: {found.paused}")
                 if found.status == ServiceDeployment.DONE:
                     seconds = self.clock() - started
                     self.log(f"{name}: the service deployment succeeded after {seconds:.0f} s")
-                    return seconds, arn
-                if found.status == ServiceDeployment.ROLLED_BACK:
-                    raise PutBackByEcs(
-                        f"ECS rolled the deployment of {name} back by itself: {found.reason or found.status}"
-                    )
-                if found.status in ServiceDeployment.FAILED_STATES:
-                    failure = f"ECS ended the deployment of {name} {found.status}: {found.reason}"
-                    raise RolloutFailed(failure, deployment_arn=arn)
+                    return seconds
+                self._judge_native(found, task_definition, before.task_definition, (started, limit_s))
             if self.clock() - started >= limit_s:
-                state = f"service deployment {found.status}" if found else "no service deployment listed"
-                failure = f"{name} was not done after {limit_s:.0f} s ({state})"
-                raise RolloutFailed(failure, deployment_arn=arn)
+                raise self._native_deadline(found, name, limit_s)
             self._pause(name)
 
-    def _native_state(self, arn: str, since: datetime) -> ServiceDeployment | None:
-        if arn:
-            return self.ecs.service_deployment(arn)
-        return self.ecs.latest_service_deployment(since)
+    def _judge_native(
+        self, found: ServiceDeployment, task_definition: str, previous: str, window: tuple[float, float]
+    ) -> None:
+        """Raise when ``found`` is over without success, or when ECS's own rollback has begun."""
+        name = short_name(task_definition)
+        reason = found.reason or found.status
+        if found.status == ServiceDeployment.ROLLED_BACK:
+            raise PutBackByEcs(f"ECS rolled the deployment of {name} back by itself: {reason}")
+        if found.status == ServiceDeployment.ROLLBACK_FAILED:
+            raise LeftBroken(
+                f"ECS rolled the deployment of {name} back by itself, and that rollback failed: {reason}",
+                hint="the service's state is unknown: look at it in the ECS console now",
+            )
+        if found.rolling_back:
+            raise EcsRollsBack(
+                f"ECS is rolling the deployment of {name} back by itself: {reason}",
+                task_definition=previous,
+                deployment_arn=found.arn,
+            )
+        if found.status == ServiceDeployment.STOPPED:
+            # Stopped without a rollback (ABORT), or superseded by a newer deployment: DescribeServices
+            # tells which revision the service points at now.
+            service = self._look(*window, name)
+            if service is None:
+                return  # not seen this time: asked again at the next poll
+            ours = service.current_deployment in ("", found.arn)
+            if service.task_definition == task_definition and ours:
+                raise RolloutFailed(f"ECS stopped the deployment of {name}: {reason}")
+            if service.task_definition == previous:
+                raise PutBackByEcs(
+                    f"the deployment of {name} was stopped ({reason}) and the service points at "
+                    f"{short_name(previous)} again"
+                )
+            raise Replaced(
+                f"the deployment of {name} was superseded by another deploy ({reason}): the service now "
+                f"runs {short_name(service.task_definition)}",
+                hint="someone else deployed meanwhile; it is not rolled back (it is not this run's to undo)",
+            )
+
+    @staticmethod
+    def _native_deadline(found: ServiceDeployment | None, name: str, limit_s: float) -> StageFailed:
+        if found is None:
+            return RolloutFailed(f"{name} was not done after {limit_s:.0f} s (no service deployment seen)")
+        if found.paused:
+            return Paused(
+                f"{name} was not done after {limit_s:.0f} s: it is paused at {found.stage}, where "
+                f"{found.paused}; it is left paused",
+                hint="continue it (aws ecs continue-service-deployment) or roll it back "
+                "(python -m pipeline rollback); to wait longer, raise deploy.ecs.timeout_s, timeouts.deploy",
+            )
+        failure = f"{name} was not done after {limit_s:.0f} s (service deployment {found.status})"
+        return RolloutFailed(failure, deployment_arn=found.arn)
 
     def native_rollback(self, arn: str, name: str, limit_s: float) -> float:
-        """After ``StopServiceDeployment(ROLLBACK)``: wait until ECS reports ROLLBACK_SUCCESSFUL."""
+        """While ECS rolls service deployment ``arn`` back (asked by us, or by itself): wait until it is
+        ROLLBACK_SUCCESSFUL."""
         started = self.clock()
         while True:
             found = self._ask(started, limit_s, name, lambda: self.ecs.service_deployment(arn))
@@ -173,8 +254,8 @@ class Watch:
                 self._say(f"rollback of {name}: {found.status}, stage {found.stage or '-'}")
                 if found.status == ServiceDeployment.ROLLED_BACK:
                     return self.clock() - started
-                if found.status == "ROLLBACK_FAILED":
-                    raise StageFailed(f"ECS reports ROLLBACK_FAILED: {found.reason}")
+                if found.status in (ServiceDeployment.ROLLBACK_FAILED, ServiceDeployment.STOPPED):
+                    raise StageFailed(f"ECS reports {found.status}: {found.reason}")
             if self.clock() - started >= limit_s:
                 raise StageFailed(f"ECS had not finished the rollback after {limit_s:.0f} s")
             self._pause(name)
@@ -200,7 +281,7 @@ class Watch:
                 hint="its state is unknown: look at the service in the ECS console",
             ) from None
         except PipelineError as exc:
-            if isinstance(exc, (RolloutFailed, PutBackByEcs, Replaced, Interrupted)):
+            if isinstance(exc, (RolloutFailed, PutBackByEcs, EcsRollsBack, Replaced, Paused, Interrupted)):
                 raise
             raise LeftBroken(
                 f"could not follow the rollout of {name}: {exc.message}",

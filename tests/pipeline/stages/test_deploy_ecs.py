@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 
+from pipeline.adapters.docker_engine import free_port
 from pipeline.errors import LeftBroken, StageFailed
 from tests.conftest import ROOT, interrupt_cli, run_cli
 from tests.support.realtools import MotoServer
@@ -38,7 +39,14 @@ class EcsProject:
     """A repository whose deploy target is a fresh cluster and service on the given moto server."""
 
     def __init__(
-        self, root: Path, server: MotoServer, *, desired: int = 2, cluster: str = "", service: str = "iris"
+        self,
+        root: Path,
+        server: MotoServer,
+        *,
+        desired: int = 2,
+        cluster: str = "",
+        service: str = "iris",
+        configuration: dict[str, Any] | None = None,
     ) -> None:
         self.root = root
         self.server = server
@@ -71,7 +79,11 @@ class EcsProject:
         )["taskDefinition"]["taskDefinitionArn"]
         self.first = first
         self.ecs.create_service(
-            cluster=self.cluster, serviceName=self.service, taskDefinition=first, desiredCount=desired
+            cluster=self.cluster,
+            serviceName=self.service,
+            taskDefinition=first,
+            desiredCount=desired,
+            deploymentConfiguration=configuration or {},
         )
 
     def sets(self, **extra: str) -> list[str]:
@@ -406,6 +418,72 @@ def test_rollback_refuses_when_someone_else_deployed_since(tmp_path: Path, stabl
     assert result.returncode == 2
     assert "someone else deployed since" in result.stderr
     assert project.service_task_definition() == project.first
+
+
+def test_rollback_right_after_the_pipelines_own_failed_deploy_goes_back_to_the_last_release(
+    tmp_path: Path, stable_server: MotoServer
+) -> None:
+    """A failed deploy is not recorded, yet the service runs its revision (rollback off, Ctrl-C, exit 4):
+    the revision's tags say it was deployed over the last recorded release, so that is put back."""
+    project = EcsProject(tmp_path, stable_server)
+    assert project.deploy(DIGEST_B).returncode == 0
+    recorded = project.releases()
+    nobody = f"http://127.0.0.1:{free_port()}"  # verification fails: nothing answers there
+    failed = project.deploy(
+        DIGEST_C,
+        **{
+            "deploy.ecs.rollback": "false",
+            "deploy.ecs.verify_url": nobody,
+            "deploy.ecs.verify_timeout_s": "1",
+        },
+    )
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "python -m pipeline rollback" in failed.stdout
+    assert project.service_task_definition().endswith(f"{project.family}:3")
+
+    result = project.rollback()
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "by a deploy that failed or was cut short" in result.stdout
+    assert project.service_task_definition().endswith(f"{project.family}:2")
+    assert project.releases() == recorded  # B is still the last release: a second rollback goes to A
+    assert project.rollback().returncode == 0
+    assert project.service_task_definition() == project.first
+
+
+def test_rollback_to_a_deregistered_revision_registers_a_copy_of_it(
+    tmp_path: Path, stable_server: MotoServer
+) -> None:
+    """fabfuel/ecs-deploy deregisters old revisions by default; ECS will not point a service at one (the
+    stand-in refuses it as ECS does: tests/support/moto_ecs.py)."""
+    project = EcsProject(tmp_path, stable_server)
+    assert project.deploy(DIGEST_B).returncode == 0
+    project.ecs.deregister_task_definition(taskDefinition=project.first)
+
+    result = project.rollback()
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{project.family}:1 is INACTIVE (deregistered)" in result.stdout
+    running = project.service_task_definition()
+    assert running.endswith(f"{project.family}:3")
+    assert project.images(running) == project.images(project.first)
+    tags = project.ecs.describe_task_definition(taskDefinition=running, include=["TAGS"])["tags"]
+    assert {"key": "team", "value": "ml"} in tags
+
+
+def test_a_strategy_whose_bake_cannot_fit_is_refused_with_exit_2_before_any_stage_runs(
+    tmp_path: Path, stable_server: MotoServer
+) -> None:
+    project = EcsProject(tmp_path, stable_server, configuration={"strategy": "LINEAR"})
+
+    doctor = run_cli(["doctor", *project.sets()], project.root, env=FAKE_AWS)
+    result = project.deploy(DIGEST_B)
+
+    assert "ecs time budget" in doctor.stdout and "4090 s" in doctor.stdout, doctor.stdout
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "raise timeouts.deploy to at least 4090" in result.stderr
+    revisions = project.ecs.list_task_definitions(familyPrefix=project.family)["taskDefinitionArns"]
+    assert len(revisions) == 1  # nothing registered
 
 
 def test_a_service_scaled_to_zero_is_refused_before_anything_is_registered(

@@ -1,13 +1,15 @@
 """Rollouts moto cannot produce: a FAILED rollout, ECS's circuit breaker rolling back by itself, a
-deployment replaced under us. botocore's Stubber checks every request against the ECS API model and
-answers with the response shapes the real API returns (DescribeServices ``deployments``)."""
+deployment replaced under us, ECS's blue/green, linear and canary strategies. botocore's Stubber checks
+every request against the ECS API model and answers with the response shapes the real API returns
+(DescribeServices ``deployments`` and ``currentServiceDeployment``, DescribeServiceDeployments ``status``,
+``lifecycleStage`` and ``lifecycleHookDetails``, as botocore 1.44's model of the API documents them)."""
 
 from __future__ import annotations
 
 import itertools
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import pytest
@@ -16,8 +18,9 @@ from botocore.stub import ANY, Stubber
 from pipeline.adapters.ecs import EcsClient
 from pipeline.adapters.ecs_model import Service
 from pipeline.config import load as load_config
-from pipeline.errors import LeftBroken, StageFailed
-from pipeline.stages.targets.ecs import EcsTarget
+from pipeline.errors import ConfigError, LeftBroken, StageFailed, UsageError
+from pipeline.stages.targets.base import Release
+from pipeline.stages.targets.ecs import EcsTarget, time_budget
 from tests.conftest import ROOT
 
 ARN = "arn:aws:ecs:eu-west-1:123456789012:task-definition/iris:{}"
@@ -39,8 +42,10 @@ def deployment(dep_id: str, revision: int, *, status: str, rollout: str, running
     }
 
 
-def service(revision: int, *deployments: dict[str, Any], events: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {
+def service(
+    revision: int, *deployments: dict[str, Any], events: tuple[str, ...] = (), current: str = ""
+) -> dict[str, Any]:
+    body = {
         "serviceArn": "arn:aws:ecs:eu-west-1:123456789012:service/prod/iris",
         "serviceName": "iris",
         "status": "ACTIVE",
@@ -50,6 +55,9 @@ def service(revision: int, *deployments: dict[str, Any], events: tuple[str, ...]
         "deployments": list(deployments),
         "events": [{"id": f"event-{m}", "message": m} for m in events],
     }
+    if current:
+        body["currentServiceDeployment"] = current
+    return body
 
 
 TASK_DEFINITION = {
@@ -73,6 +81,8 @@ class Scripted:
         self.lines: list[str] = []
         overrides = {
             "deploy.ecs.cluster": "prod",
+            "deploy.ecs.service": "iris",
+            "deploy.ecs.region": "eu-west-1",
             "deploy.ecs.poll_interval_s": "0.01",
             "deploy.ecs.timeout_s": "5",
             "deploy.ecs.rollback_timeout_s": "5",
@@ -158,19 +168,39 @@ def test_a_rollout_that_completes_after_the_old_tasks_drain_passes() -> None:
     assert "iris:2: 2/2 running" in script.lines[-1]
 
 
-def test_the_circuit_breaker_rolling_back_by_itself_fails_without_a_second_rollback() -> None:
+def test_the_circuit_breaker_rolling_back_by_itself_is_waited_for_not_rolled_back_again() -> None:
     script = Scripted()
     script.start_deploy()
     reason = "ECS deployment circuit breaker: tasks failed to start."
     failed = deployment("ecs-svc/2", 2, status="ACTIVE", rollout="FAILED", running=0, reason=reason)
-    back = deployment("ecs-svc/3", 1, status="PRIMARY", rollout="IN_PROGRESS")
+    back = deployment("ecs-svc/3", 1, status="PRIMARY", rollout="IN_PROGRESS", running=1)
     script.describe(service(1, back, failed))
+    script.describe(service(1, back, failed))  # ECS's rollback still running: not "restored" yet
+    script.describe(service(1, {**back, "rolloutState": "COMPLETED", "runningCount": 2}))
+
+    error = script.deploy()  # no UpdateService back, no StopServiceDeployment: the Stubber has none
+
+    assert error is not None and not isinstance(error, LeftBroken)
+    assert error.exit_code == 1
+    assert f"ECS failed the deployment of iris:2: {reason}" in error.message
+    assert "ECS is putting the service back on iris:1: back on iris:1 after" in error.message
+    assert any("waiting for ECS's rollback" in line for line in script.lines)
+
+
+def test_a_circuit_breaker_rollback_that_fails_too_is_left_broken_with_exit_4() -> None:
+    script = Scripted()
+    script.start_deploy()
+    failed = deployment("ecs-svc/2", 2, status="ACTIVE", rollout="FAILED", running=0, reason="tasks failed")
+    back = deployment("ecs-svc/3", 1, status="PRIMARY", rollout="IN_PROGRESS", running=0)
+    script.describe(service(1, back, failed))
+    no_room = {**back, "rolloutState": "FAILED", "rolloutStateReason": "no container instance has room"}
+    script.describe(service(1, no_room))
 
     error = script.deploy()
 
-    assert error is not None and not isinstance(error, LeftBroken)
-    assert f"ECS failed the deployment of iris:2: {reason}" in error.message
-    assert "ECS itself put the service back on iris:1" in error.message
+    assert isinstance(error, LeftBroken) and error.exit_code == 4
+    assert "that rollback did not end well" in error.message
+    assert "no container instance has room" in error.message
 
 
 def test_a_failed_rollout_without_the_circuit_breakers_rollback_is_rolled_back_by_us() -> None:
@@ -323,6 +353,131 @@ def test_an_update_ecs_refuses_deregisters_the_revision_it_registered() -> None:
     )
 
 
+def server_error_on_update(script: Scripted) -> None:
+    script.describe(service(1, STEADY))
+    script.describe_task_definition()
+    script.register()
+    script.stubber.add_client_error(
+        "update_service",
+        service_error_code="ServerException",
+        service_message="internal error",
+        http_status_code=500,
+    )
+
+
+def test_an_update_answered_with_a_5xx_that_was_made_is_followed_not_deregistered() -> None:
+    script = Scripted()
+    server_error_on_update(script)
+    in_progress = deployment("ecs-svc/2", 2, status="PRIMARY", rollout="IN_PROGRESS", running=0)
+    script.describe(service(2, in_progress, {**STEADY, "status": "ACTIVE"}))  # it was made after all
+    script.describe(service(2, deployment("ecs-svc/2", 2, status="PRIMARY", rollout="COMPLETED")))
+
+    assert script.deploy() is None  # no DeregisterTaskDefinition scripted
+    assert any("but the service points at iris:2: following it" in line for line in script.lines)
+
+
+def test_an_update_answered_with_a_5xx_that_was_not_made_deregisters_the_revision() -> None:
+    script = Scripted()
+    server_error_on_update(script)
+    script.describe(service(1, STEADY))
+    script.stubber.add_response(
+        "deregister_task_definition",
+        {"taskDefinition": {**TASK_DEFINITION, "taskDefinitionArn": ARN.format(2), "status": "INACTIVE"}},
+        {"taskDefinition": ARN.format(2)},
+    )
+
+    error = script.deploy()
+
+    assert error is not None and error.exit_code == 1
+    assert error.message == (
+        "ECS UpdateService failed: ServerException: internal error; iris:2 was deregistered again"
+    )
+
+
+def rollback_releases(*refs: int) -> list[Release]:
+    return [Release(IMAGE_OLD, None, ARN.format(ref), ARN.format(ref - 1), f"run-{ref}") for ref in refs]
+
+
+def test_rollback_after_our_own_cut_short_deploy_goes_back_to_the_last_recorded_release() -> None:
+    script = Scripted()
+    releases = rollback_releases(1)
+    script.describe(service(2, deployment("ecs-svc/2", 2, status="PRIMARY", rollout="IN_PROGRESS")))
+    own = [
+        {"key": "mlops-pipeline:service", "value": "arn:aws:ecs:eu-west-1:123456789012:service/prod/iris"},
+        {"key": "mlops-pipeline:previous", "value": ARN.format(1)},
+    ]
+    script.describe_task_definition(2, tags=own)
+    script.describe_task_definition(1)  # ACTIVE: used as it is
+    back = deployment("ecs-svc/3", 1, status="PRIMARY", rollout="IN_PROGRESS")
+    script.update(1, service(1, back))
+    script.describe(service(1, {**back, "rolloutState": "COMPLETED"}))
+
+    with script.stubber:
+        done = script.target.roll_back(releases)
+
+    assert done.message.startswith("rolled back ecs:eu-west-1/prod/iris from iris:2 to iris:1")
+    assert done.remaining == releases  # iris:1 is live again, and still the last release
+
+
+def test_rollback_after_someone_elses_deploy_is_refused() -> None:
+    script = Scripted()
+    script.describe(service(5, deployment("ecs-svc/5", 5, status="PRIMARY", rollout="COMPLETED")))
+    script.describe_task_definition(5, tags=[])
+
+    with script.stubber, pytest.raises(UsageError) as caught:
+        script.target.roll_back(rollback_releases(1))
+
+    assert "someone else deployed since" in caught.value.message
+
+
+def test_rollback_to_an_inactive_revision_goes_to_a_copy_and_the_record_follows_it() -> None:
+    script = Scripted()
+    releases = rollback_releases(1, 2)
+    script.describe(service(2, deployment("ecs-svc/2", 2, status="PRIMARY", rollout="COMPLETED")))
+    script.stubber.add_response(
+        "describe_task_definition",
+        {
+            "taskDefinition": {**TASK_DEFINITION, "status": "INACTIVE"},
+            "tags": [{"key": "team", "value": "ml"}],
+        },
+        {"taskDefinition": ARN.format(1), "include": ["TAGS"]},
+    )
+    script.stubber.add_response(
+        "register_task_definition",
+        {"taskDefinition": {**TASK_DEFINITION, "taskDefinitionArn": ARN.format(3), "revision": 3}},
+        {
+            "family": "iris",
+            "containerDefinitions": TASK_DEFINITION["containerDefinitions"],
+            "tags": [{"key": "team", "value": "ml"}],
+        },
+    )
+    back = deployment("ecs-svc/3", 3, status="PRIMARY", rollout="COMPLETED")
+    script.update(3, service(3, back))
+    script.describe(service(3, back))
+
+    with script.stubber:
+        done = script.target.roll_back(releases)
+
+    assert "to iris:3" in done.message
+    assert [r.ref for r in done.remaining] == [ARN.format(3)]
+    assert any("iris:1 is INACTIVE (deregistered)" in line for line in script.lines)
+
+
+def test_a_rollback_ecs_refuses_changed_nothing_and_is_not_left_broken() -> None:
+    script = Scripted()
+    script.describe(service(2, deployment("ecs-svc/2", 2, status="PRIMARY", rollout="COMPLETED")))
+    script.describe_task_definition(1)
+    script.stubber.add_client_error(
+        "update_service", service_error_code="InvalidParameterException", service_message="bad subnet"
+    )
+
+    with script.stubber, pytest.raises(StageFailed) as caught:
+        script.target.roll_back(rollback_releases(1, 2))
+
+    assert not isinstance(caught.value, LeftBroken) and caught.value.exit_code == 1
+    assert "nothing changed, it still runs iris:2" in caught.value.message
+
+
 @pytest.mark.parametrize(
     ("code", "hint"),
     [
@@ -341,45 +496,69 @@ def test_aws_errors_name_the_call_the_code_and_what_to_do(code: str, hint: str) 
     assert hint in (error.hint or "")
 
 
-# -- ECS-native strategies: followed through the service deployment -----------------------------------
+# -- ECS-native strategies: followed through the service deployment UpdateService started ---------------
 SERVICE_DEPLOYMENT = "arn:aws:ecs:eu-west-1:123456789012:service-deployment/prod/iris/bd1"
+EARLIER_DEPLOYMENT = "arn:aws:ecs:eu-west-1:123456789012:service-deployment/prod/iris/bd0"
 BLUE_GREEN = {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 1, "maximumPercent": 200}
 
 
-def native_deployment(status: str, stage: str = "", reason: str = "") -> dict[str, Any]:
+def native_deployment(status: str, stage: str = "", reason: str = "", **extra: Any) -> dict[str, Any]:
     return {
         "serviceDeploymentArn": SERVICE_DEPLOYMENT,
         "serviceArn": "arn:aws:ecs:eu-west-1:123456789012:service/prod/iris",
         "status": status,
         "lifecycleStage": stage,
         "statusReason": reason,
+        **extra,
     }
 
 
-class Native(Scripted):
-    def start_deploy(self, before: dict[str, Any] | None = None) -> None:
-        blue_green = {**service(1, STEADY), "deploymentConfiguration": BLUE_GREEN}
-        super().start_deploy(before or blue_green)
-        self.stubber.add_response(
-            "list_service_deployments",
-            {
-                "serviceDeployments": [
-                    {
-                        "serviceDeploymentArn": SERVICE_DEPLOYMENT,
-                        "status": "IN_PROGRESS",
-                        "createdAt": datetime.now(UTC),
-                    }
-                ]
-            },
-            {"cluster": "prod", "service": "iris", "createdAt": ANY},
-        )
+NO_BAKE = {**BLUE_GREEN, "bakeTimeInMinutes": 0}
 
-    def native(self, status: str, stage: str = "", reason: str = "") -> None:
+
+class Native(Scripted):
+    configuration: ClassVar[dict[str, Any]] = BLUE_GREEN
+
+    def start_deploy(self, before: dict[str, Any] | None = None, *, named: bool = True) -> None:
+        """Up to UpdateService, whose answer names the service deployment it started (``named``), as ECS's
+        does; the service before it names an earlier one."""
+        before = before or {
+            **service(1, STEADY, current=EARLIER_DEPLOYMENT),
+            "deploymentConfiguration": self.configuration,
+        }
+        self.describe(before)
+        self.describe_task_definition()
+        self.register()
+        in_progress = deployment("ecs-svc/2", 2, status="PRIMARY", rollout="IN_PROGRESS", running=0)
+        answer = service(2, in_progress, current=SERVICE_DEPLOYMENT if named else EARLIER_DEPLOYMENT)
+        self.update(2, {**answer, "deploymentConfiguration": before.get("deploymentConfiguration", {})})
+
+    def native(self, status: str, stage: str = "", reason: str = "", **extra: Any) -> None:
         self.stubber.add_response(
             "describe_service_deployments",
-            {"serviceDeployments": [native_deployment(status, stage, reason)]},
+            {"serviceDeployments": [native_deployment(status, stage, reason, **extra)]},
             {"serviceDeploymentArns": [SERVICE_DEPLOYMENT]},
         )
+
+    def stop(self) -> None:
+        self.stubber.add_response(
+            "stop_service_deployment",
+            {"serviceDeploymentArn": SERVICE_DEPLOYMENT},
+            {"serviceDeploymentArn": SERVICE_DEPLOYMENT, "stopType": "ROLLBACK"},
+        )
+
+    def ticking(self, seconds: int) -> None:
+        """Every look at the watch's clock is ``seconds`` later."""
+        ticks = itertools.count(0, seconds)
+        self.target.watch.clock = lambda: float(next(ticks))
+
+
+class NativeNoBake(Native):
+    configuration = NO_BAKE
+
+
+class Linear(Native):
+    configuration: ClassVar[dict[str, Any]] = {"strategy": "LINEAR"}  # the API's defaults
 
 
 def test_a_blue_green_deploy_is_done_only_when_its_bake_time_is_over() -> None:
@@ -397,29 +576,160 @@ def test_a_blue_green_deploy_is_done_only_when_its_bake_time_is_over() -> None:
     assert "succeeded" in script.lines[-1]
 
 
-def test_a_native_deploy_ecs_rolled_back_itself_is_not_rolled_back_again() -> None:
+def test_the_followed_deployment_is_the_one_update_service_names_whatever_the_agents_clock() -> None:
+    """No ListServiceDeployments by creation time: the Stubber refuses any call not scripted, and
+    DescribeServiceDeployments must be asked for the ARN from UpdateService's answer."""
+    script = Native()
+    script.start_deploy()
+    script.native("SUCCESSFUL", "CLEAN_UP")
+
+    assert script.deploy() is None
+
+
+def test_a_service_deployment_not_yet_in_update_services_answer_is_read_from_describe_services() -> None:
+    script = Native()
+    script.start_deploy(named=False)
+    script.describe(service(2, current=EARLIER_DEPLOYMENT))  # not made yet
+    script.describe(service(2, current=SERVICE_DEPLOYMENT))
+    script.native("SUCCESSFUL", "CLEAN_UP")
+
+    assert script.deploy() is None
+
+
+@pytest.mark.parametrize(
+    ("configuration", "bake_s"),
+    [
+        ({"strategy": "LINEAR"}, 9 * 6 * 60),  # 10 steps of 10 %, 6 min between steps: the API's defaults
+        (
+            {"strategy": "LINEAR", "linearConfiguration": {"stepPercent": 25.0, "stepBakeTimeInMinutes": 2}},
+            360,
+        ),
+        (
+            {"strategy": "LINEAR", "linearConfiguration": {"stepPercent": 33.3}, "bakeTimeInMinutes": 5},
+            1380,  # 4 steps (33.3, 66.6, 99.9, 100 %): 3 bakes of 6 min, then 5 min
+        ),
+        ({"strategy": "CANARY"}, 600),  # 5 % for 10 min
+        (
+            {
+                "strategy": "CANARY",
+                "canaryConfiguration": {"canaryBakeTimeInMinutes": 3},
+                "bakeTimeInMinutes": 2,
+            },
+            300,
+        ),
+        ({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 15}, 900),
+        ({"strategy": "ROLLING", "bakeTimeInMinutes": 15}, 0),
+    ],
+)
+def test_each_strategys_bake_times_are_part_of_the_wait(configuration: dict[str, Any], bake_s: int) -> None:
+    baking = Service.from_api({**service(1, STEADY), "deploymentConfiguration": configuration})
+    script = Scripted(**{"deploy.ecs.timeout_s": "540"})
+
+    assert baking.bake_s == bake_s
+    assert script.target.deploy_limit(baking) == 540 + bake_s
+
+
+def test_a_healthy_linear_deploy_is_followed_through_every_step_not_rolled_back() -> None:
+    """The issue's case: linear with the API's defaults bakes 54 min; every poll here is a minute later."""
+
+    script = Linear(**{"deploy.ecs.timeout_s": "300", "timeouts.deploy": "4000"})
+    script.ticking(60)
+    script.start_deploy()
+    for _ in range(55):
+        script.native("IN_PROGRESS", "PRODUCTION_TRAFFIC_SHIFT")
+    script.native("SUCCESSFUL", "CLEAN_UP")
+
+    assert script.deploy() is None
+    assert "LINEAR, 10 steps of 10 %, 6 min between steps, bake time 0 min (54 min of baking" in "\n".join(
+        script.lines
+    )
+
+
+def test_a_strategy_whose_bake_cannot_fit_in_the_stage_timeout_is_refused_before_anything_changes() -> None:
+    script = Linear(
+        **{"deploy.ecs.timeout_s": "540", "timeouts.deploy": "1200", "deploy.ecs.service": "iris"}
+    )
+    script.describe({**service(1, STEADY), "deploymentConfiguration": Linear.configuration})
+
+    with (
+        script.stubber,
+        pytest.raises(ConfigError) as caught,
+    ):  # only DescribeServices: no register, no update
+        script.target.deploy(IMAGE_NEW, "run-1")
+
+    error = caught.value
+    assert error.exit_code == 2
+    assert error.message.startswith(
+        "timeouts.deploy (from --set): is 1200 s, but a deploy to iris (LINEAR) needs 540 s rollout"
+    )
+    assert "3240 s bake" in error.message and "5 s rollback" in error.message and "= 3795 s" in error.message
+    assert "raise timeouts.deploy to at least 3795 (--set timeouts.deploy=3795)" in (error.hint or "")
+
+
+def test_the_time_budget_counts_the_verification_too() -> None:
+    script = Scripted(**{"deploy.ecs.verify_url": "http://lb.example", "deploy.ecs.verify_timeout_s": "60"})
+    blue_green = Service.from_api({**service(1, STEADY), "deploymentConfiguration": BLUE_GREEN})
+
+    needed, text = time_budget(script.target.config, blue_green)
+
+    assert needed == 5 + 60 + 60 + 5 + 10
+    assert "60 s verify (deploy.ecs.verify_timeout_s)" in text
+
+
+def test_a_native_deploy_ecs_rolled_back_itself_is_waited_for_and_not_rolled_back_again() -> None:
     script = Native()
     script.start_deploy()
     script.native("ROLLBACK_IN_PROGRESS", "SCALE_UP", "alarm iris-5xx")
+    script.native("ROLLBACK_IN_PROGRESS", "PRODUCTION_TRAFFIC_SHIFT", "alarm iris-5xx")
     script.native("ROLLBACK_SUCCESSFUL", "CLEAN_UP", "alarm iris-5xx")
+
+    error = script.deploy()  # no StopServiceDeployment scripted
+
+    assert error is not None and not isinstance(error, LeftBroken)
+    assert error.message.startswith("ECS is rolling the deployment of iris:2 back by itself: alarm iris-5xx")
+    assert "back on iris:1 after" in error.message
+
+
+def test_ecss_own_rollback_running_past_the_rollouts_deadline_gets_the_rollbacks_wait() -> None:
+    script = Native(**{"deploy.ecs.timeout_s": "5", "deploy.ecs.rollback_timeout_s": "60"})
+    script.ticking(10)
+    script.start_deploy(
+        {
+            **service(1, STEADY, current=EARLIER_DEPLOYMENT),
+            "deploymentConfiguration": {**BLUE_GREEN, "bakeTimeInMinutes": 0},
+        }
+    )
+    for _ in range(3):  # 30 s: past the rollout's 5 s, inside the rollback's 60 s
+        script.native("ROLLBACK_IN_PROGRESS", "SCALE_UP", "alarm iris-5xx")
+    script.native("ROLLBACK_SUCCESSFUL", "CLEAN_UP", "alarm iris-5xx")
+
+    error = script.deploy()  # no StopServiceDeployment on a deployment ECS is already rolling back
+
+    assert error is not None and not isinstance(error, LeftBroken)
+    assert "back on iris:1" in error.message
+
+
+def test_ecss_own_native_rollback_that_fails_is_left_broken() -> None:
+    script = Native()
+    script.start_deploy()
+    script.native("ROLLBACK_FAILED", "SCALE_UP", "no capacity")
 
     error = script.deploy()
 
-    assert error is not None and not isinstance(error, LeftBroken)
-    assert error.message == "ECS rolled the deployment of iris:2 back by itself: alarm iris-5xx"
+    assert isinstance(error, LeftBroken) and error.exit_code == 4
+    assert "that rollback failed: no capacity" in error.message
 
 
 def test_a_native_deploy_past_its_deadline_is_stopped_with_a_rollback_through_ecs() -> None:
     script = Native(**{"deploy.ecs.timeout_s": "5", "deploy.ecs.rollback_timeout_s": "60"})
-    ticks = itertools.count(0, 10)  # every look at the clock is 10 s later
-    script.target.watch.clock = lambda: float(next(ticks))
-    no_bake = {**service(1, STEADY), "deploymentConfiguration": {**BLUE_GREEN, "bakeTimeInMinutes": 0}}
-    script.start_deploy(no_bake)  # ListServiceDeployments answers IN_PROGRESS, 10 s after the start
-    script.stubber.add_response(
-        "stop_service_deployment",
-        {"serviceDeploymentArn": SERVICE_DEPLOYMENT},
-        {"serviceDeploymentArn": SERVICE_DEPLOYMENT, "stopType": "ROLLBACK"},
-    )
+    script.ticking(10)
+    no_bake = {
+        **service(1, STEADY, current=EARLIER_DEPLOYMENT),
+        "deploymentConfiguration": {**BLUE_GREEN, "bakeTimeInMinutes": 0},
+    }
+    script.start_deploy(no_bake)
+    script.native("IN_PROGRESS", "SCALE_UP")
+    script.stop()
     script.native("ROLLBACK_IN_PROGRESS", "SCALE_UP")
     script.native("ROLLBACK_SUCCESSFUL", "CLEAN_UP")
 
@@ -432,20 +742,80 @@ def test_a_native_deploy_past_its_deadline_is_stopped_with_a_rollback_through_ec
 
 
 def test_a_native_rollback_ecs_reports_failed_is_left_broken() -> None:
-    script = Native(**{"deploy.ecs.timeout_s": "30"})
-    ticks = itertools.count(0, 10)
-    script.target.watch.clock = lambda: float(next(ticks))
+    script = NativeNoBake(**{"deploy.ecs.timeout_s": "5", "deploy.ecs.rollback_timeout_s": "60"})
+    script.ticking(10)
     script.start_deploy()
-    script.native("STOPPED", "SCALE_UP", "stopped by a user")
-    script.stubber.add_response(
-        "stop_service_deployment",
-        {"serviceDeploymentArn": SERVICE_DEPLOYMENT},
-        {"serviceDeploymentArn": SERVICE_DEPLOYMENT, "stopType": "ROLLBACK"},
-    )
+    script.native("IN_PROGRESS", "SCALE_UP")
+    script.stop()
     script.native("ROLLBACK_FAILED", "SCALE_UP", "no capacity")
 
     error = script.deploy()
 
     assert isinstance(error, LeftBroken)
-    assert "ECS ended the deployment of iris:2 STOPPED: stopped by a user" in error.message
     assert "ROLLBACK_FAILED: no capacity" in error.message
+
+
+def test_a_native_deployment_superseded_by_someone_elses_is_not_ours_to_undo() -> None:
+    script = Native()
+    script.start_deploy()
+    script.native("STOPPED", "SCALE_UP", "superseded by a newer service deployment")
+    other = deployment("ecs-svc/9", 5, status="PRIMARY", rollout="IN_PROGRESS")
+    script.describe(service(5, other, current=SERVICE_DEPLOYMENT.replace("bd1", "bd9")))
+
+    error = script.deploy()  # no StopServiceDeployment on a finished deployment, no UpdateService back
+
+    assert error is not None and not isinstance(error, LeftBroken)
+    assert error.exit_code == 1
+    assert "was superseded by another deploy (superseded by a newer service deployment)" in error.message
+    assert "the service now runs iris:5" in error.message
+    assert "not rolled back" in (error.hint or "")
+
+
+def test_a_native_deployment_stopped_while_the_service_still_points_at_it_is_rolled_back_by_update() -> None:
+    script = Native(**{"deploy.ecs.rollback_timeout_s": "60"})
+    script.start_deploy()
+    script.native("STOPPED", "SCALE_UP", "stopped by a user (ABORT)")
+    script.describe(service(2, current=SERVICE_DEPLOYMENT))
+    back_deployment = SERVICE_DEPLOYMENT.replace("bd1", "bd2")
+    script.update(1, {**service(1, current=back_deployment), "deploymentConfiguration": BLUE_GREEN})
+    script.stubber.add_response(
+        "describe_service_deployments",
+        {
+            "serviceDeployments": [
+                {**native_deployment("SUCCESSFUL"), "serviceDeploymentArn": back_deployment}
+            ]
+        },
+        {"serviceDeploymentArns": [back_deployment]},
+    )
+
+    error = script.deploy()  # UpdateService back to iris:1, never StopServiceDeployment
+
+    assert error is not None and not isinstance(error, LeftBroken)
+    assert (
+        error.message
+        == "ECS stopped the deployment of iris:2: stopped by a user (ABORT); rolled back to iris:1"
+    )
+
+
+def test_a_pause_hook_awaiting_action_at_the_deadline_leaves_the_deployment_paused() -> None:
+    script = NativeNoBake(**{"deploy.ecs.timeout_s": "5"})
+    script.ticking(10)
+    hook = {
+        "hookId": "h-1",
+        "targetType": "PAUSE",
+        "status": "AWAITING_ACTION",
+        "expiresAt": datetime(2026, 12, 6, 8, 0, tzinfo=UTC),
+        "timeoutAction": "ROLLBACK",
+    }
+    script.start_deploy()
+    script.native("IN_PROGRESS", "POST_TEST_TRAFFIC_SHIFT", lifecycleHookDetails=[hook])
+
+    error = script.deploy()  # no StopServiceDeployment: the pause is a person's to end
+
+    assert error is not None and not isinstance(error, LeftBroken) and error.exit_code == 1
+    assert "it is paused at POST_TEST_TRAFFIC_SHIFT, where a PAUSE hook awaits ContinueServiceDeployment" in (
+        error.message
+    )
+    assert "ECS will rollback" in error.message and "it is left paused" in error.message
+    assert "continue-service-deployment" in (error.hint or "")
+    assert sum("paused at POST_TEST_TRAFFIC_SHIFT" in line for line in script.lines) == 1
