@@ -257,11 +257,25 @@ def test_sigint_stops_the_stage_writes_reports_and_exits_130(make_repo) -> None:
     assert not leftover, f"the pytest child was stopped: {leftover}"
 
 
-@pytest.mark.parametrize("after_s", [0.25, 0.6])
+def _wait_until_it_catches(pid: int, signum: int, timeout_s: float = 30) -> None:
+    """Until process ``pid`` has a handler for ``signum`` (``SigCgt`` in /proc/PID/status): before that,
+    no Python program can do anything about a signal, however early its first line installs one."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines()
+        caught = next(int(line.split()[1], 16) for line in status if line.startswith("SigCgt:"))
+        if caught & (1 << (signum - 1)):
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"process {pid} installed no handler for signal {signum} in {timeout_s} s")
+
+
+@pytest.mark.parametrize("after_s", [0.0, 0.35])
 def test_sigterm_before_any_stage_started_exits_130(make_repo, after_s: float) -> None:
     """Jenkins may abort a build whose pipeline is still starting: that is an interrupt (130) too, not
-    Python's default death by signal (143 in the shell). The run itself lasts (its one test sleeps), so
-    that the signal can never come after it ended on a fast machine."""
+    Python's default death by signal (143 in the shell). The signal comes ``after_s`` after the process
+    can first catch it (while it imports, reads the config, plans). The run itself lasts (its one test
+    sleeps), so that the signal can never come after it ended on a fast machine."""
     repo = make_repo(
         {
             "pipeline.toml": FIXTURE_TOML,
@@ -277,6 +291,7 @@ def test_sigterm_before_any_stage_started_exits_130(make_repo, after_s: float) -
         stderr=subprocess.STDOUT,
         text=True,
     )
+    _wait_until_it_catches(proc.pid, signal.SIGTERM)
     time.sleep(after_s)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
