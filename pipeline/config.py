@@ -182,6 +182,7 @@ class EcsDeploySection:
     verify_timeout_s: float = 300
     force_new_deployment: bool = False
     keep_revisions: int = 0
+    fail_fast: bool = True
 
 
 @dataclass(frozen=True)

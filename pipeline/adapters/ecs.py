@@ -151,6 +151,30 @@ class EcsClient:
         ]
         return sorted(found, key=lambda arn: int(arn.rpartition(":")[2] or 0), reverse=True)
 
+    def stopped_tasks(self, deployment_id: str, most: int = 3) -> list[str]:
+        """Why the service's stopped tasks of deployment ``deployment_id`` stopped (``stoppedReason`` and
+        each container's ``reason``), at most ``most`` of them; ECS keeps stopped tasks about an hour."""
+        with aws_call("ECS", "ListTasks"):
+            arns = self._client.list_tasks(
+                cluster=self.cluster, serviceName=self.service, desiredStatus="STOPPED", maxResults=100
+            ).get("taskArns", [])
+        if not arns:
+            return []
+        with aws_call("ECS", "DescribeTasks"):
+            tasks = self._client.describe_tasks(cluster=self.cluster, tasks=arns).get("tasks", [])
+        reasons: list[str] = []
+        for task in tasks:
+            if task.get("startedBy") != deployment_id:
+                continue
+            why = [str(task.get("stoppedReason") or task.get("stopCode") or "stopped")]
+            why += [
+                f"{c.get('name')}: {c.get('reason')}" for c in task.get("containers", []) if c.get("reason")
+            ]
+            reason = "; ".join(why)
+            if reason not in reasons:
+                reasons.append(reason)
+        return reasons[:most]
+
     def probe_service_deployments(self) -> None:
         """One ListServiceDeployments of this service: raises when the identity may not read them."""
         with aws_call("ECS", "ListServiceDeployments"):

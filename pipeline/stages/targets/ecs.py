@@ -148,7 +148,9 @@ class EcsTarget(DeployTarget):
         super().__init__(config, log, cancel, remaining_s)
         self.settings = config.deploy.ecs
         self.ecs = ecs_client or client(config)
-        self.watch = Watch(self.ecs, log, self.cancel, self.settings.poll_interval_s)
+        self.watch = Watch(
+            self.ecs, log, self.cancel, self.settings.poll_interval_s, fail_fast=self.settings.fail_fast
+        )
 
     # -- settings, checks, plan ------------------------------------------------------------------
     @classmethod
