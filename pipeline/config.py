@@ -180,6 +180,9 @@ class EcsDeploySection:
     allow_zero_desired: bool = False
     verify_url: str = ""
     verify_timeout_s: float = 300
+    force_new_deployment: bool = False
+    keep_revisions: int = 0
+    fail_fast: bool = True
 
 
 @dataclass(frozen=True)
@@ -584,6 +587,12 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
     if values["pipeline.jobs"] < 0:
         raise ConfigError(
             "must be 0 (one per CPU core) or more", key="pipeline.jobs", source=sources["pipeline.jobs"]
+        )
+    if values["deploy.ecs.keep_revisions"] < 0:
+        raise ConfigError(
+            "must be 0 (keep every revision) or more",
+            key="deploy.ecs.keep_revisions",
+            source=sources["deploy.ecs.keep_revisions"],
         )
     if values["test.workers"] < 0:
         raise ConfigError(

@@ -18,7 +18,13 @@ import json
 from typing import Any
 
 from pipeline.adapters.aws import CREDENTIALS_HINT, aws_call
-from pipeline.adapters.ecs_model import Service, ServiceDeployment, TaskDefinition, unknown_fields
+from pipeline.adapters.ecs_model import (
+    Service,
+    ServiceDeployment,
+    TaskDefinition,
+    short_name,
+    unknown_fields,
+)
 from pipeline.errors import StageFailed
 
 __all__ = ["CREDENTIALS_HINT", "EcsClient"]
@@ -131,6 +137,43 @@ class EcsClient:
         with aws_call("ECS", "UpdateService"):
             answer = self._client.update_service(**arguments)
         return Service.from_api(answer["service"])
+
+    def revisions(self, family: str) -> list[str]:
+        """The ACTIVE revisions of task definition ``family``, newest first."""
+        paginator = self._client.get_paginator("list_task_definitions")
+        with aws_call("ECS", "ListTaskDefinitions"):
+            pages = list(paginator.paginate(familyPrefix=family, status="ACTIVE"))
+        found = [
+            arn
+            for page in pages
+            for arn in page.get("taskDefinitionArns") or []
+            if short_name(arn).rpartition(":")[0] == family
+        ]
+        return sorted(found, key=lambda arn: int(arn.rpartition(":")[2] or 0), reverse=True)
+
+    def stopped_tasks(self, deployment_id: str, most: int = 3) -> list[str]:
+        """Why the service's stopped tasks of deployment ``deployment_id`` stopped (``stoppedReason`` and
+        each container's ``reason``), at most ``most`` of them; ECS keeps stopped tasks about an hour."""
+        with aws_call("ECS", "ListTasks"):
+            arns = self._client.list_tasks(
+                cluster=self.cluster, serviceName=self.service, desiredStatus="STOPPED", maxResults=100
+            ).get("taskArns", [])
+        if not arns:
+            return []
+        with aws_call("ECS", "DescribeTasks"):
+            tasks = self._client.describe_tasks(cluster=self.cluster, tasks=arns).get("tasks", [])
+        reasons: list[str] = []
+        for task in tasks:
+            if task.get("startedBy") != deployment_id:
+                continue
+            why = [str(task.get("stoppedReason") or task.get("stopCode") or "stopped")]
+            why += [
+                f"{c.get('name')}: {c.get('reason')}" for c in task.get("containers", []) if c.get("reason")
+            ]
+            reason = "; ".join(why)
+            if reason not in reasons:
+                reasons.append(reason)
+        return reasons[:most]
 
     def probe_service_deployments(self) -> None:
         """One ListServiceDeployments of this service: raises when the identity may not read them."""

@@ -79,6 +79,7 @@ class Strategy:
     canary_percent: float = 5.0
     canary_bake_minutes: int = 10
     pause_stages: tuple[str, ...] = ()  # lifecycle stages with a PAUSE hook (ContinueServiceDeployment)
+    circuit_breaker: bool = False  # deploymentCircuitBreaker.enable: ECS fails a rollout whose tasks fail
 
     @classmethod
     def from_api(cls, configuration: dict[str, Any]) -> Strategy:
@@ -98,6 +99,7 @@ class Strategy:
             canary_percent=float(canary.get("canaryPercent") or cls.canary_percent),
             canary_bake_minutes=int(canary.get("canaryBakeTimeInMinutes", cls.canary_bake_minutes)),
             pause_stages=tuple(pauses),
+            circuit_breaker=bool((configuration.get("deploymentCircuitBreaker") or {}).get("enable")),
         )
 
     @property
@@ -271,6 +273,12 @@ class TaskDefinition:
             if definition.get("name") == container:
                 return str(definition.get("image", ""))
         return None
+
+
+def failure_threshold(desired: int) -> int:
+    """How many failed tasks ECS's deployment circuit breaker allows a rollout: half the desired count,
+    at least 3 and at most 200 (API Reference, ServiceDeploymentCircuitBreaker ``threshold``)."""
+    return min(200, max(3, math.ceil(0.5 * desired)))
 
 
 def unknown_fields(raw: Any, shape: Any, path: str = "") -> list[str]:

@@ -62,7 +62,8 @@ class DeployStage(Stage):
         identity = kind.identity(config)
         ctx.progress(f"deploying {image} to {identity}")
         target = kind(config, ctx.log, ctx.cancel, ctx.remaining_s)
-        done = target.deploy(image, ctx.run_id, model_version)
+        recorded = [Release.from_state(raw, identity) for raw in ctx.state.releases(identity)]
+        done = target.deploy(image, ctx.run_id, model_version, recorded)
         # The model's metrics go with the release: the next candidate's promotion gate compares with them.
         release = dataclasses.replace(
             done.release, model=None if config.deploy.image else ctx.read("push", "model")

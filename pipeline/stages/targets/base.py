@@ -11,7 +11,7 @@ and rolls back. ``pipeline.stages.targets.TARGETS`` maps ``deploy.target`` to th
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
@@ -124,8 +124,11 @@ class DeployTarget:
         release is recorded), or None when the target has no such address."""
         return None
 
-    def deploy(self, image: str, run_id: str, model_version: str | None = None) -> Deployed:
-        """Put ``image`` live; ``model_version``: the model this run built, when known."""
+    def deploy(
+        self, image: str, run_id: str, model_version: str | None = None, recorded: Sequence[Release] = ()
+    ) -> Deployed:
+        """Put ``image`` live; ``model_version``: the model this run built, when known; ``recorded``: the
+        releases recorded for this target (what a clean-up of old releases must keep)."""
         raise NotImplementedError
 
     def recover(self) -> str | None:

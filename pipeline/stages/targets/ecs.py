@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from pipeline.adapters.ecs import CREDENTIALS_HINT, EcsClient
 from pipeline.adapters.ecs_model import (
@@ -148,7 +148,9 @@ class EcsTarget(DeployTarget):
         super().__init__(config, log, cancel, remaining_s)
         self.settings = config.deploy.ecs
         self.ecs = ecs_client or client(config)
-        self.watch = Watch(self.ecs, log, self.cancel, self.settings.poll_interval_s)
+        self.watch = Watch(
+            self.ecs, log, self.cancel, self.settings.poll_interval_s, fail_fast=self.settings.fail_fast
+        )
 
     # -- settings, checks, plan ------------------------------------------------------------------
     @classmethod
@@ -186,12 +188,44 @@ class EcsTarget(DeployTarget):
     def plan(cls, config: Config) -> list[str]:
         ecs = config.deploy.ecs
         verify = f"; then ask {ecs.verify_url}/api/v1/model for the model built" if ecs.verify_url else ""
-        return [
+        rollback = f"; roll back if it fails (up to {ecs.rollback_timeout_s:g} s)" if ecs.rollback else ""
+        keep = ecs.keep_revisions
+        clean_up = f"; then deregister revisions older than the newest {keep}" if keep else ""
+        what = (
             f"target ecs: register a revision of {ecs.cluster}/{ecs.service}'s task definition with "
             f"container {ecs.container} on the pushed digest; update the service; wait up to "
             f"{ecs.timeout_s:g} s for the rollout (plus the bake time of a blue/green, linear or canary "
-            f"strategy){verify}"
-            + (f"; roll back if it fails (up to {ecs.rollback_timeout_s:g} s)" if ecs.rollback else "")
+            f"strategy){verify}{rollback}{clean_up}"
+        )
+        return [what, *cls._diff(config)]
+
+    @classmethod
+    def _diff(cls, config: Config) -> list[str]:
+        """What the new revision would change, read from the service as it is now (the dry run's diff,
+        like ecspresso's ``diff``); a line saying why not when the service cannot be read."""
+        ecs = config.deploy.ecs
+        new = config.deploy.image or "the digest push gives"
+        try:
+            cls.validate(config)
+            ecs_client = client(config)
+            problem = ecs_client.credentials_problem()
+            if problem:
+                return [f"the change is not shown: {problem}"]
+            service = ecs_client.describe_service()
+            current = ecs_client.task_definition(service.task_definition)
+        except PipelineError as exc:
+            return [f"the change is not shown: {exc.message}"]
+        old = current.image(ecs.container)
+        running = short_name(service.task_definition)
+        if old is None:
+            return [f"{running} has no container {ecs.container}: the deploy would stop there"]
+        if old == new:
+            then = "force a new deployment of it" if ecs.force_new_deployment else "register nothing"
+            return [f"{running} already runs {new}: {then}"]
+        return [
+            f"{running} -> a new revision of {short_name(running).rpartition(':')[0]}, changed: "
+            f"containerDefinitions[{ecs.container}].image {old} -> {new}; "
+            f"tags {SERVICE_TAG} = {service.arn}, {PREVIOUS_TAG} = {service.task_definition}"
         ]
 
     @classmethod
@@ -282,7 +316,9 @@ class EcsTarget(DeployTarget):
         return rows
 
     # -- deploy ----------------------------------------------------------------------------------
-    def deploy(self, image: str, run_id: str, model_version: str | None = None) -> Deployed:
+    def deploy(
+        self, image: str, run_id: str, model_version: str | None = None, recorded: Sequence[Release] = ()
+    ) -> Deployed:
         """Roll the service onto ``image``; raises :class:`StageFailed` (after rolling back) when it fails,
         :class:`LeftBroken` when the rollback failed or could not be confirmed."""
         service = self.ecs.describe_service()
@@ -298,11 +334,7 @@ class EcsTarget(DeployTarget):
         before = current.image(self.settings.container)
         release = Release(image, before, previous, previous, run_id, utcnow())
         if before == image:
-            self.log(f"{short_name(previous)} already runs {image}; waiting for the service to be stable")
-            seconds = self.watch.rolling(
-                self._primary_id(service, previous), previous, previous, self.deploy_limit(service)
-            )
-            return Deployed(release, seconds, unchanged=True)
+            return Deployed(release, self._same_image(service, image), unchanged=True)
         if current.unknown:
             raise StageFailed(
                 f"{short_name(previous)} has fields this botocore does not know, which a copy would lose: "
@@ -330,7 +362,52 @@ class EcsTarget(DeployTarget):
             raise self._await_ecs_rollback(failure) from None
         except (PutBackByEcs, Replaced, Paused) as failure:
             raise failure from None
+        self._clean_up(service, new, recorded)
         return Deployed(release, seconds)
+
+    def _same_image(self, service: Service, image: str) -> float:
+        """The service already runs ``image``: nothing is registered. With
+        ``deploy.ecs.force_new_deployment`` its tasks are replaced (new secrets, new tasks) and followed
+        like any deployment; a failure then has nothing to roll back to (exit 1)."""
+        running = service.task_definition
+        if not self.settings.force_new_deployment:
+            self.log(f"{short_name(running)} already runs {image}; waiting for the service to be stable")
+            primary = self._primary_id(service, running)
+            return self.watch.rolling(primary, running, running, self.deploy_limit(service))
+        self.log(f"{short_name(running)} already runs {image}; forcing a new deployment of it")
+        updated = self.ecs.update_service(running, force=True)
+        try:
+            return self._follow(updated, service, running, self.deploy_limit(service))
+        except RolloutFailed as failure:
+            raise StageFailed(
+                f"{failure.message}; not rolled back: the revision before is the same one",
+                hint="look at the service events in the deploy log",
+            ) from None
+        except EcsRollsBack as failure:
+            raise self._await_ecs_rollback(failure) from None
+
+    def _clean_up(self, before: Service, new: str, recorded: Sequence[Release]) -> None:
+        """With ``deploy.ecs.keep_revisions`` = N: deregister the family's ACTIVE revisions older than the
+        newest N, never one that a deployment of the service or a recorded release names. A failure here
+        is logged: the deploy itself succeeded."""
+        keep = self.settings.keep_revisions
+        if keep <= 0:
+            return
+        family = short_name(new).rpartition(":")[0]
+        named = {new, before.task_definition, *(d.task_definition for d in before.deployments)}
+        named |= {ref for release in recorded for ref in (release.ref, release.previous_ref)}
+        try:
+            old = [arn for arn in self.ecs.revisions(family)[keep:] if arn not in named]
+            for arn in old:
+                self.ecs.deregister(arn)
+        except PipelineError as exc:
+            self.log(f"old revisions of {family} are not cleaned up: {exc.message}")
+            return
+        if old:
+            self.log(
+                f"deregistered {len(old)} old revision(s) of {family}, keeping the newest {keep} and every "
+                f"one a deployment or a recorded release names: {', '.join(short_name(arn) for arn in old)}"
+            )
 
     def _follow(self, updated: Service, before: Service, task_definition: str, limit_s: float) -> float:
         """Wait for the deployment an update to ``task_definition`` started (``updated``: the update's

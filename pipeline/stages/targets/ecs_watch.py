@@ -31,7 +31,7 @@ from functools import partial
 from typing import TypeVar
 
 from pipeline.adapters.ecs import EcsClient
-from pipeline.adapters.ecs_model import Service, ServiceDeployment, short_name
+from pipeline.adapters.ecs_model import Service, ServiceDeployment, failure_threshold, short_name
 from pipeline.errors import Interrupted, LeftBroken, PipelineError, ServiceBusy, StageFailed
 
 T = TypeVar("T")
@@ -77,9 +77,17 @@ class Watch:
     """Polls one service every ``interval_s``; ``log`` gets ECS's events and a line per change of state."""
 
     def __init__(
-        self, ecs: EcsClient, log: Callable[[str], None], cancel: threading.Event, interval_s: float
+        self,
+        ecs: EcsClient,
+        log: Callable[[str], None],
+        cancel: threading.Event,
+        interval_s: float,
+        fail_fast: bool = True,
     ) -> None:
+        """``fail_fast``: fail a rolling deployment once as many of its tasks failed as ECS's circuit breaker
+        would allow, when the service has no circuit breaker of its own."""
         self.ecs = ecs
+        self.fail_fast = fail_fast
         self.log = log
         self.cancel = cancel
         self.interval_s = interval_s
@@ -119,6 +127,12 @@ class Watch:
             if service.task_definition != task_definition:
                 self._put_back_or_replaced(service, failure, name, previous)
             raise RolloutFailed(failure)
+        if (
+            self.fail_fast
+            and not service.strategy.circuit_breaker
+            and deployment.failed_tasks >= failure_threshold(deployment.desired)
+        ):
+            raise RolloutFailed(self._tasks_failed(deployment_id, deployment.failed_tasks, name))
         self._say(
             f"{name}: {deployment.running}/{deployment.desired} running, {deployment.pending} pending, "
             f"rollout {deployment.rollout_state or 'unknown'}, {len(service.deployments)} deployment(s)"
@@ -129,6 +143,15 @@ class Watch:
             self.log(f"{name}: {deployment.running}/{deployment.desired} running after {seconds:.0f} s")
             return seconds
         return None
+
+    def _tasks_failed(self, deployment_id: str, failed: int, name: str) -> str:
+        """The failure of a rollout whose tasks keep failing, with why the last ones stopped."""
+        try:
+            reasons = self.ecs.stopped_tasks(deployment_id)
+        except PipelineError as exc:
+            reasons = [f"(their reasons could not be read: {exc.message})"]
+        why = f": {' | '.join(reasons)}" if reasons else ""
+        return f"{failed} tasks of {name} failed to start or stopped{why}"
 
     @staticmethod
     def _put_back_or_replaced(service: Service, failure: str, name: str, previous: str) -> None:

@@ -14,6 +14,7 @@ engine) leaves ``NAME-previous``, which exists only during a swap. ``recover`` p
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -156,7 +157,9 @@ class LocalTarget(DeployTarget):
     def identity(cls, config: Config) -> str:
         return f"local:{config.deploy.local.container_name}"
 
-    def deploy(self, image: str, run_id: str, model_version: str | None = None) -> Deployed:
+    def deploy(  # pylint: disable=unused-argument  # recorded: no old releases to clean up here
+        self, image: str, run_id: str, model_version: str | None = None, recorded: Sequence[Release] = ()
+    ) -> Deployed:
         del model_version  # the candidate and the live release are checked ready on /ready
         undone = self.recover()
         if undone:

@@ -486,6 +486,75 @@ def test_a_strategy_whose_bake_cannot_fit_is_refused_with_exit_2_before_any_stag
     assert len(revisions) == 1  # nothing registered
 
 
+def test_force_new_deployment_replaces_the_tasks_of_the_running_image_without_a_new_revision(
+    tmp_path: Path, stable_server: MotoServer
+) -> None:
+    project = EcsProject(tmp_path, stable_server)
+    assert project.deploy(DIGEST_B).returncode == 0
+    before = project.ecs.describe_services(cluster=project.cluster, services=["iris"])["services"][0]
+
+    result = project.deploy(DIGEST_B, **{"deploy.ecs.force_new_deployment": "true"})
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        f"{project.family}:2 already runs {DIGEST_B}; forcing a new deployment of it" in project.stage_log()
+    )
+    after = project.ecs.describe_services(cluster=project.cluster, services=["iris"])["services"][0]
+    assert after["deployments"][0]["id"] != before["deployments"][0]["id"]  # ECS started a new deployment
+    assert after["taskDefinition"] == before["taskDefinition"]
+    revisions = project.ecs.list_task_definitions(familyPrefix=project.family)["taskDefinitionArns"]
+    assert len(revisions) == 2  # nothing registered
+    assert len(project.releases()) == 1  # not a new release
+
+
+def test_the_dry_run_shows_the_task_definition_change_and_changes_nothing(
+    tmp_path: Path, stable_server: MotoServer
+) -> None:
+    project = EcsProject(tmp_path, stable_server)
+    args = ["run", "--stage", "deploy", "--dry-run", *project.sets(**{"deploy.image": DIGEST_B})]
+
+    result = run_cli(args, project.root, env=FAKE_AWS)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = " ".join(result.stdout.split())  # Rich wraps long lines
+    assert f"{project.family}:1 -> a new revision of {project.family}, changed:" in out
+    assert f"containerDefinitions[iris-classifier].image {DIGEST_A} -> {DIGEST_B}" in out
+    assert f"mlops-pipeline:previous = {project.first}" in out
+    revisions = project.ecs.list_task_definitions(familyPrefix=project.family)["taskDefinitionArns"]
+    assert revisions == [project.first]
+    unchanged = run_cli([*args[:-1], f"deploy.image={DIGEST_A}"], project.root, env=FAKE_AWS)
+    assert f"{project.family}:1 already runs {DIGEST_A}: register nothing" in " ".join(
+        unchanged.stdout.split()
+    )
+
+
+def test_old_revisions_are_cleaned_up_but_never_one_a_release_or_the_service_names(
+    tmp_path: Path, stable_server: MotoServer
+) -> None:
+    project = EcsProject(tmp_path, stable_server)
+    assert project.deploy(DIGEST_B).returncode == 0  # revision 2, recorded over revision 1
+    by_hand = [  # revisions 3 and 4, registered by someone else and never run
+        project.ecs.register_task_definition(
+            family=project.family,
+            containerDefinitions=[{"name": "iris-classifier", "image": DIGEST_A, "memory": 256}],
+        )["taskDefinition"]["taskDefinitionArn"]
+        for _ in range(2)
+    ]
+
+    result = project.deploy(DIGEST_C, **{"deploy.ecs.keep_revisions": "1"})  # revision 5
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    active = project.ecs.list_task_definitions(familyPrefix=project.family)["taskDefinitionArns"]
+    assert sorted(a.rsplit(":", 1)[1] for a in active) == ["1", "2", "5"]  # 1 and 2: the recorded release
+    assert f"deregistered 2 old revision(s) of {project.family}" in project.stage_log()
+    for arn in by_hand:
+        status = project.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]["status"]
+        assert status == "INACTIVE"
+    assert project.rollback().returncode == 0  # the chain the releases name is whole
+    assert project.rollback().returncode == 0
+    assert project.service_task_definition() == project.first
+
+
 def test_a_service_scaled_to_zero_is_refused_before_anything_is_registered(
     tmp_path: Path, stable_server: MotoServer
 ) -> None:

@@ -219,6 +219,66 @@ def test_a_failed_rollout_without_the_circuit_breakers_rollback_is_rolled_back_b
     assert error.exit_code == 1
 
 
+def test_tasks_that_keep_failing_fail_the_rollout_at_once_with_their_reasons() -> None:
+    """No circuit breaker on the service: once as many tasks failed as ECS's would allow (3 of 2 desired),
+    the rollout is failed and rolled back at once, not after timeout_s, with why the tasks stopped."""
+    script = Scripted(**{"deploy.ecs.timeout_s": "540"})
+    script.start_deploy()
+    failing = {
+        **deployment("ecs-svc/2", 2, status="PRIMARY", rollout="IN_PROGRESS", running=0),
+        "failedTasks": 3,
+    }
+    script.describe(service(2, failing, {**STEADY, "status": "ACTIVE"}))
+    task = "arn:aws:ecs:eu-west-1:123456789012:task/prod/{}"
+    script.stubber.add_response(
+        "list_tasks",
+        {"taskArns": [task.format("t1"), task.format("t2")]},
+        {"cluster": "prod", "serviceName": "iris", "desiredStatus": "STOPPED", "maxResults": 100},
+    )
+    pull = "CannotPullContainerError: pull image manifest has been retried 5 time(s): not found"
+    script.stubber.add_response(
+        "describe_tasks",
+        {
+            "tasks": [
+                {
+                    "taskArn": task.format("t1"),
+                    "startedBy": "ecs-svc/2",
+                    "stoppedReason": pull,
+                    "containers": [{"name": "iris-classifier", "reason": "CannotPullContainerError"}],
+                },
+                {"taskArn": task.format("t2"), "startedBy": "ecs-svc/1", "stoppedReason": "Scaling activity"},
+            ]
+        },
+        {"cluster": "prod", "tasks": [task.format("t1"), task.format("t2")]},
+    )
+    back = deployment("ecs-svc/3", 1, status="PRIMARY", rollout="IN_PROGRESS", running=1)
+    script.update(1, service(1, back, failing))
+    script.describe(service(1, {**back, "rolloutState": "COMPLETED", "runningCount": 2}))
+
+    error = script.deploy()
+
+    assert error is not None and not isinstance(error, LeftBroken)
+    assert error.message == (
+        f"3 tasks of iris:2 failed to start or stopped: {pull}; iris-classifier: CannotPullContainerError; "
+        "rolled back to iris:1"
+    )
+
+
+def test_with_ecss_circuit_breaker_on_failed_tasks_are_left_to_it() -> None:
+    script = Scripted()
+    breaker = {"deploymentCircuitBreaker": {"enable": True, "rollback": True}}
+    script.start_deploy({**service(1, STEADY), "deploymentConfiguration": breaker})
+    failing = {
+        **deployment("ecs-svc/2", 2, status="PRIMARY", rollout="IN_PROGRESS", running=0),
+        "failedTasks": 3,
+    }
+    script.describe({**service(2, failing), "deploymentConfiguration": breaker})
+    done = deployment("ecs-svc/2", 2, status="PRIMARY", rollout="COMPLETED")
+    script.describe({**service(2, done), "deploymentConfiguration": breaker})
+
+    assert script.deploy() is None  # no ListTasks: ECS's breaker decides, and here the tasks recovered
+
+
 def test_a_rollback_that_fails_too_is_left_broken_with_exit_4() -> None:
     script = Scripted()
     script.start_deploy()
