@@ -182,6 +182,8 @@ class EcsDeploySection:
     verify_timeout_s: float = 300
     force_new_deployment: bool = False
     keep_revisions: int = 0
+    # Other containers of the task definition that run the same image (a worker, a migration step).
+    extra_containers: tuple[str, ...] = ()
     fail_fast: bool = True
 
 

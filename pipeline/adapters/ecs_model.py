@@ -25,7 +25,9 @@ from pipeline.errors import StageFailed
 SERVICE_TAG = "mlops-pipeline:service"
 PREVIOUS_TAG = "mlops-pipeline:previous"
 OWN_TAGS = (SERVICE_TAG, PREVIOUS_TAG)
-CONTAINER_HINT = "set deploy.ecs.container to the name of the service's container"
+CONTAINER_HINT = (
+    "set deploy.ecs.container (and deploy.ecs.extra_containers) to names of the service's containers"
+)
 
 # Deployment controllers and strategies (DescribeServices ``deploymentController.type`` and
 # ``deploymentConfiguration.strategy``).
@@ -311,25 +313,26 @@ def short_name(task_definition_arn: str) -> str:
 
 def with_image(
     current: TaskDefinition,
-    container: str,
+    containers: tuple[str, ...],
     image: str,
     *,
     accepted: Collection[str],
     own_tags: dict[str, str],
 ) -> dict[str, Any]:
-    """RegisterTaskDefinition arguments: ``current`` unchanged except ``container``'s image and the
-    pipeline's own tags (``own_tags`` replace the earlier revision's values of the same keys).
+    """RegisterTaskDefinition arguments: ``current`` unchanged except the image of each of ``containers``
+    and the pipeline's own tags (``own_tags`` replace the earlier revision's values of the same keys).
 
     ``accepted`` is the set of fields register takes; everything else DescribeTaskDefinition returns is
     AWS's bookkeeping (ARN, revision, status, registeredAt, ...). Raises :class:`StageFailed` naming the
-    containers that exist when ``container`` is not one of them.
+    containers that exist when one of ``containers`` is not among them.
     """
-    missing = current.missing(container)
-    if missing:
-        raise StageFailed(missing, hint=CONTAINER_HINT)
+    for container in containers:
+        missing = current.missing(container)
+        if missing:
+            raise StageFailed(missing, hint=CONTAINER_HINT)
     args = registration(current, accepted=accepted, own_tags=own_tags)
     for definition in args["containerDefinitions"]:
-        if definition.get("name") == container:
+        if definition.get("name") in containers:
             definition["image"] = image
     return args
 

@@ -47,7 +47,7 @@ def test_the_copy_keeps_every_field_register_takes_and_changes_only_the_image() 
 
     args = with_image(
         current,
-        "iris-classifier",
+        ("iris-classifier",),
         NEW_IMAGE,
         accepted=accepted,
         own_tags={SERVICE_TAG: "svc", PREVIOUS_TAG: "td:1"},
@@ -79,7 +79,7 @@ def test_what_register_refuses_is_left_out() -> None:
 
     args = with_image(
         TaskDefinition(body),
-        "iris-classifier",
+        ("iris-classifier",),
         NEW_IMAGE,
         accepted=ecs_client().register_fields(),
         own_tags={},
@@ -100,6 +100,6 @@ def test_a_container_that_is_not_there_is_named_with_the_ones_that_are() -> None
     body = full_describe_answer()["taskDefinition"]
 
     with pytest.raises(StageFailed) as caught:
-        with_image(TaskDefinition(body), "web", NEW_IMAGE, accepted={"containerDefinitions"}, own_tags={})
+        with_image(TaskDefinition(body), ("web",), NEW_IMAGE, accepted={"containerDefinitions"}, own_tags={})
 
     assert "has no container 'web' (it has: iris-classifier, log-router)" in caught.value.message

@@ -5,7 +5,8 @@ and a wait that really waits (``ecs_watch``).
 ``EXTERNAL``), one with a desired count of 0 (unless ``deploy.ecs.allow_zero_desired``), a strategy whose
 bake times do not fit in ``timeouts.deploy`` (exit 2, see :func:`time_budget`), and a running revision with
 fields this botocore does not know (they would be dropped from the copy). It registers a
-copy of the running revision that differs only in the image of ``deploy.ecs.container`` and in two tags of
+copy of the running revision that differs only in the image of ``deploy.ecs.container`` (and of
+``deploy.ecs.extra_containers``, which run the same image) and in two tags of
 the pipeline's own (the service it was made for, the revision that ran before), points the service at it
 and follows the rollout: rolling deployments through DescribeServices, ECS's blue/green, linear and canary
 strategies through their service deployment (bake time included). With ``deploy.ecs.verify_url`` it then
@@ -78,6 +79,12 @@ def client(config: Config) -> EcsClient:
     return EcsClient(
         cluster=ecs.cluster, service=ecs.service, region=ecs.region, endpoint_url=ecs.endpoint_url
     )
+
+
+def containers(config: Config) -> tuple[str, ...]:
+    """The containers that get the image: ``deploy.ecs.container``, then ``deploy.ecs.extra_containers``."""
+    ecs = config.deploy.ecs
+    return (ecs.container, *(name for name in ecs.extra_containers if name != ecs.container))
 
 
 def refusal(service: Service, config: Config) -> str | None:
@@ -193,7 +200,7 @@ class EcsTarget(DeployTarget):
         clean_up = f"; then deregister revisions older than the newest {keep}" if keep else ""
         what = (
             f"target ecs: register a revision of {ecs.cluster}/{ecs.service}'s task definition with "
-            f"container {ecs.container} on the pushed digest; update the service; wait up to "
+            f"container {', '.join(containers(config))} on the pushed digest; update the service; wait up to "
             f"{ecs.timeout_s:g} s for the rollout (plus the bake time of a blue/green, linear or canary "
             f"strategy){verify}{rollback}{clean_up}"
         )
@@ -215,16 +222,19 @@ class EcsTarget(DeployTarget):
             current = ecs_client.task_definition(service.task_definition)
         except PipelineError as exc:
             return [f"the change is not shown: {exc.message}"]
-        old = current.image(ecs.container)
         running = short_name(service.task_definition)
-        if old is None:
-            return [f"{running} has no container {ecs.container}: the deploy would stop there"]
-        if old == new:
+        olds = {name: current.image(name) for name in containers(config)}
+        absent = [name for name, old in olds.items() if old is None]
+        if absent:
+            return [f"{running} has no container {', '.join(absent)}: the deploy would stop there"]
+        if all(old == new for old in olds.values()):
             then = "force a new deployment of it" if ecs.force_new_deployment else "register nothing"
             return [f"{running} already runs {new}: {then}"]
+        changes = "; ".join(
+            f"containerDefinitions[{name}].image {old} -> {new}" for name, old in olds.items() if old != new
+        )
         return [
-            f"{running} -> a new revision of {short_name(running).rpartition(':')[0]}, changed: "
-            f"containerDefinitions[{ecs.container}].image {old} -> {new}; "
+            f"{running} -> a new revision of {running.rpartition(':')[0]}, changed: {changes}; "
             f"tags {SERVICE_TAG} = {service.arn}, {PREVIOUS_TAG} = {service.task_definition}"
         ]
 
@@ -270,9 +280,11 @@ class EcsTarget(DeployTarget):
             current = ecs_client.task_definition(service.task_definition)
         except PipelineError as exc:
             return [*rows, CheckResult("ecs task definition", False, exc.message, exc.hint or "")]
-        missing = current.missing(ecs.container)
-        detail = missing or f"container {ecs.container} runs {current.image(ecs.container)}"
-        rows.append(CheckResult("ecs task definition", missing is None, detail, CONTAINER_HINT))
+        missing = [why for name in containers(config) if (why := current.missing(name))]
+        detail = "; ".join(missing) or ", ".join(
+            f"container {name} runs {current.image(name)}" for name in containers(config)
+        )
+        rows.append(CheckResult("ecs task definition", not missing, detail, CONTAINER_HINT))
         if current.unknown:
             unknown = f"fields this botocore does not know: {', '.join(current.unknown)}"
             rows.append(CheckResult("ecs task definition fields", False, unknown, UNKNOWN_FIELDS_HINT))
@@ -333,7 +345,7 @@ class EcsTarget(DeployTarget):
         current = self.ecs.task_definition(previous)
         before = current.image(self.settings.container)
         release = Release(image, before, previous, previous, run_id, utcnow())
-        if before == image:
+        if all(current.image(name) == image for name in containers(self.config)):
             return Deployed(release, self._same_image(service, image), unchanged=True)
         if current.unknown:
             raise StageFailed(
@@ -343,11 +355,11 @@ class EcsTarget(DeployTarget):
             )
         own_tags = {SERVICE_TAG: service.arn, PREVIOUS_TAG: previous}
         arguments = with_image(
-            current, self.settings.container, image, accepted=self.ecs.register_fields(), own_tags=own_tags
+            current, containers(self.config), image, accepted=self.ecs.register_fields(), own_tags=own_tags
         )
         new = self.ecs.register(arguments)
         release = Release(image, before, new, previous, run_id, utcnow())
-        self.log(f"registered {short_name(new)} ({self.settings.container} = {image})")
+        self.log(f"registered {short_name(new)} ({', '.join(containers(self.config))} = {image})")
         updated = self._update_or_deregister(new, previous)
         self.log(
             f"service {self.settings.service}: {short_name(previous)} -> {short_name(new)} "

@@ -507,6 +507,24 @@ def test_force_new_deployment_replaces_the_tasks_of_the_running_image_without_a_
     assert len(project.releases()) == 1  # not a new release
 
 
+def test_extra_containers_get_the_same_image_and_a_missing_one_is_found_first(
+    tmp_path: Path, stable_server: MotoServer
+) -> None:
+    """An app and its worker (here the second container) from one image, as fabfuel's ``-i`` per container."""
+    project = EcsProject(tmp_path, stable_server)
+
+    missing = project.deploy(DIGEST_B, **{"deploy.ecs.extra_containers": "log-router,worker"})
+    result = project.deploy(DIGEST_B, **{"deploy.ecs.extra_containers": "log-router"})
+
+    assert missing.returncode == 3, missing.stdout + missing.stderr
+    assert "has no container 'worker' (it has: iris-classifier, log-router)" in missing.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    running = project.service_task_definition()
+    assert project.images(running) == {"iris-classifier": DIGEST_B, "log-router": DIGEST_B}
+    again = project.deploy(DIGEST_B, **{"deploy.ecs.extra_containers": "log-router"})
+    assert again.returncode == 0 and project.service_task_definition() == running  # nothing to change
+
+
 def test_the_dry_run_shows_the_task_definition_change_and_changes_nothing(
     tmp_path: Path, stable_server: MotoServer
 ) -> None:
