@@ -353,6 +353,7 @@ class EcsTarget(DeployTarget):
                 f"{', '.join(current.unknown)}",
                 hint=UNKNOWN_FIELDS_HINT,
             )
+        self._image_exists(image)
         own_tags = {SERVICE_TAG: service.arn, PREVIOUS_TAG: previous}
         arguments = with_image(
             current, containers(self.config), image, accepted=self.ecs.register_fields(), own_tags=own_tags
@@ -419,6 +420,35 @@ class EcsTarget(DeployTarget):
             self.log(
                 f"deregistered {len(old)} old revision(s) of {family}, keeping the newest {keep} and every "
                 f"one a deployment or a recorded release names: {', '.join(short_name(arn) for arn in old)}"
+            )
+
+    def _image_exists(self, image: str) -> None:
+        """Before anything is registered: refuse an image its registry does not hold (a mistyped
+        ``deploy.image``), asked over the registry's API (HEAD of the manifest by digest; ECR answers it
+        too). A registry this machine cannot ask (unreachable, denied) is logged, not fatal: the tasks'
+        execution role may reach what this machine cannot."""
+        from pipeline.adapters.registry import RegistryClient, registry_base_url
+        from pipeline.stages import _images
+
+        name, _, digest = image.partition("@")
+        host, _, repository = name.partition("/")
+        if not repository or not ("." in host or ":" in host or host == "localhost"):
+            host, repository = "docker.io", name  # Docker Hub's short form: org/repo or repo
+        try:
+            same = registry_base_url(host) == registry_base_url(self.config.registry.url)
+            username, password = (_images.credentials(self.config) if same else None) or (None, None)
+            client_ = RegistryClient(
+                host, username=username, password=password, timeout=self.config.registry.timeout_s
+            )
+            found = client_.manifest_digest(repository, digest)
+        except PipelineError as exc:
+            self.log(f"could not check that {image} is in its registry ({exc.message}); going on")
+            return
+        if found is None:
+            raise StageFailed(
+                f"{image} is not in its registry: {registry_base_url(host)} has no manifest {digest} in "
+                f"{repository}; nothing was changed",
+                hint="check deploy.image: a repo@sha256:... digest pushed to that repository",
             )
 
     def _follow(self, updated: Service, before: Service, task_definition: str, limit_s: float) -> float:

@@ -20,7 +20,7 @@ import requests
 from pipeline.adapters.docker_engine import free_port
 from pipeline.errors import LeftBroken, StageFailed
 from tests.conftest import ROOT, interrupt_cli, run_cli
-from tests.support.realtools import MotoServer
+from tests.support.realtools import MotoServer, Registry
 
 pytestmark = pytest.mark.integration
 
@@ -29,9 +29,11 @@ FAKE_AWS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_EC2_METADATA_DISABLED": "true",
 }
-DIGEST_A = "registry.example/iris@sha256:" + "a" * 64
-DIGEST_B = "registry.example/iris@sha256:" + "b" * 64
-DIGEST_C = "registry.example/iris@sha256:" + "c" * 64
+# A registry address where nothing answers: deploy's check that the image exists is logged and skipped,
+# without DNS or any network.
+DIGEST_A = "127.0.0.1:9/iris@sha256:" + "a" * 64
+DIGEST_B = "127.0.0.1:9/iris@sha256:" + "b" * 64
+DIGEST_C = "127.0.0.1:9/iris@sha256:" + "c" * 64
 DEPLOY_B = f"deploy.image={DIGEST_B}"
 
 
@@ -267,7 +269,7 @@ def test_doctor_reports_the_service(tmp_path: Path, stable_server: MotoServer) -
     assert f"{project.cluster}/iris: ACTIVE, 2/2 running" in result.stdout
     assert "arn:aws:sts::123456789012:user/moto" in result.stdout  # who the credentials are
     assert "deployment controller ECS, strategy ROLLING" in result.stdout
-    assert "container iris-classifier runs registry.example/iris@sha256:aaaa" in result.stdout
+    assert "container iris-classifier runs 127.0.0.1:9/iris@sha256:aaaa" in result.stdout
     assert "testing" not in result.stdout
 
 
@@ -523,6 +525,24 @@ def test_extra_containers_get_the_same_image_and_a_missing_one_is_found_first(
     assert project.images(running) == {"iris-classifier": DIGEST_B, "log-router": DIGEST_B}
     again = project.deploy(DIGEST_B, **{"deploy.ecs.extra_containers": "log-router"})
     assert again.returncode == 0 and project.service_task_definition() == running  # nothing to change
+
+
+def test_an_image_its_registry_does_not_hold_is_refused_before_anything_is_registered(
+    tmp_path: Path, stable_server: MotoServer, start_registry: Callable[..., Registry]
+) -> None:
+    """A mistyped deploy.image: the registry (a real docker-registry of this test's) has no such manifest."""
+    registry = start_registry()
+    project = EcsProject(tmp_path, stable_server)
+    mistyped = f"{registry.address}/iris@sha256:" + "d" * 64
+
+    result = project.deploy(mistyped)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{mistyped} is not in its registry: http://{registry.address} has no manifest" in result.stdout
+    assert "nothing was changed" in result.stdout
+    revisions = project.ecs.list_task_definitions(familyPrefix=project.family)["taskDefinitionArns"]
+    assert revisions == [project.first]
+    assert "could not check that" in project.deploy(DIGEST_B).stdout + project.stage_log()  # unreachable
 
 
 def test_the_dry_run_shows_the_task_definition_change_and_changes_nothing(

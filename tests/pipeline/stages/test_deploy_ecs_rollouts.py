@@ -24,8 +24,10 @@ from pipeline.stages.targets.ecs import EcsTarget, time_budget
 from tests.conftest import ROOT
 
 ARN = "arn:aws:ecs:eu-west-1:123456789012:task-definition/iris:{}"
-IMAGE_OLD = "r.example/iris@sha256:" + "a" * 64
-IMAGE_NEW = "r.example/iris@sha256:" + "b" * 64
+# A registry address where nothing answers: deploy's check that the image exists is logged and skipped,
+# without DNS or any network.
+IMAGE_OLD = "127.0.0.1:9/iris@sha256:" + "a" * 64
+IMAGE_NEW = "127.0.0.1:9/iris@sha256:" + "b" * 64
 
 
 def deployment(dep_id: str, revision: int, *, status: str, rollout: str, running: int = 2, reason: str = ""):
