@@ -13,9 +13,8 @@ import numpy as np
 from skl2onnx import to_onnx
 from sklearn.ensemble import RandomForestClassifier
 
-from model_training.params import ONNX_TARGET_OPSET
+from model_training.params import INPUT_NAME, ONNX_TARGET_OPSET
 
-INPUT_NAME = "X"
 LABEL_OUTPUT = "label"
 PROBABILITIES_OUTPUT = "probabilities"
 

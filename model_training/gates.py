@@ -12,8 +12,9 @@ import numpy as np
 import onnxruntime as ort
 from sklearn.ensemble import RandomForestClassifier
 
-from model_training.export import INPUT_NAME
+from model_training.answers import ties
 from model_training.params import (
+    INPUT_NAME,
     PARITY_INPUT_MAX,
     PARITY_PROBABILITY_TOLERANCE,
     PARITY_RANDOM_POINTS,
@@ -68,17 +69,10 @@ def parity_points(features: np.ndarray) -> np.ndarray:
     return np.vstack([features, near, wide]).astype(np.float32)
 
 
-def _ties(probabilities: np.ndarray) -> np.ndarray:
-    """Rows whose two best classes are within the tolerance: a genuine tie that float32 and float64
-    arithmetic may break differently, where either label is a correct answer."""
-    top_two = np.sort(probabilities, axis=1)[:, -2:]
-    return (top_two[:, 1] - top_two[:, 0]) <= PARITY_PROBABILITY_TOLERANCE
-
-
 def check_parity(clf: RandomForestClassifier, onnx_bytes: bytes, features: np.ndarray) -> ParityReport:
     """Refuse the export unless ONNX Runtime and scikit-learn agree on every label and probability.
 
-    Labels must be equal on every point except genuine ties (see :func:`_ties`), which are counted and
+    Labels must be equal on every point except genuine ties (see :func:`ties`), which are counted and
     reported instead; the chosen hyperparameters currently produce none on the parity sample.
     """
     points = parity_points(features)
@@ -86,7 +80,7 @@ def check_parity(clf: RandomForestClassifier, onnx_bytes: bytes, features: np.nd
     onnx_labels, onnx_probabilities = session.run(None, {INPUT_NAME: points})
     sk_probabilities = clf.predict_proba(points)
     sk_labels = clf.classes_[np.argmax(sk_probabilities, axis=1)]
-    mismatched = int(np.count_nonzero((np.asarray(onnx_labels) != sk_labels) & ~_ties(sk_probabilities)))
+    mismatched = int(np.count_nonzero((np.asarray(onnx_labels) != sk_labels) & ~ties(sk_probabilities)))
     difference = float(np.max(np.abs(np.asarray(onnx_probabilities) - sk_probabilities)))
     if mismatched:
         raise GateFailed(
@@ -101,5 +95,5 @@ def check_parity(clf: RandomForestClassifier, onnx_bytes: bytes, features: np.nd
     return ParityReport(
         points=len(points),
         max_probability_difference=difference,
-        ties=int(np.count_nonzero(_ties(sk_probabilities))),
+        ties=int(np.count_nonzero(ties(sk_probabilities))),
     )

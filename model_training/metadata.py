@@ -15,8 +15,9 @@ from pathlib import Path
 
 from model_training import params
 from model_training.data import Dataset
-from model_training.export import INPUT_NAME, LABEL_OUTPUT, PROBABILITIES_OUTPUT
+from model_training.export import LABEL_OUTPUT, PROBABILITIES_OUTPUT
 from model_training.gates import ParityReport
+from model_training.params import INPUT_NAME
 from model_training.train import Evaluation
 
 

@@ -40,6 +40,9 @@ FEATURES: tuple[tuple[str, str], ...] = (
 
 FEATURE_UNIT = "cm"
 
+INPUT_NAME = "X"
+"""The ONNX graph's one input: a float32 batch of rows of FEATURES."""
+
 PARITY_RANDOM_POINTS = 10_000
 PARITY_PROBABILITY_TOLERANCE = 1e-5
 PARITY_INPUT_MAX = 100.0

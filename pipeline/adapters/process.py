@@ -43,6 +43,12 @@ class ProcessResult:
     def ok(self) -> bool:
         return self.returncode == 0
 
+    @property
+    def last_line(self) -> str:
+        """The output's last line that is not blank (a CLI's closing error or summary), or ""."""
+        lines = [line for line in self.output.splitlines() if line.strip()]
+        return lines[-1].strip() if lines else ""
+
 
 def which(tool: str, path: str | None = None) -> str | None:
     """Where ``tool`` is on PATH (or ``None``)."""

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.adapters import git
 from pipeline.cache import Inputs
 from pipeline.config import Config
-from pipeline.errors import ToolFailed
+from pipeline.errors import GateFailed, StageFailed, ToolFailed
 from pipeline.results import Status
 from pipeline.stages import _images, _promotion
 from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare
@@ -106,8 +107,33 @@ class BuildStage(Stage):
             )
         ]
 
+    @staticmethod
+    def _check_model(ctx: StageContext) -> None:
+        """The gate compares what ``metadata.json`` says; the image ships the ONNX file beside it. So the
+        two must agree (``python -m model_training.verify``: the version is the file's hash, and the file
+        gives the recorded answers on the evaluation set), or the gate fails closed. A cached image was
+        checked when it was built: its context hash covers the model directory."""
+        if not ctx.config.promotion.gate:
+            ctx.log("the model is not checked against its metadata: promotion.gate=false")
+            return
+        model_dir = ctx.config.path(ctx.config.train.output_dir)
+        res = ctx.run_tool([sys.executable, "-m", "model_training.verify", "--model-dir", str(model_dir)])
+        if res.returncode == 1:
+            raise GateFailed(
+                f"promotion gate: the model in {ctx.config.train.output_dir}/ cannot be trusted: "
+                + res.last_line.removeprefix("error: "),
+                hint="train again (python -m pipeline run --stage train --rerun train); "
+                "to ship it anyway for one run: --set promotion.gate=false",
+            )
+        if res.returncode != 0:
+            raise StageFailed(
+                f"could not check the model in {ctx.config.train.output_dir}/: {res.last_line}",
+                hint="run 'python -m pipeline run --stage train'",
+            )
+
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
+        self._check_model(ctx)
         promotion = _promotion.gate(config, ctx.state, ctx.log)  # before anything is built
         engine = _images.connect(config)
         context = config.path(config.image.context)

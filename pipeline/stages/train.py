@@ -84,11 +84,11 @@ class TrainStage(Stage):
         )
         if res.returncode == 1:
             raise GateFailed(
-                _last_line(res.output) or "model_training refused the model",
+                res.last_line or "model_training refused the model",
                 hint=f"see {ctx.log_path}",
             )
         if res.returncode != 0:
-            raise StageFailed(f"model_training exited {res.returncode}: {_last_line(res.output)}")
+            raise StageFailed(f"model_training exited {res.returncode}: {res.last_line}")
         meta = read_model_metadata(model_dir)
         if meta is None:
             raise StageFailed(f"model_training finished but {model_dir} holds no readable model and metadata")
@@ -106,8 +106,3 @@ class TrainStage(Stage):
             "model": str(model_dir / MODEL_FILE),
             "metadata": str(model_dir / METADATA_FILE),
         }
-
-
-def _last_line(output: str) -> str:
-    lines = [line for line in output.splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""

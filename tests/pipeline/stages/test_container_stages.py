@@ -454,7 +454,9 @@ def test_engine_not_running_exits_3(make_repo, command: list[str]) -> None:
 def test_failing_run_fails_build_with_the_engine_error(make_repo, base_image: str) -> None:
     repo = make_repo(
         {
-            "pipeline.toml": f'[image]\nbase = "{base_image}"\nrepository = "fail-{uuid.uuid4().hex[:8]}"\n',
+            # a placeholder model: the model check (promotion) is off, the engine's error is the subject
+            "pipeline.toml": f'[image]\nbase = "{base_image}"\nrepository = "fail-{uuid.uuid4().hex[:8]}"\n'
+            "[promotion]\ngate = false\n",
             "Dockerfile": 'ARG PYTHON_IMAGE\nFROM ${PYTHON_IMAGE}\nRUN echo "about to fail" && exit 3\n',
             "model/iris_model.onnx": "placeholder",
         }

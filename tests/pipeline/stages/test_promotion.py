@@ -4,6 +4,7 @@ the champion the deploy target runs (a model trained with the project's paramete
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from pipeline import config as config_mod
 from pipeline.errors import GateFailed, StageFailed
 from pipeline.stages import _promotion
 from pipeline.state import RunState
-from tests.conftest import ROOT
+from tests.conftest import ROOT, record_passes, run_cli
 
 IDENTITY = "local:iris-classifier"
 
@@ -242,3 +243,25 @@ def test_a_champion_with_unusable_metrics_is_judged_by_its_answers(
     with pytest.raises(GateFailed) as caught:
         _promotion.gate(cfg, state, lambda _line: None)
     assert "has no usable metric and no comparable answers" in caught.value.message
+
+
+def test_build_refuses_a_model_whose_metadata_does_not_describe_its_onnx_file(
+    make_repo: Any, weak_model: Path, champion_dir: Path
+) -> None:
+    """A one-stump ONNX file under the good model's metadata (renamed to the file's hash): the metrics say
+    "not worse", the file's answers do not. ``build`` checks the file before the gate, and fails closed."""
+    repo = make_repo({"pipeline.toml": "", "Dockerfile": "FROM scratch\n"})
+    model = Path(shutil.copytree(champion_dir, repo / "model"))
+    shutil.copyfile(weak_model / "iris_model.onnx", model / "iris_model.onnx")
+    metadata = json.loads((model / "metadata.json").read_text(encoding="utf-8"))
+    metadata["model_version"] = json.loads((weak_model / "metadata.json").read_text("utf-8"))["model_version"]
+    (model / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
+    record_passes(repo, lint={}, test={}, trivy_fs={})
+
+    proc = run_cli(["run", "--stage", "build"], repo)
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    stage = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))["stages"][0]
+    assert stage["status"] == "failed", stage
+    assert "the model in model/ cannot be trusted" in stage["summary"], stage
+    assert "answers differently from the recorded evaluation_predictions" in stage["summary"], stage
