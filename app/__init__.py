@@ -1,4 +1,4 @@
-"""The Iris classifier service (SPEC §6): ``create_app()`` builds the Flask app.
+"""The Iris classifier service (its contract: docs/api.md): ``create_app()`` builds the Flask app.
 
 Modules, one job each: ``config`` (settings), ``model`` (load/predict/metadata), ``validation`` (every input
 rule), ``errors`` (the error tree and its one handler), ``api`` (JSON endpoints), ``web`` (the form),

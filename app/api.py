@@ -1,4 +1,4 @@
-"""The JSON API: predictions, model metadata, liveness and readiness (SPEC §6)."""
+"""The JSON API: predictions, model metadata, liveness and readiness (docs/api.md)."""
 
 from __future__ import annotations
 

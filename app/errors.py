@@ -1,6 +1,6 @@
 """Every error the service answers with, and the one handler that renders them.
 
-All client errors are JSON ``{"error": {"code", "message", "details"}}`` (SPEC §6)::
+All client errors are JSON ``{"error": {"code", "message", "details"}}`` (docs/api.md, "Errors")::
 
     ApiError                      base; status and code travel with the exception
     ├── InvalidJson       400     body is not UTF-8 JSON, or uses NaN/Infinity literals, or nests too deep
@@ -80,7 +80,7 @@ _HTTP_CODES = {
 
 
 def error_response(status: int, code: str, message: str, details: object = None) -> tuple[Response, int]:
-    """The JSON error body of SPEC §6."""
+    """The JSON error body (docs/api.md, "Errors")."""
     return jsonify({"error": {"code": code, "message": message, "details": details}}), status
 
 

@@ -1,4 +1,4 @@
-"""Turn validated rows into the response body of SPEC §6, shared by the API and the web page."""
+"""Turn validated rows into the response body (docs/api.md, "Predictions"), for the API and the web page."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """All request validation in one place: JSON bodies for the API, form fields for the web page.
 
-Rules (SPEC §6): a feature value is a JSON number (not a boolean, not a numeric string), finite, and
-0 < x <= 100 (cm). An instance is either an object with exactly the four feature names or a list of four
-numbers in feature order. A batch is a non-empty ``instances`` list of at most ``MAX_BATCH_ROWS`` rows.
-Form fields are strings by nature and parse as decimal numbers under the same range rule.
+Rules (docs/api.md, "Predictions"): a feature value is a JSON number (not a boolean, not a numeric
+string), finite, and 0 < x <= 100 (cm). An instance is either an object with exactly the four feature
+names or a list of four numbers in feature order. A batch is a non-empty ``instances`` list of at most
+``MAX_BATCH_ROWS`` rows. Form fields are strings by nature and parse as decimal numbers under the same
+range rule.
 
 Errors never echo client values back (only short, truncated field names), so no input can make the error
 path itself expensive or fail.

@@ -1,4 +1,4 @@
-"""Train the Iris classifier, check it, and export it to ONNX for the service (SPEC §1, §2 ``train``).
+"""Train the Iris classifier, check it, and export it to ONNX for the service (README, "Stages": ``train``).
 
 ``python -m model_training [--output-dir model] [--min-cv-accuracy 0.90]`` trains a seeded random forest,
 refuses to publish it when cross-validated accuracy is under the threshold (the quality gate) or when ONNX

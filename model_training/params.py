@@ -36,7 +36,7 @@ FEATURES: tuple[tuple[str, str], ...] = (
     ("petal_length", "Petal length"),
     ("petal_width", "Petal width"),
 )
-"""(name, human label) in model input column order; the service uses the same names (SPEC §6)."""
+"""(name, human label) in model input column order; the service uses the same names (docs/api.md)."""
 
 FEATURE_UNIT = "cm"
 

@@ -1,4 +1,4 @@
-"""The command line: parses, prints, and maps the exception tree to exit codes (SPEC §3).
+"""The command line: parses, prints, and maps the exception tree to exit codes (README, "Exit codes").
 
 This is the only module that reads the process environment (handing it to ``config.load``) and the
 only one that decides exit codes. Heavy libraries (docker, boto3, scikit-learn) are imported by the
@@ -79,7 +79,7 @@ def _one(values: list[str] | None, flag: str) -> str | None:
 
 
 def plain_output() -> bool:
-    """Plain text when not on a terminal, under NO_COLOR or in CI (SPEC §3)."""
+    """Plain text when not on a terminal, under NO_COLOR or in CI (README, "Running stages")."""
     return not sys.stdout.isatty() or "NO_COLOR" in os.environ or bool(os.environ.get("CI"))
 
 

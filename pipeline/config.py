@@ -1,8 +1,8 @@
 """Configuration: ``pipeline.toml`` + profile + environment + ``--set``, parsed and validated once.
 
 The schema is the tree of frozen dataclasses below; every leaf has a type, a default and a dotted key
-(``deploy.ecs.cluster``). Loading walks the layers lowest first (SPEC §4), checks every key and value
-against the schema and remembers which layer set each value, so ``pipeline config`` can say where a
+(``deploy.ecs.cluster``). Loading walks the layers lowest first (README, "Configuration"), checks every key
+and value against the schema and remembers which layer set each value, so ``pipeline config`` can say where a
 value came from. Nothing else in the pipeline reads ``os.environ``: what stages need from the
 environment (registry credentials, AWS settings) is read here and carried in :class:`Config`.
 """
@@ -479,7 +479,7 @@ def load(
     environ: Mapping[str, str] | None = None,
     config_file: Path | None = None,
 ) -> Config:
-    """Build the one :class:`Config` of this invocation, lowest layer first (SPEC §4)."""
+    """Build the one :class:`Config` of this invocation, lowest layer first (README, "Configuration")."""
     environ = environ if environ is not None else {}
     path = config_file or root / CONFIG_FILE
     values: dict[str, Any] = {k: leaf.default for k, leaf in SCHEMA.items()}

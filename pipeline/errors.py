@@ -1,7 +1,7 @@
 """The pipeline's exception tree.
 
 Every failure the pipeline knows about is one of these; the CLI (``pipeline.cli``) is the one place
-that turns them into exit codes (SPEC §3)::
+that turns them into exit codes (README, "Exit codes")::
 
     PipelineError                   base; exit 1
     ├── UsageError                  exit 2: a bad command line (stage names, flags)

@@ -1,7 +1,8 @@
 """What a run produced, as values: each stage's line (:class:`StageRun`) and the run's (:class:`RunResult`).
 
 The runner fills them in and the report writers render them; neither imports the other. Statuses are
-enums whose values are the strings of SPEC §5 (``passed``, ``failed``, ``skipped``, ``cached``, ``not-run``).
+enums whose values are the strings of the README's "Reports" (``passed``, ``failed``, ``skipped``,
+``cached``, ``not-run``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class RunStatus(StrEnum):
 
 @dataclass
 class StageRun:
-    """One stage's line in the reports (SPEC §5)."""
+    """One stage's line in the reports (README, "Reports")."""
 
     name: str
     status: Status = Status.NOT_RUN

@@ -54,8 +54,8 @@ os.environ.update(HERMETIC)
 
 pytest_plugins = ("tests.support.realtools", "tests.support.browser")
 
-# The stages of SPEC §2, in their order: what `list`, the registry and the reports must agree on.
-SPEC_STAGES = ("lint", "train", "test", "trivy-fs", "build", "trivy-image", "smoke", "push", "deploy")
+# The stages of the README's "Stages", in order: what `list`, the registry and the reports must agree on.
+README_STAGES = ("lint", "train", "test", "trivy-fs", "build", "trivy-image", "smoke", "push", "deploy")
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The stage registry: the nine stages of SPEC §2, in their order.
+"""The stage registry: the nine stages of the README's "Stages", in their order.
 
 The runner, ``list``, ``doctor`` and ``--dry-run`` all read this one list. Stage modules import their
 adapters (docker-py, boto3) only inside ``run``, so importing the registry stays cheap.

@@ -1,4 +1,4 @@
-"""POST /api/v1/predict: the happy paths and every error class of SPEC §6."""
+"""POST /api/v1/predict: the happy paths and every error class of docs/api.md."""
 
 from __future__ import annotations
 

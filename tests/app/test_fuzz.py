@@ -1,4 +1,4 @@
-"""No client input ever gets a 500 (SPEC §6): hypothesis-generated bodies, headers and forms, plus a
+"""No client input ever gets a 500 (docs/api.md): hypothesis-generated bodies, headers and forms, plus a
 hand-written list of hostile payloads, against the Flask test client."""
 
 from __future__ import annotations

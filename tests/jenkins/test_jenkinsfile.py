@@ -447,7 +447,7 @@ def test_parameters_and_environment(record: dict[str, Any], first_build: dict[st
     assert by_name["STAGES"]["type"] == "string" and by_name["STAGES"]["default"] == "all"
     assert record["mode"] == "rebuild" and first_build["mode"] == "first-build"
     assert record["params"] == first_build["params"] == {"PROFILE": "aws", "STAGES": "all"}
-    # CI makes the pipeline's output plain (SPEC §3); PIPELINE_* are params.*, set on every build.
+    # CI makes the output plain (README, "Running stages"); PIPELINE_* are params.*, set on every build.
     expected = {"CI": "true", "PIPELINE_PROFILE": "aws", "PIPELINE_STAGES": "all"}
     assert record["environment"] == first_build["environment"] == expected
     assert the_sh(record)["envValues"] == {

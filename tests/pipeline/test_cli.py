@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from tests.conftest import ROOT, SPEC_STAGES, interrupt_cli, record_passes, run_cli
+from tests.conftest import README_STAGES, ROOT, interrupt_cli, record_passes, run_cli
 from tests.support.processes import find_processes
 
 ANSI = "\x1b["
@@ -42,7 +42,7 @@ def invoke(args: list[str], cwd: Path, monkeypatch: pytest.MonkeyPatch, env: dic
 def test_list_and_help(monkeypatch: pytest.MonkeyPatch) -> None:
     result = invoke(["list"], ROOT, monkeypatch)
     assert result.exit_code == 0
-    assert [line.split()[0] for line in result.output.splitlines()] == list(SPEC_STAGES)
+    assert [line.split()[0] for line in result.output.splitlines()] == list(README_STAGES)
     result = invoke(["run", "--help"], ROOT, monkeypatch)
     for flag in (
         "--stage",

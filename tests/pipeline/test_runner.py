@@ -21,7 +21,7 @@ from pipeline.errors import EnvironmentProblem, GateFailed, MissingPrerequisite,
 from pipeline.stages import STAGES
 from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult
 from pipeline.state import RunState
-from tests.conftest import SPEC_STAGES
+from tests.conftest import README_STAGES
 
 
 class Recorder:
@@ -142,7 +142,7 @@ def test_bad_selection_is_a_usage_error(selection: dict[str, str], message: str)
 
 
 def test_the_real_registry_has_the_nine_stages_in_order() -> None:
-    assert [s.name for s in STAGES] == list(SPEC_STAGES)
+    assert [s.name for s in STAGES] == list(README_STAGES)
     names = {s.name for s in STAGES}
     for s in STAGES:
         assert set(s.needs) <= names
