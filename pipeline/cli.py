@@ -331,7 +331,7 @@ def _print_plan(
             if not reusable:
                 will_run.add(stage.name)
         console.print(f"     -> {verdict}", markup=False)
-        for line in stage.plan(cfg) if stage.implemented else ["not implemented yet: would fail"]:
+        for line in stage.plan(cfg):
             console.print(f"     {line}", markup=False)
     for name in plan.skipped:
         console.print(f"-  {name}  (skipped)", markup=False)
@@ -345,8 +345,7 @@ def list_stages() -> None:
     width = max(len(s.name) for s in STAGES)
     for s in STAGES:
         needs = ",".join(s.needs) or "-"
-        flag = "" if s.implemented else "  [not implemented]"
-        typer.echo(f"{s.name:<{width}}  needs {needs:<22} {s.description}{flag}")
+        typer.echo(f"{s.name:<{width}}  needs {needs:<22} {s.description}")
 
 
 @app.command()
@@ -369,15 +368,13 @@ def doctor(stage: StageOpt = None, profile: ProfileOpt = None, set_: SetOpt = No
         table.add_row("✓", "-", "config", f"{cfg.root / config_mod.CONFIG_FILE} is valid", "")
         missing = 0
         for s in plan.stages:
-            for check in s.checks(cfg) if s.implemented else []:
+            for check in s.checks(cfg):
                 mark = "✓" if check.ok else "✗"
                 missing += int(not check.ok)
                 detail = check.detail
                 if check.ok and check.version_cmd:
                     detail = f"{tool_version(check)} ({check.detail})"
                 table.add_row(mark, s.name, check.name, detail, "" if check.ok else check.fix)
-            if not s.implemented:
-                table.add_row("!", s.name, "stage", "not implemented yet", f"--skip {s.name}")
         _console().print(table)
         if missing:
             typer.echo(f"{missing} requirement(s) missing", err=True)

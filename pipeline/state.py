@@ -127,11 +127,6 @@ class RunState:
             self.extra["releases"] = all_releases
             self._save_locked()
 
-    def set_extra(self, key: str, value: Any) -> None:
-        with self._lock:
-            self.extra[key] = value
-            self._save_locked()
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": STATE_VERSION,

@@ -13,36 +13,14 @@
   by label), ``ContainerState`` and ``free_port``.
 
 docker-py is imported inside the methods that call it, so importing this module stays cheap (the CLI's
-``--help`` does not load it). The names below are re-exported so ``from pipeline.adapters.docker_engine
-import ...`` keeps working.
+``--help`` does not load it).
 """
 
 from __future__ import annotations
 
-from pipeline.adapters.docker_containers import ContainersMixin, ContainerState, free_port
-from pipeline.adapters.docker_images import ImagesMixin, split_image_ref
+from pipeline.adapters.docker_containers import ContainersMixin
+from pipeline.adapters.docker_images import ImagesMixin
 from pipeline.adapters.docker_push import PushMixin
-from pipeline.adapters.docker_streams import (
-    LineSink,
-    StreamError,
-    chunk_error,
-    is_auth_error,
-    is_connection_error,
-)
-from pipeline.scrub import Scrubber
-
-__all__ = [
-    "ContainerState",
-    "DockerEngine",
-    "LineSink",
-    "Scrubber",
-    "StreamError",
-    "chunk_error",
-    "free_port",
-    "is_auth_error",
-    "is_connection_error",
-    "split_image_ref",
-]
 
 
 class DockerEngine(ImagesMixin, PushMixin, ContainersMixin):

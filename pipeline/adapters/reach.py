@@ -62,12 +62,17 @@ class Reach:
     def in_container(self) -> bool:
         return self.own_container is not None
 
+    @property
+    def publishes(self) -> bool:
+        """Containers are published on the engine host's loopback (``host``), not reached on a network."""
+        return self.mode == HOST
+
     def loopback_is_hosts(self) -> bool:
         """Whether this process's 127.0.0.1 is the engine host's (a loopback registry is reachable)."""
-        return self.own_container is None or self.mode == HOST
+        return self.own_container is None or self.publishes
 
     def describe(self) -> str:
-        if self.mode == HOST:
+        if self.publishes:
             return f"containers are published on 127.0.0.1 and probed there ({self.reason})"
         return (
             f"containers join network '{self.network}' and are probed at their address on it ({self.reason})"

@@ -35,7 +35,7 @@ from pipeline.adapters import process
 from pipeline.adapters.process import ProcessResult
 from pipeline.cache import Inputs
 from pipeline.config import Config
-from pipeline.errors import Interrupted, StageContractError, StageFailed, UsageError
+from pipeline.errors import Interrupted, StageContractError, UsageError
 from pipeline.results import Status
 from pipeline.scrub import Scrubber
 from pipeline.state import RunState, StageRecord
@@ -212,7 +212,6 @@ class Stage:
     name: ClassVar[str]
     needs: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
-    implemented: ClassVar[bool] = True
     outputs: ClassVar[Declared] = MappingProxyType({})
     # Whether a pass with the same inputs may be reused; stages that act on the outside world say no.
     cacheable: ClassVar[bool] = False
@@ -267,15 +266,6 @@ class Stage:
         """
         del config, state, log
         raise UsageError(f"stage '{self.name}' has nothing to roll back")
-
-
-class NotImplementedStage(Stage):
-    """A registered stage whose implementation has not landed yet: it fails clearly if selected."""
-
-    implemented = False
-
-    def run(self, ctx: StageContext) -> StageResult:
-        raise StageFailed(f"stage '{self.name}' is not implemented yet", hint=f"skip it: --skip {self.name}")
 
 
 def tool_check(tool: str, *, fix: str, version_args: tuple[str, ...] = ("--version",)) -> CheckResult:

@@ -74,7 +74,7 @@ class SmokeStage(Stage):
         reach = _images.container_reach(ctx.config, engine)
         ctx.log(reach.describe())
         # A port free here is free on the engine's host only when this process runs there.
-        port = free_port() if reach.mode == "host" else None
+        port = free_port() if reach.publishes else None
         checkout = checkout_id(ctx.config)
         for orphan in engine.containers_by_label(CHECKOUT_LABEL, checkout):
             # The run lock says no other run of this checkout is going: a smoke container of this

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 import requests
 
-from pipeline.adapters.docker_engine import DockerEngine, free_port, split_image_ref
+from pipeline.adapters.docker_containers import free_port
+from pipeline.adapters.docker_engine import DockerEngine
+from pipeline.adapters.docker_images import split_image_ref
 from pipeline.errors import EngineUnavailable, Interrupted, ToolFailed
 
 pytestmark = pytest.mark.integration

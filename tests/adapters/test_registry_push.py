@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.adapters.docker_engine import DockerEngine, free_port
+from pipeline.adapters.docker_containers import free_port
+from pipeline.adapters.docker_engine import DockerEngine
 from pipeline.adapters.registry import RegistryClient, is_loopback, registry_base_url
 from pipeline.errors import ToolFailed
 

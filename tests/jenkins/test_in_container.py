@@ -37,7 +37,8 @@ from typing import Any
 import pytest
 import requests
 
-from pipeline.adapters.docker_engine import DockerEngine, free_port
+from pipeline.adapters.docker_containers import free_port
+from pipeline.adapters.docker_engine import DockerEngine
 from tests.conftest import README_STAGES, ROOT
 from tests.jenkins.test_jenkinsfile import HARNESS, JENKINSFILE, java_home, published
 from tests.support import report_formats as formats

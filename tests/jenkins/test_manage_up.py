@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.adapters.docker_engine import free_port
+from pipeline.adapters.docker_containers import free_port
 
 # as_root is a fixture: imported so that pytest finds it here.
 from tests.jenkins.test_manage_script import (  # noqa: F401  # pylint: disable=unused-import

@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 import requests
 
-from pipeline.adapters.docker_engine import DockerEngine, free_port
+from pipeline.adapters.docker_containers import free_port
+from pipeline.adapters.docker_engine import DockerEngine
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TESTBED = REPO_ROOT / "scripts" / "testbed.sh"

@@ -254,16 +254,12 @@ class EcsTarget(DeployTarget):
         where = f"region {ecs.region}" + (f", endpoint {ecs.endpoint_url}" if ecs.endpoint_url else "")
         try:
             rows = [CheckResult("aws credentials", True, f"{ecs_client.caller()}; {where}")]
+        except PipelineError as exc:
+            return [CheckResult("aws credentials", False, exc.message, exc.hint or "")]
+        try:
             service = ecs_client.describe_service()
         except PipelineError as exc:
-            return [
-                CheckResult(
-                    "aws credentials" if "STS" in exc.message else "ecs service",
-                    False,
-                    exc.message,
-                    exc.hint or "",
-                )
-            ]
+            return [*rows, CheckResult("ecs service", False, exc.message, exc.hint or "")]
         rows.append(
             CheckResult(
                 "ecs service",

@@ -86,7 +86,7 @@ class LocalTarget(DeployTarget):
         """
         name = f"{self.local.container_name}-candidate"
         self.engine.remove_container(name)  # left over by a run that was killed
-        port = free_port() if self.reach.mode == "host" else None
+        port = free_port() if self.reach.publishes else None
         self.log(f"trying {image} as {name} first; the live release is not touched yet")
         container = self._start(image, name, port, labels={CANDIDATE_LABEL: self.local.container_name})
         try:

@@ -18,7 +18,8 @@ import pytest
 import requests
 
 from pipeline import config
-from pipeline.adapters.docker_engine import DockerEngine, free_port
+from pipeline.adapters.docker_containers import free_port
+from pipeline.adapters.docker_engine import DockerEngine
 from pipeline.adapters.registry import RegistryClient
 from pipeline.stages.smoke import CHECKOUT_LABEL, checkout_id
 from tests.conftest import ROOT, record_passes, run_cli

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from pipeline.adapters.docker_engine import free_port
+from pipeline.adapters.docker_containers import free_port
 from pipeline.errors import LeftBroken, StageFailed
 from tests.conftest import ROOT, interrupt_cli, run_cli
 from tests.support.realtools import MotoServer, Registry

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipeline.adapters.docker_engine import DockerEngine, free_port
+from pipeline.adapters.docker_containers import free_port
+from pipeline.adapters.docker_engine import DockerEngine
 from tests.conftest import interrupt_cli, run_cli
 
 pytestmark = pytest.mark.integration
