@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from pipeline.errors import Interrupted, StageFailed
+from pipeline.errors import Interrupted, ServiceBusy, StageFailed
 
 
 @dataclass(frozen=True)
@@ -36,15 +36,23 @@ class ServiceClient:
         self._session.trust_env = trust_env
 
     def get(self, path: str) -> Answer:
-        return self._answer(self._session.get(self.base_url + path, timeout=self.timeout_s))
+        """``GET path``; :class:`ServiceBusy` when no HTTP answer comes (refused, reset, timed out)."""
+        return self._send("GET", path)
 
     def post_json(self, path: str, body: Any) -> Answer:
-        return self._answer(self._session.post(self.base_url + path, json=body, timeout=self.timeout_s))
+        return self._send("POST", path, json=body)
 
     def post_raw(self, path: str, data: bytes, content_type: str) -> Answer:
-        response = self._session.post(
-            self.base_url + path, data=data, timeout=self.timeout_s, headers={"Content-Type": content_type}
-        )
+        return self._send("POST", path, data=data, headers={"Content-Type": content_type})
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> Answer:
+        try:
+            response = self._session.request(method, self.base_url + path, timeout=self.timeout_s, **kwargs)
+        except requests.RequestException as exc:
+            raise ServiceBusy(
+                f"{method} {self.base_url}{path} got no answer ({type(exc).__name__})",
+                hint="is the service running and reachable from here?",
+            ) from None
         return self._answer(response)
 
     @staticmethod
@@ -82,8 +90,8 @@ class ServiceClient:
                 if answer.status == 200:
                     return time.monotonic() - started
                 last = f"/ready answered {answer.status}"
-            except requests.RequestException as exc:
-                last = type(exc).__name__
+            except ServiceBusy as exc:
+                last = exc.message
             time.sleep(interval_s)
         raise StageFailed(f"{self.base_url}/ready did not answer 200 within {timeout_s:g} s ({last})")
 
@@ -106,8 +114,8 @@ class ServiceClient:
                 if answer.status == 200 and (version is None or reported == version):
                     return time.monotonic() - started
                 last = f"it answered {answer.status} with model {reported!r}"
-            except requests.RequestException as exc:
-                last = f"{type(exc).__name__}"
+            except ServiceBusy as exc:
+                last = exc.message
             if time.monotonic() - started >= timeout_s:
                 want = f"model {version}" if version else "a model"
                 raise StageFailed(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config, PromotionSection
-from pipeline.errors import GateFailed, StageFailed
+from pipeline.errors import GateFailed, ServiceBusy, StageFailed
 from pipeline.state import RunState
 
 METRICS = (
@@ -164,16 +164,14 @@ def champion_of(config: Config, state: RunState, log: Any) -> tuple[str, dict[st
 
 def _ask_live(url: str, log: Any) -> dict[str, Any] | None:
     """The live service's model, from ``/api/v1/model``; None when it does not answer with one."""
-    import requests
-
     from pipeline.adapters.service import ServiceClient
 
     try:
         answer = ServiceClient(url, timeout_s=3.0, trust_env=not url.startswith("http://127.")).get(
             "/api/v1/model"
         )
-    except requests.RequestException as exc:
-        log(f"promotion: no release recorded here, and {url} does not answer ({type(exc).__name__})")
+    except ServiceBusy as exc:
+        log(f"promotion: no release recorded here, and {exc.message}")
         return None
     if answer.status != 200 or not isinstance(answer.body, dict) or "model_version" not in answer.body:
         log(f"promotion: no release recorded here, and {url}/api/v1/model gave no model ({answer.status})")

@@ -161,7 +161,7 @@ def test_without_a_release_or_a_live_service_there_is_no_champion(tmp_path: Path
     lines: list[str] = []
 
     assert "no champion on" in _promotion.gate(cfg, state, lines.append)
-    assert "http://127.0.0.1:9 does not answer" in "\n".join(lines)
+    assert "GET http://127.0.0.1:9/api/v1/model got no answer (ConnectionError)" in "\n".join(lines)
 
 
 def test_a_candidate_without_metrics_cannot_pass_a_champion(tmp_path: Path, champion: dict[str, Any]) -> None:
