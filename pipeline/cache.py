@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pipeline.adapters import process
+from pipeline.adapters import git, process
 from pipeline.config import GENERATED_DIRS, SCHEMA, Config
 from pipeline.state import atomic_write_text
 
@@ -91,7 +90,7 @@ class Fingerprinter:
                     self._all_files = _walk_files(self.root)
                 return self._all_files
             if self._files is None:
-                self._files = _git_files(self.root) or _walk_files(self.root)
+                self._files = git.files(self.root) or _walk_files(self.root)
             return self._files
 
     def select(self, patterns: tuple[str, ...], scope: str = "git") -> list[str]:
@@ -138,24 +137,6 @@ def _matches(rel: str, patterns: list[str]) -> bool:
     return False
 
 
-def _git_files(root: Path) -> list[str] | None:
-    try:
-        out = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=root,
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if out.returncode != 0:
-        return None
-    names = {name for name in out.stdout.decode("utf-8", "surrogateescape").split("\0") if name}
-    # A file deleted from the tree but not from the index is listed too: it is not an input.
-    return sorted(name for name in names if (root / name).is_file())
-
-
 def _walk_files(root: Path) -> list[str]:
     found = []
     for current, dirs, files in os.walk(root):
@@ -175,12 +156,8 @@ def _tool_identity(name: str) -> str:
     path = process.find_tool(name)
     if path is None:
         return "missing"
-    try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return f"{path} (no version)"
-    lines = (out.stdout or out.stderr).strip().splitlines()
-    return f"{path} {lines[0] if lines else ''}".strip()
+    version = process.version_line([path, "--version"], timeout_s=30)
+    return f"{path} {version}".strip() if version is not None else f"{path} (no version)"
 
 
 def config_keys(names: tuple[str, ...]) -> list[str]:

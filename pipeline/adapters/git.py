@@ -1,4 +1,4 @@
-"""What the pipeline asks of git: the commit, the branch and whether the tree is dirty.
+"""What the pipeline asks of git: the commit, the branch, whether the tree is dirty, and its files.
 
 Each answer is ``None`` outside a git checkout (a source tarball), never an error.
 """
@@ -18,6 +18,26 @@ def _git(root: Path, *args: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
+
+
+def files(root: Path) -> list[str] | None:
+    """The files git tracks or would track (``ls-files --cached --others --exclude-standard``), sorted;
+    ``None`` outside a checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=root,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    names = {name for name in out.stdout.decode("utf-8", "surrogateescape").split("\0") if name}
+    # A file deleted from the tree but not from the index is listed too: it is not an input.
+    return sorted(name for name in names if (root / name).is_file())
 
 
 def head_sha(root: Path, short: bool = True) -> str | None:

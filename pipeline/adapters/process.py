@@ -64,6 +64,17 @@ def find_tool(tool: str) -> str | None:
     return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
 
 
+def version_line(argv: list[str], *, timeout_s: float = 20) -> str | None:
+    """The first line a tool prints of its version (``tool --version``): stdout, else stderr; "" when it
+    prints nothing, ``None`` when it cannot be run or does not end in ``timeout_s``."""
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = (out.stdout or out.stderr).strip().splitlines()
+    return lines[0] if lines else ""
+
+
 def run(
     argv: Sequence[str],
     *,

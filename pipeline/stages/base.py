@@ -21,7 +21,6 @@ never to the terminal.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import threading
 import time
@@ -280,9 +279,5 @@ def tool_version(check: CheckResult) -> str:
     """The first line a tool prints of its version, for ``doctor``."""
     if not check.version_cmd:
         return ""
-    try:
-        out = subprocess.run(list(check.version_cmd), capture_output=True, text=True, timeout=20, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"(does not run: {exc})"
-    lines = (out.stdout or out.stderr).strip().splitlines()
-    return lines[0] if lines else ""
+    version = process.version_line(list(check.version_cmd))
+    return version if version is not None else "(does not run)"
