@@ -7,12 +7,13 @@ stages that use them, when they run, so ``--help`` stays fast.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, Optional, ParamSpec, TypeVar
 
 import typer
 
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 # Options that name one thing are lists, so that a repeated one is refused (exit 2) instead of the last
 # silently winning; options that name stages add up (``--skip push --skip deploy`` = ``--skip push,deploy``).
@@ -151,6 +153,17 @@ def _console() -> Any:
     return make_console(plain=plain_output())
 
 
+def guarded(command: Callable[P, int]) -> Callable[P, None]:
+    """A command whose body returns its exit code: the pipeline's errors become a message and the documented
+    exit code (:func:`_guard`)."""
+
+    @functools.wraps(command)
+    def run_guarded(*args: P.args, **kwargs: P.kwargs) -> None:
+        raise typer.Exit(_guard(lambda: command(*args, **kwargs)))
+
+    return run_guarded
+
+
 def _guard(fn: Callable[[], T]) -> T:
     """Run a command body; turn the pipeline's errors into a message and the documented exit code."""
     try:
@@ -166,6 +179,7 @@ def _guard(fn: Callable[[], T]) -> T:
 
 
 @app.command()
+@guarded
 def run(
     stage: StageOpt = None,
     from_: Annotated[
@@ -211,67 +225,62 @@ def run(
             help="Run these selected stages even when cached (comma-separated; repeatable).",
         ),
     ] = None,
-) -> None:
+) -> int:
     """Run the selected stages in dependency order; reports go to the report dir.
 
     A stage whose declared inputs (files, config, tools, earlier stages' outputs) are those of its last
     pass is reported 'cached' and not run again (smoke, push and deploy always run).
     """
+    from pipeline import cache, history, report, report_html
+    from pipeline import runner as runner_mod
+    from pipeline.stages import STAGES
+    from pipeline.state import RunState
 
-    def body() -> int:
-        from pipeline import cache, history, report, report_html
-        from pipeline import runner as runner_mod
-        from pipeline.stages import STAGES
-        from pipeline.state import RunState
-
-        stages = _selected_stages(stage)
-        reports = _one([str(p) for p in report_dir] if report_dir else None, "--report-dir")
-        extra = [f"pipeline.report_dir={reports}"] if reports else []
-        cfg = _load_config(profile, set_, extra)
-        plan = runner_mod.select(STAGES, stage=stages, start=_one(from_, "--from"), skip=_names(skip))
-        console = _console()
-        forced = _rerun_names(_names(rerun), plan)
-        fingerprinter = cache.Fingerprinter(cfg.root)
-        if dry_run:
-            state = RunState.load(cfg.state_file)
-            _print_plan(console, cfg, plan, state, fingerprinter, no_cache, forced)
-            return 0
-        report.prepare_dir(cfg.stage_reports, cfg.report_dir)
-        with RunLock(cfg.state_file.parent):
-            state = RunState.load(cfg.state_file)
-            runner_mod.check_inputs(plan, cfg, state, fingerprinter)
-            runner_mod.preflight(plan, cfg)
-            reporter = report.PlainReporter(console) if plain_output() else report.LiveReporter(console)
-            runner = runner_mod.Runner(
-                cfg,
-                state,
-                reporter,
-                jobs=jobs or cfg.pipeline.jobs or os.cpu_count() or 1,
-                keep_going=keep_going or cfg.pipeline.keep_going,
-                no_cache=no_cache,
-                rerun=forced,
-                fingerprinter=fingerprinter,
-            )
-            result = runner.execute(plan)
-            result.build_url = ci_build_url()
-            with interrupts.shield():  # the reports of an aborted run are written all the same
-                try:
-                    history.append(cfg.state_file.parent, history.entry_for(result, state))
-                except OSError as exc:  # the history is a convenience: the reports still get written
-                    typer.echo(f"warning: the run is not in the history: {exc}", err=True)
-                try:
-                    written = report.write_reports(result, cfg.report_dir)
-                    written.append(report_html.write(result, cfg, state))
-                except OSError as exc:  # a disk that filled up during the run
-                    problem = report.report_error(cfg.report_dir, exc)
-                    typer.echo(f"error: {problem.message}\n  → {problem.hint}", err=True)
-                    # The run's own verdict wins when it has one: exit 4 must still reach a person.
-                    return result.exit_code or problem.exit_code
-        console.print(f"reports: {', '.join(str(p) for p in written)}, {cfg.stage_reports}/", markup=False)
-        return result.exit_code
-
-    code = _guard(body)
-    raise typer.Exit(code)
+    stages = _selected_stages(stage)
+    reports = _one([str(p) for p in report_dir] if report_dir else None, "--report-dir")
+    extra = [f"pipeline.report_dir={reports}"] if reports else []
+    cfg = _load_config(profile, set_, extra)
+    plan = runner_mod.select(STAGES, stage=stages, start=_one(from_, "--from"), skip=_names(skip))
+    console = _console()
+    forced = _rerun_names(_names(rerun), plan)
+    fingerprinter = cache.Fingerprinter(cfg.root)
+    if dry_run:
+        state = RunState.load(cfg.state_file)
+        _print_plan(console, cfg, plan, state, fingerprinter, no_cache, forced)
+        return 0
+    report.prepare_dir(cfg.stage_reports, cfg.report_dir)
+    with RunLock(cfg.state_file.parent):
+        state = RunState.load(cfg.state_file)
+        runner_mod.check_inputs(plan, cfg, state, fingerprinter)
+        runner_mod.preflight(plan, cfg)
+        reporter = report.PlainReporter(console) if plain_output() else report.LiveReporter(console)
+        runner = runner_mod.Runner(
+            cfg,
+            state,
+            reporter,
+            jobs=jobs or cfg.pipeline.jobs or os.cpu_count() or 1,
+            keep_going=keep_going or cfg.pipeline.keep_going,
+            no_cache=no_cache,
+            rerun=forced,
+            fingerprinter=fingerprinter,
+        )
+        result = runner.execute(plan)
+        result.build_url = ci_build_url()
+        with interrupts.shield():  # the reports of an aborted run are written all the same
+            try:
+                history.append(cfg.state_file.parent, history.entry_for(result, state))
+            except OSError as exc:  # the history is a convenience: the reports still get written
+                typer.echo(f"warning: the run is not in the history: {exc}", err=True)
+            try:
+                written = report.write_reports(result, cfg.report_dir)
+                written.append(report_html.write(result, cfg, state))
+            except OSError as exc:  # a disk that filled up during the run
+                problem = report.report_error(cfg.report_dir, exc)
+                typer.echo(f"error: {problem.message}\n  → {problem.hint}", err=True)
+                # The run's own verdict wins when it has one: exit 4 must still reach a person.
+                return result.exit_code or problem.exit_code
+    console.print(f"reports: {', '.join(str(p) for p in written)}, {cfg.stage_reports}/", markup=False)
+    return result.exit_code
 
 
 def ci_build_url() -> str | None:
@@ -349,67 +358,61 @@ def list_stages() -> None:
 
 
 @app.command()
-def doctor(stage: StageOpt = None, profile: ProfileOpt = None, set_: SetOpt = None) -> None:
+@guarded
+def doctor(stage: StageOpt = None, profile: ProfileOpt = None, set_: SetOpt = None) -> int:
     """Check what the selected stages need: tools, engine, registry, credentials; exit 3 if one is missing."""
+    from rich.table import Table
 
-    def body() -> int:
-        from rich.table import Table
+    from pipeline import runner as runner_mod
+    from pipeline.stages import STAGES
+    from pipeline.stages.base import tool_version
 
-        from pipeline import runner as runner_mod
-        from pipeline.stages import STAGES
-        from pipeline.stages.base import tool_version
-
-        stages = _selected_stages(stage)
-        cfg = _load_config(profile, set_)
-        plan = runner_mod.select(STAGES, stage=stages)
-        table = Table(title=f"doctor (profile {cfg.profile})", title_justify="left")
-        for col in ("", "stage", "check", "detail", "what to do"):
-            table.add_column(col, overflow="fold")
-        table.add_row("✓", "-", "config", f"{cfg.root / config_mod.CONFIG_FILE} is valid", "")
-        missing = 0
-        for s in plan.stages:
-            for check in s.checks(cfg):
-                mark = "✓" if check.ok else "✗"
-                missing += int(not check.ok)
-                detail = check.detail
-                if check.ok and check.version_cmd:
-                    detail = f"{tool_version(check)} ({check.detail})"
-                table.add_row(mark, s.name, check.name, detail, "" if check.ok else check.fix)
-        _console().print(table)
-        if missing:
-            typer.echo(f"{missing} requirement(s) missing", err=True)
-            return EXIT_PREREQUISITE
-        return 0
-
-    raise typer.Exit(_guard(body))
+    stages = _selected_stages(stage)
+    cfg = _load_config(profile, set_)
+    plan = runner_mod.select(STAGES, stage=stages)
+    table = Table(title=f"doctor (profile {cfg.profile})", title_justify="left")
+    for col in ("", "stage", "check", "detail", "what to do"):
+        table.add_column(col, overflow="fold")
+    table.add_row("✓", "-", "config", f"{cfg.root / config_mod.CONFIG_FILE} is valid", "")
+    missing = 0
+    for s in plan.stages:
+        for check in s.checks(cfg):
+            mark = "✓" if check.ok else "✗"
+            missing += int(not check.ok)
+            detail = check.detail
+            if check.ok and check.version_cmd:
+                detail = f"{tool_version(check)} ({check.detail})"
+            table.add_row(mark, s.name, check.name, detail, "" if check.ok else check.fix)
+    _console().print(table)
+    if missing:
+        typer.echo(f"{missing} requirement(s) missing", err=True)
+        return EXIT_PREREQUISITE
+    return 0
 
 
 @app.command()
-def status() -> None:
+@guarded
+def status() -> int:
     """The last run's state: each stage's result and what it left (model, image, digest, deployment)."""
+    from pipeline.stages import ORDER
+    from pipeline.state import RunState
 
-    def body() -> int:
-        from pipeline.stages import ORDER
-        from pipeline.state import RunState
-
-        cfg = _load_config(None, None)
-        state = RunState.load(cfg.state_file)
-        if not state.stages:
-            typer.echo(f"no run recorded in {cfg.state_file}")
-            return 0
-        for name in ORDER:
-            rec = state.record(name)
-            if rec is None:
-                continue
-            typer.echo(f"{name:<12} {rec.status:<8} {rec.finished_at}  {rec.summary}")
-            for key, value in sorted(rec.outputs.items()):
-                typer.echo(f"{'':<12}   {key}: {value}")
-        note = _recover_target(cfg)
-        if note:
-            typer.echo(note)
+    cfg = _load_config(None, None)
+    state = RunState.load(cfg.state_file)
+    if not state.stages:
+        typer.echo(f"no run recorded in {cfg.state_file}")
         return 0
-
-    raise typer.Exit(_guard(body))
+    for name in ORDER:
+        rec = state.record(name)
+        if rec is None:
+            continue
+        typer.echo(f"{name:<12} {rec.status:<8} {rec.finished_at}  {rec.summary}")
+        for key, value in sorted(rec.outputs.items()):
+            typer.echo(f"{'':<12}   {key}: {value}")
+    note = _recover_target(cfg)
+    if note:
+        typer.echo(note)
+    return 0
 
 
 def _recover_target(cfg: config_mod.Config) -> str | None:
@@ -429,81 +432,72 @@ def _recover_target(cfg: config_mod.Config) -> str | None:
 
 
 @app.command("history")
+@guarded
 def show_history(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs, newest first.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
-) -> None:
+) -> int:
     """The last runs of this checkout: when, how they ended, model, image and where they deployed."""
+    import dataclasses
+    import json
 
-    def body() -> int:
-        import dataclasses
-        import json
+    from rich.table import Table
 
-        from rich.table import Table
+    from pipeline import history
 
-        from pipeline import history
-
-        cfg = _load_config(None, None)
-        entries = history.read(cfg.state_file.parent, limit, warn=lambda text: typer.echo(text, err=True))
-        if as_json:
-            for entry in entries:
-                typer.echo(json.dumps(dataclasses.asdict(entry), sort_keys=True))
-            return 0
-        if not entries:
-            typer.echo(f"no run recorded in {cfg.state_file.parent / history.FILE_NAME}")
-            return 0
-        table = Table(title=f"last {len(entries)} run(s), newest first", title_justify="left")
-        for column in ("run", "started", "status", "duration", "model", "cv acc.", "image", "deployed to"):
-            table.add_column(column)
-        for e in entries:
-            table.add_row(
-                e.run_id,
-                e.started_at,
-                e.status,
-                f"{e.duration_s:.0f}s",
-                e.model_version or "-",
-                f"{e.cv_accuracy:.3f}" if e.cv_accuracy is not None else "-",
-                e.image or "-",
-                e.deployed_to or "-",
-            )
-        _console().print(table)
+    cfg = _load_config(None, None)
+    entries = history.read(cfg.state_file.parent, limit, warn=lambda text: typer.echo(text, err=True))
+    if as_json:
+        for entry in entries:
+            typer.echo(json.dumps(dataclasses.asdict(entry), sort_keys=True))
         return 0
-
-    raise typer.Exit(_guard(body))
+    if not entries:
+        typer.echo(f"no run recorded in {cfg.state_file.parent / history.FILE_NAME}")
+        return 0
+    table = Table(title=f"last {len(entries)} run(s), newest first", title_justify="left")
+    for column in ("run", "started", "status", "duration", "model", "cv acc.", "image", "deployed to"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(
+            e.run_id,
+            e.started_at,
+            e.status,
+            f"{e.duration_s:.0f}s",
+            e.model_version or "-",
+            f"{e.cv_accuracy:.3f}" if e.cv_accuracy is not None else "-",
+            e.image or "-",
+            e.deployed_to or "-",
+        )
+    _console().print(table)
+    return 0
 
 
 @app.command("config")
-def show_config(profile: ProfileOpt = None, set_: SetOpt = None) -> None:
+@guarded
+def show_config(profile: ProfileOpt = None, set_: SetOpt = None) -> int:
     """The effective configuration, each value with its source; secrets redacted."""
-
-    def body() -> int:
-        cfg = _load_config(profile, set_)
-        typer.echo(f"# profile: {cfg.profile}; file: {cfg.root / config_mod.CONFIG_FILE}")
-        rows = config_mod.redacted(cfg)
-        width = max(len(k) for k, _, _ in rows)
-        for key, value, source in rows:
-            shown = list(value) if isinstance(value, tuple) else value
-            typer.echo(f"{key:<{width}} = {shown!r:<40} # {source}")
-        return 0
-
-    raise typer.Exit(_guard(body))
+    cfg = _load_config(profile, set_)
+    typer.echo(f"# profile: {cfg.profile}; file: {cfg.root / config_mod.CONFIG_FILE}")
+    rows = config_mod.redacted(cfg)
+    width = max(len(k) for k, _, _ in rows)
+    for key, value, source in rows:
+        shown = list(value) if isinstance(value, tuple) else value
+        typer.echo(f"{key:<{width}} = {shown!r:<40} # {source}")
+    return 0
 
 
 @app.command()
-def rollback(profile: ProfileOpt = None, set_: SetOpt = None) -> None:
+@guarded
+def rollback(profile: ProfileOpt = None, set_: SetOpt = None) -> int:
     """Put back what ran before the last release on the configured deploy target (that target only)."""
+    from pipeline.stages import BY_NAME
+    from pipeline.state import RunState
 
-    def body() -> int:
-        from pipeline.stages import BY_NAME
-        from pipeline.state import RunState
-
-        cfg = _load_config(profile, set_)
-        with RunLock(cfg.state_file.parent):
-            state = RunState.load(cfg.state_file)
-            typer.echo(BY_NAME["deploy"].rollback(cfg, state, typer.echo))
-        return 0
-
-    raise typer.Exit(_guard(body))
+    cfg = _load_config(profile, set_)
+    with RunLock(cfg.state_file.parent):
+        state = RunState.load(cfg.state_file)
+        typer.echo(BY_NAME["deploy"].rollback(cfg, state, typer.echo))
+    return 0
 
 
 def main() -> None:
