@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.outputs import run_facts
 from pipeline.results import RunResult
 from pipeline.state import RunState, atomic_write_text
 
@@ -80,9 +81,7 @@ def _seconds(started: str, finished: str) -> float:
 def entry_for(result: RunResult, state: RunState) -> RunEntry:
     """What ``result`` adds to the history; model, image and target only from stages of this run."""
 
-    def ours(stage: str, key: str) -> Any:
-        return state.output_of_run(result.run_id, stage, key)
-
+    facts = run_facts(state, result.run_id)
     finished = result.finished_at or result.started_at
     return RunEntry(
         run_id=result.run_id,
@@ -93,10 +92,10 @@ def entry_for(result: RunResult, state: RunState) -> RunEntry:
         profile=result.profile,
         git_sha=result.git_sha,
         stages={run.name: str(run.status) for run in result.stages},
-        model_version=ours("train", "model_version") or ours("build", "model_version"),
-        cv_accuracy=ours("train", "cv_accuracy_mean"),
-        image=ours("push", "image"),
-        deployed_to=ours("deploy", "identity"),
+        model_version=facts.model_version,
+        cv_accuracy=facts.cv_accuracy,
+        image=facts.image,
+        deployed_to=facts.deployed_to,
     )
 
 

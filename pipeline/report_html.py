@@ -29,6 +29,7 @@ from typing import Any
 from pipeline.adapters.trivy import Finding, parse_report
 from pipeline.config import Config
 from pipeline.errors import PipelineError
+from pipeline.outputs import run_facts
 from pipeline.results import RunResult, StageRun, Status
 from pipeline.state import RunState, atomic_write_text
 
@@ -271,15 +272,13 @@ def _findings(config: Config) -> str:
 
 
 def _release(state: RunState, run_id: str) -> str:
-    def ours(stage: str, key: str) -> Any:
-        return state.output_of_run(run_id, stage, key)
-
+    facts = run_facts(state, run_id)
     rows = [
-        ("image id", ours("build", "image_id")),
-        ("tags", ", ".join(ours("push", "tags") or ours("build", "tags") or []) or None),
-        ("pushed as", ours("push", "image")),
-        ("deployed to", ours("deploy", "identity")),
-        ("serving at", ours("deploy", "url")),
+        ("image id", facts.image_id),
+        ("tags", ", ".join(facts.tags) or None),
+        ("pushed as", facts.image),
+        ("deployed to", facts.deployed_to),
+        ("serving at", facts.url),
     ]
     body = "".join(
         f"<tr><th>{escape(k)}</th><td><code>{escape(str(v))}</code></td></tr>" for k, v in rows if v

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError
+from pipeline.outputs import OutputsError, OutputsT
 
 STATE_VERSION = 1
 
@@ -85,19 +86,30 @@ class RunState:
     def record(self, stage: str) -> StageRecord | None:
         return self.stages.get(stage)
 
-    def output(self, stage: str, key: str, default: Any = None) -> Any:
-        rec = self.stages.get(stage)
-        if rec is None:
-            return default
-        return rec.outputs.get(key, default)
+    def outputs(self, kind: type[OutputsT]) -> OutputsT | None:
+        """The outputs of ``kind.stage``'s last pass (or cache hit), typed; None when it has not passed.
 
-    def output_of_run(self, run_id: str, stage: str, key: str) -> Any:
-        """``stage``'s output ``key`` if that stage passed (or was cached) in run ``run_id``, else None: what
-        a run made itself, never an earlier run's value that is still in the state."""
-        rec = self.stages.get(stage)
-        if rec is None or rec.run_id != run_id or not self.passed(stage):
+        :class:`ConfigError` (exit 2) when what is recorded is not what this pipeline records (a state file
+        from another version, a hand edit): it is never half-used."""
+        rec = self.stages.get(kind.stage)
+        if rec is None or not self.passed(kind.stage):
             return None
-        return rec.outputs.get(key)
+        try:
+            return kind.from_json(rec.outputs)
+        except OutputsError as exc:
+            raise ConfigError(
+                f"the run state {self.path} cannot be used: {exc}",
+                hint=f"run '{kind.stage}' again (--rerun {kind.stage}), or move the file aside to start "
+                "from an empty state",
+            ) from None
+
+    def outputs_of_run(self, run_id: str, kind: type[OutputsT]) -> OutputsT | None:
+        """:meth:`outputs` if ``kind.stage`` passed (or was cached) in run ``run_id``, else None: what a run
+        made itself, never an earlier run's value that is still in the state."""
+        rec = self.stages.get(kind.stage)
+        if rec is None or rec.run_id != run_id:
+            return None
+        return self.outputs(kind)
 
     def passed(self, stage: str) -> bool:
         rec = self.stages.get(stage)

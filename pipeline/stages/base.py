@@ -6,10 +6,11 @@ on this machine (tools, engine, credentials), the ``plan`` it would carry out (f
 
 The run-state contract is declared, not conventional:
 
-- ``outputs`` names (and types) every key the stage records with ``ctx.record``; recording another
-  key, or a value of another type, fails the stage (:class:`~pipeline.errors.StageContractError`).
-- ``ctx.read(STAGE, KEY)`` reads a key that STAGE declares, and only of the stage itself or a stage
-  it needs (directly or not).
+- ``outputs`` is the stage's class of :mod:`pipeline.outputs`; ``ctx.record`` takes one instance of it.
+  Another class, or a field whose value is not of its annotated type, fails the stage
+  (:class:`~pipeline.errors.StageContractError`).
+- ``ctx.read(BuildOutputs)`` reads the outputs of the stage itself or of a stage it needs (directly or
+  not), typed.
 - ``inputs(config)`` declares what the result depends on (:class:`pipeline.cache.Inputs`). A
   ``cacheable`` stage that passed before with the same inputs is ``cached``: ``reuse`` gives its
   earlier result (a stage may check that its output still exists, or refresh it). Every stage's
@@ -27,7 +28,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import IO, Any, ClassVar
 
 from pipeline.adapters import process
@@ -35,18 +35,10 @@ from pipeline.adapters.process import ProcessResult
 from pipeline.cache import Inputs
 from pipeline.config import Config
 from pipeline.errors import Interrupted, StageContractError, UsageError
+from pipeline.outputs import Outputs, OutputsError, OutputsT
 from pipeline.results import Status
 from pipeline.scrub import Scrubber
 from pipeline.state import RunState, StageRecord
-
-# The run-state outputs each stage declares: key -> type (``list`` and ``dict`` for JSON values;
-# ``None`` is always allowed, for "not known").
-Declared = Mapping[str, type | tuple[type, ...]]
-
-
-def declare(**types: type | tuple[type, ...]) -> Declared:
-    """A stage's declared outputs, read-only: ``outputs = declare(image_id=str, tags=list)``."""
-    return MappingProxyType(types)
 
 
 @dataclass(frozen=True)
@@ -87,7 +79,7 @@ class StageContext:
         progress: Callable[[str], None],
         cancel: threading.Event,
         timeout_s: float,
-        readable: Mapping[str, Declared] | None = None,
+        readable: Mapping[str, type[Outputs]] | None = None,
     ) -> None:
         self.stage = stage
         self.config = config
@@ -100,7 +92,7 @@ class StageContext:
         self._progress = progress
         self._lock = threading.Lock()
         self.outputs: dict[str, Any] = {}
-        # Stage name -> declared outputs, for this stage and every stage it needs (None: unchecked).
+        # Stage name -> its outputs class, for this stage and every stage it needs (None: unchecked).
         self._readable = readable
         self.scrub = Scrubber(config.secret_values)
         self.log_error: str | None = None  # why the log stopped (a full disk), once it has
@@ -175,34 +167,36 @@ class StageContext:
         if self.cancel.is_set():
             raise Interrupted(f"stage '{self.stage}' was interrupted")
 
-    def record(self, **outputs: Any) -> None:
-        """Leave values in the run state for later stages and later runs; only declared keys."""
-        if self._readable is not None:
-            declared = self._readable.get(self.stage, {})
-            for key, value in outputs.items():
-                if key not in declared:
-                    raise StageContractError(
-                        f"stage '{self.stage}' records '{key}', which it does not declare"
-                    )
-                if value is not None and not isinstance(value, declared[key]):
-                    raise StageContractError(
-                        f"stage '{self.stage}' records '{key}' as {type(value).__name__}, "
-                        f"declared as {declared[key]}"
-                    )
-        self.outputs.update(outputs)
+    def record(self, outputs: Outputs) -> None:
+        """Leave this stage's outputs in the run state, for later stages and later runs: an instance of the
+        class it declares, whose every field holds what its annotation says."""
+        declared = self._readable.get(self.stage) if self._readable is not None else type(outputs)
+        # Exactly the class: TrivyImageOutputs is a ScanOutputs, and trivy-fs must not record it.
+        if type(outputs) is not declared:  # pylint: disable=unidiomatic-typecheck
+            raise StageContractError(
+                f"stage '{self.stage}' records {type(outputs).__name__}, but declares {declared}"
+            )
+        data = outputs.to_json()
+        try:
+            type(outputs).from_json(data)
+        except OutputsError as exc:
+            raise StageContractError(f"stage '{self.stage}' records outputs that do not fit: {exc}") from None
+        self.outputs = data
 
-    def read(self, stage: str, key: str, default: Any = None) -> Any:
-        """An output recorded by this stage or one it needs; the key must be declared by that stage."""
+    def read(self, kind: type[OutputsT]) -> OutputsT | None:
+        """The outputs of this stage or of one it needs (directly or not), typed; None when that stage has
+        not passed."""
         if self._readable is not None:
-            if stage not in self._readable:
+            if kind.stage not in self._readable:
                 raise StageContractError(
-                    f"stage '{self.stage}' reads '{stage}.{key}', but does not need '{stage}'"
+                    f"stage '{self.stage}' reads {kind.__name__}, but does not need '{kind.stage}'"
                 )
-            if key not in self._readable[stage]:
+            if self._readable[kind.stage] is not kind:
                 raise StageContractError(
-                    f"stage '{self.stage}' reads '{stage}.{key}', which '{stage}' does not declare"
+                    f"stage '{self.stage}' reads {kind.__name__}, but '{kind.stage}' records "
+                    f"{self._readable[kind.stage].__name__}"
                 )
-        return self.state.output(stage, key, default)
+        return self.state.outputs(kind)
 
 
 class Stage:
@@ -211,7 +205,7 @@ class Stage:
     name: ClassVar[str]
     needs: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
-    outputs: ClassVar[Declared] = MappingProxyType({})
+    outputs: ClassVar[type[Outputs]] = Outputs
     # Whether a pass with the same inputs may be reused; stages that act on the outside world say no.
     cacheable: ClassVar[bool] = False
 
@@ -230,7 +224,11 @@ class Stage:
 
         Return ``None`` to run after all (e.g. the output the record names is gone).
         """
-        ctx.record(**record.outputs)
+        try:
+            ctx.record(self.outputs.from_json(record.outputs))
+        except OutputsError as exc:
+            ctx.log(f"the earlier pass cannot be reused: {exc}")
+            return None
         return StageResult(status=Status.CACHED, summary=record.summary, artifacts=dict(record.artifacts))
 
     def checks(self, config: Config) -> list[CheckResult]:  # pylint: disable=unused-argument

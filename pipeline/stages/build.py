@@ -19,9 +19,10 @@ from pipeline.adapters import git
 from pipeline.cache import Inputs
 from pipeline.config import Config
 from pipeline.errors import GateFailed, StageFailed, ToolFailed
+from pipeline.outputs import BuildOutputs, OutputsError, short_image_id
 from pipeline.results import Status
 from pipeline.stages import _images, _promotion
-from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare
+from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult
 from pipeline.stages.train import MODEL_FILE, read_model_metadata
 from pipeline.state import RunState, StageRecord
 
@@ -54,7 +55,7 @@ class BuildStage(Stage):
     name = "build"
     needs = ("lint", "test", "trivy-fs")
     description = "docker-py build of the service image; tags from config, OCI labels"
-    outputs = declare(image_id=str, tags=list, image=str, model_version=str, model=dict)
+    outputs = BuildOutputs
     cacheable = True
 
     def inputs(self, config: Config) -> Inputs:
@@ -65,18 +66,23 @@ class BuildStage(Stage):
     def reuse(self, ctx: StageContext, record: StageRecord) -> StageResult | None:
         promotion = _promotion.gate(ctx.config, ctx.state, ctx.log)  # the champion may be new since
         engine = _images.connect(ctx.config)
-        image_id = str(record.outputs.get("image_id") or "")
-        if not image_id or engine.image_id(image_id) is None:
-            ctx.log(f"image {image_id or '(none)'} is no longer in the engine")
+        try:
+            earlier = BuildOutputs.from_json(record.outputs)
+        except OutputsError as exc:
+            ctx.log(f"the earlier build cannot be reused: {exc}")
             return None
-        tags = self._tags(ctx.config, image_id[7:19])
+        image_id = earlier.image_id
+        if engine.image_id(image_id) is None:
+            ctx.log(f"image {image_id} is no longer in the engine")
+            return None
+        tags = self._tags(ctx.config, short_image_id(image_id))
         for ref in tags:
             engine.tag(image_id, ref)
         ctx.log(f"image {image_id} holds these inputs: tagged {', '.join(tags)}, not rebuilt")
-        self._record(ctx, image_id, tags, str(record.outputs.get("model_version")))
+        self._record(ctx, image_id, tags, earlier.model_version)
         return StageResult(
             status=Status.CACHED,
-            summary=f"{image_id[7:19]} (unchanged) {', '.join(tags)}; {promotion}",
+            summary=f"{short_image_id(image_id)} (unchanged) {', '.join(tags)}; {promotion}",
             artifacts={"image_id": image_id, "tags": tags},
         )
 
@@ -168,14 +174,18 @@ class BuildStage(Stage):
             raise
         self._record(ctx, image_id, tags, shaping["MODEL_VERSION"])
         return StageResult(
-            summary=f"{image_id[7:19]} {', '.join(tags)}; {promotion}",
+            summary=f"{short_image_id(image_id)} {', '.join(tags)}; {promotion}",
             artifacts={"image_id": image_id, "tags": tags},
         )
 
     @staticmethod
-    def _record(ctx: StageContext, image_id: str, tags: list[str], model_version: str) -> None:
+    def _record(ctx: StageContext, image_id: str, tags: list[str], model_version: str | None) -> None:
         model = _promotion.read_candidate(ctx.config)
-        ctx.record(image_id=image_id, tags=tags, image=tags[0], model_version=model_version, model=model)
+        ctx.record(
+            BuildOutputs(
+                image_id=image_id, tags=tags, image=tags[0], model_version=model_version, model=model
+            )
+        )
 
 
 def _shaping_args(config: Config) -> dict[str, str]:

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pipeline.adapters.ecs_model import short_name
 from pipeline.config import Config
 from pipeline.errors import StageFailed
-from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare
+from pipeline.outputs import DeployOutputs, PushOutputs
+from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult
 from pipeline.stages.targets import Release, target_class
 from pipeline.state import RunState
 
@@ -23,16 +24,7 @@ class DeployStage(Stage):
     name = "deploy"
     needs = ("push",)
     description = "deploy the pushed digest: local engine (target local) or AWS ECS (target ecs)"
-    outputs = declare(
-        target=str,
-        identity=str,
-        image=str,
-        previous=str,
-        ready_s=float,
-        url=str,
-        task_definition=str,
-        previous_task_definition=str,
-    )
+    outputs = DeployOutputs
 
     def prerequisites(self, config: Config) -> tuple[str, ...]:
         # deploy.image names what to deploy: no push of this checkout is needed then.
@@ -45,7 +37,7 @@ class DeployStage(Stage):
         return target_class(config).checks(config)
 
     def missing_input(self, config: Config, state: RunState, selected: set[str]) -> tuple[str, str] | None:
-        if config.deploy.image or "push" in selected or state.output("push", "image"):
+        if config.deploy.image or "push" in selected or state.outputs(PushOutputs):
             return None
         return "push", "a pushed image digest (or deploy.image)"
 
@@ -54,10 +46,11 @@ class DeployStage(Stage):
 
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
-        image = config.deploy.image or ctx.read("push", "image")
+        pushed = None if config.deploy.image else ctx.read(PushOutputs)
+        image = config.deploy.image or (pushed.image if pushed else "")
         if not image:
             raise StageFailed("nothing to deploy: no pushed image and no deploy.image")
-        model_version = None if config.deploy.image else ctx.read("push", "model_version")
+        model_version = pushed.model_version if pushed else None
         kind = target_class(config)
         identity = kind.identity(config)
         ctx.progress(f"deploying {image} to {identity}")
@@ -65,22 +58,22 @@ class DeployStage(Stage):
         recorded = [Release.from_state(raw, identity) for raw in ctx.state.releases(identity)]
         done = target.deploy(image, ctx.run_id, model_version, recorded)
         # The model's metrics go with the release: the next candidate's promotion gate compares with them.
-        release = dataclasses.replace(
-            done.release, model=None if config.deploy.image else ctx.read("push", "model")
-        )
+        release = dataclasses.replace(done.release, model=pushed.model if pushed else None)
         if not done.unchanged:
             releases = ctx.state.releases(identity)
             ctx.state.set_releases(identity, [*releases, release.to_state()])
         ecs = kind.name == "ecs"
         ctx.record(
-            target=kind.name,
-            identity=identity,
-            image=image,
-            previous=release.previous,
-            ready_s=round(done.seconds, 1),
-            url=done.url or None,
-            task_definition=release.ref if ecs else None,
-            previous_task_definition=release.previous_ref if ecs else None,
+            DeployOutputs(
+                target=kind.name,
+                identity=identity,
+                image=image,
+                previous=release.previous,
+                ready_s=round(done.seconds, 1),
+                url=done.url or None,
+                task_definition=release.ref if ecs else None,
+                previous_task_definition=release.previous_ref if ecs else None,
+            )
         )
         if ecs:
             where = f"{config.deploy.ecs.cluster}/{config.deploy.ecs.service}"

@@ -21,7 +21,8 @@ from pathlib import Path
 from pipeline.cache import Inputs
 from pipeline.config import Config
 from pipeline.errors import GateFailed
-from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare, tool_check
+from pipeline.outputs import LintOutputs
+from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, tool_check
 
 _PYLINT_SCORE = re.compile(r"rated at (-?[\d.]+)/10")
 _PYLINT_MESSAGE = re.compile(r"^\S+:\d+: \[[A-Z]\d+")
@@ -80,7 +81,7 @@ def _tools(config: Config) -> list[str]:
 class LintStage(Stage):
     name = "lint"
     description = "pylint, ruff/flake8, black --check, mypy, hadolint on every Dockerfile"
-    outputs = declare(findings=int)
+    outputs = LintOutputs
     cacheable = True
 
     def inputs(self, config: Config) -> Inputs:
@@ -142,7 +143,7 @@ class LintStage(Stage):
         summary = ", ".join(o.phrase for o in outcomes)
         failed = [o.tool for o in outcomes if not o.ok]
         findings = sum(o.findings for o in outcomes)
-        ctx.record(findings=findings)
+        ctx.record(LintOutputs(findings=findings))
         if failed:
             raise GateFailed(f"{', '.join(failed)} failed: {summary}", hint=f"see {ctx.log_path}")
         return StageResult(summary=summary, artifacts={"findings": findings})

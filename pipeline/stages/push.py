@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 from pipeline.cache import Inputs
 from pipeline.config import Config
 from pipeline.errors import EnvironmentProblem, StageFailed
+from pipeline.outputs import BuildOutputs, PushOutputs
 from pipeline.stages import _images
-from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare
+from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult
 from pipeline.state import RunState
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ class PushStage(Stage):
     name = "push"
     needs = ("trivy-image", "smoke")
     description = "push every tag; the digest is confirmed by the registry API"
-    outputs = declare(digest=str, image=str, tags=list, model_version=str, model=dict)
+    outputs = PushOutputs
 
     def inputs(self, config: Config) -> Inputs:
         # What was pushed: a push is stale once another image was built, not when a scan reran.
@@ -73,7 +74,7 @@ class PushStage(Stage):
         return checks
 
     def missing_input(self, config: Config, state: RunState, selected: set[str]) -> tuple[str, str] | None:
-        if "build" not in selected and not state.output("build", "image_id"):
+        if "build" not in selected and not state.outputs(BuildOutputs):
             return "build", "a built image"
         return super().missing_input(config, state, selected)
 
@@ -86,20 +87,18 @@ class PushStage(Stage):
         ]
 
     @staticmethod
-    def _tags_for_registry(ctx: StageContext, engine: DockerEngine) -> list[str]:
+    def _tags_for_registry(ctx: StageContext, engine: DockerEngine, build: BuildOutputs) -> list[str]:
         """Build's tags, in the repository of the registry configured now.
 
         Build names the registry of its day in its tags; pushing those to another ``registry.url`` would
         send this registry's credentials to that one. So a tag of another repository is retagged here.
         """
-        built: list[str] = ctx.read("build", "tags") or []
-        image_id = ctx.read("build", "image_id")
         repository_now = _images.repository(ctx.config)
         tags = []
-        for ref in built:
+        for ref in build.tags:
             ref_now = _images.retarget(ref, repository_now)
             if ref_now != ref:
-                engine.tag(image_id, ref_now)
+                engine.tag(build.image_id, ref_now)
                 ctx.log(
                     f"{ref} was built for another registry: tagged {ref_now} for {ctx.config.registry.url}"
                 )
@@ -112,7 +111,10 @@ class PushStage(Stage):
         engine = _images.connect(ctx.config)
         registry, how = _images.registry_view(ctx.config, engine)
         ctx.log(f"registry: {how}")
-        tags = self._tags_for_registry(ctx, engine)
+        build = ctx.read(BuildOutputs)
+        if build is None:
+            raise StageFailed("no built image to push", hint="run 'python -m pipeline run --stage build'")
+        tags = self._tags_for_registry(ctx, engine, build)
         auth = _images.auth_config(ctx.config)
         digest = None
         for ref in tags:
@@ -143,9 +145,15 @@ class PushStage(Stage):
             )
         repo = split_image_ref(tags[0])[0]
         reference = f"{repo}@{digest}"
-        model_version = ctx.read("build", "model_version")
-        model = ctx.read("build", "model")
-        ctx.record(digest=digest, image=reference, tags=tags, model_version=model_version, model=model)
+        ctx.record(
+            PushOutputs(
+                digest=digest,
+                image=reference,
+                tags=tags,
+                model_version=build.model_version,
+                model=build.model,
+            )
+        )
         return StageResult(
             summary=f"{reference} ({len(tags)} tags)", artifacts={"image": reference, "tags": tags}
         )

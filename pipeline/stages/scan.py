@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from pipeline.adapters import process
 from pipeline.cache import Inputs
 from pipeline.config import Config
-from pipeline.errors import GateFailed, ToolNotFound
+from pipeline.errors import GateFailed, StageFailed, ToolNotFound
+from pipeline.outputs import BuildOutputs, ScanOutputs, TrivyFsOutputs, TrivyImageOutputs
 from pipeline.stages import _images
-from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare, tool_check
+from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, tool_check
 from pipeline.state import RunState
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ class _TrivyStage(Stage):  # pylint: disable=abstract-method  # a base: the two 
     """What the two scans share: checks, options, the gate and the report lines."""
 
     kind: str = "fs"
-    outputs = declare(findings=int, blocking=int, target=str)
+    outputs: ClassVar[type[ScanOutputs]] = ScanOutputs
     cacheable = True
 
     def inputs(self, config: Config) -> Inputs:
@@ -152,7 +153,7 @@ class _TrivyStage(Stage):  # pylint: disable=abstract-method  # a base: the two 
         }
         if report.sbom_path:
             artifacts["sbom"] = str(report.sbom_path)
-        ctx.record(findings=len(report.findings), blocking=len(blocking), target=target)
+        ctx.record(self.outputs(findings=len(report.findings), blocking=len(blocking), target=target))
         if blocking:
             worst = "; ".join(f.describe() for f in blocking[:5])
             more = f" (+{len(blocking) - 5} more)" if len(blocking) > 5 else ""
@@ -172,6 +173,7 @@ class TrivyFsStage(_TrivyStage):
     name = "trivy-fs"
     description = "Trivy on the source tree (secrets, misconfigurations, dependencies)"
     kind = "fs"
+    outputs = TrivyFsOutputs
 
     def inputs(self, config: Config) -> Inputs:
         base = super().inputs(config)
@@ -199,19 +201,23 @@ class TrivyImageStage(_TrivyStage):
     needs = ("build",)
     description = "Trivy on the built image, plus a CycloneDX SBOM"
     kind = "image"
+    outputs = TrivyImageOutputs
 
     def checks(self, config: Config) -> list[CheckResult]:
         return [*super().checks(config), _images.engine_check(config)]
 
     def missing_input(self, config: Config, state: RunState, selected: set[str]) -> tuple[str, str] | None:
-        if "build" not in selected and not state.output("build", "image_id"):
+        if "build" not in selected and not state.outputs(BuildOutputs):
             return "build", "a built image"
         return None
 
     def run(self, ctx: StageContext) -> StageResult:
         from pipeline.adapters.trivy import scan_image
 
-        image = ctx.read("build", "image")
+        build = ctx.read(BuildOutputs)
+        if build is None:
+            raise StageFailed("no built image to scan", hint="run 'python -m pipeline run --stage build'")
+        image = build.image
         ctx.progress(f"trivy image {image}")
         report = scan_image(
             trivy_path(),

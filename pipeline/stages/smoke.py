@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 
 from pipeline.cache import Inputs
 from pipeline.config import Config
-from pipeline.errors import GateFailed
+from pipeline.errors import GateFailed, StageFailed
+from pipeline.outputs import BuildOutputs, SmokeOutputs, TrainOutputs
 from pipeline.stages import _images
-from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare
+from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult
 from pipeline.state import RunState
 
 SMOKE_LABEL = "io.mlops.smoke"  # the run that started the container
@@ -41,7 +42,7 @@ class SmokeStage(Stage):
     name = "smoke"
     needs = ("build",)
     description = "run the built image, wait for /ready, check a known prediction and the model version"
-    outputs = declare(ready_s=float)
+    outputs = SmokeOutputs
 
     def inputs(self, config: Config) -> Inputs:
         del config
@@ -51,7 +52,7 @@ class SmokeStage(Stage):
         return [_images.engine_check(config), _images.reach_check(config)]
 
     def missing_input(self, config: Config, state: RunState, selected: set[str]) -> tuple[str, str] | None:
-        if "build" not in selected and not state.output("build", "image_id"):
+        if "build" not in selected and not state.outputs(BuildOutputs):
             return "build", "a built image"
         return None
 
@@ -69,8 +70,16 @@ class SmokeStage(Stage):
         from pipeline.adapters.service import ServiceClient
 
         engine = _images.connect(ctx.config)
-        image = ctx.read("build", "image_id")
-        expected_version = ctx.read("build", "model_version") or ctx.read("train", "model_version")
+        build = ctx.read(BuildOutputs)
+        if build is None:
+            raise StageFailed(
+                "no built image to smoke-test", hint="run 'python -m pipeline run --stage build'"
+            )
+        image = build.image_id
+        expected_version = build.model_version
+        if expected_version is None:  # an image built before build recorded its model
+            train = ctx.read(TrainOutputs)
+            expected_version = train.model_version if train else None
         reach = _images.container_reach(ctx.config, engine)
         ctx.log(reach.describe())
         # A port free here is free on the engine's host only when this process runs there.
@@ -111,7 +120,7 @@ class SmokeStage(Stage):
                 ctx.log(f"removed container {name}")
         if failures:
             raise GateFailed("; ".join(failures))
-        ctx.record(ready_s=round(ready_s, 2))
+        ctx.record(SmokeOutputs(ready_s=round(ready_s, 2)))
         return StageResult(
             summary=f"ready in {ready_s:.1f}s, setosa ok, model {expected_version}, non-root, "
             "400 on bad input",

@@ -16,7 +16,8 @@ from pathlib import Path
 from pipeline.cache import Inputs
 from pipeline.config import Config
 from pipeline.errors import GateFailed, StageFailed
-from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, declare, tool_check
+from pipeline.outputs import TestOutputs
+from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, tool_check
 
 _DESELECTED = re.compile(r"(\d+) deselected")
 # pytest's exit codes (pytest.ExitCode) that mean "the suite itself could not run".
@@ -69,7 +70,7 @@ class TestStage(Stage):
     name = "test"
     needs = ("train",)
     description = "pytest (fast suite by default) with JUnit XML and coverage XML"
-    outputs = declare(passed=int, failed=int, skipped=int)
+    outputs = TestOutputs
     cacheable = True
 
     def inputs(self, config: Config) -> Inputs:
@@ -160,7 +161,9 @@ class TestStage(Stage):
             "failed": counts.failures + counts.errors,
             "skipped": counts.skipped,
         }
-        ctx.record(**{k: v for k, v in artifacts.items() if k in ("passed", "failed", "skipped")})
+        ctx.record(
+            TestOutputs(passed=counts.passed, failed=counts.failures + counts.errors, skipped=counts.skipped)
+        )
         if res.returncode != 0 or counts.failures or counts.errors:
             names = ", ".join(failed_tests(junit))
             raise GateFailed(

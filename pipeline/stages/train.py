@@ -18,7 +18,8 @@ from typing import Any
 from pipeline.cache import Inputs
 from pipeline.config import Config
 from pipeline.errors import GateFailed, StageFailed
-from pipeline.stages.base import Stage, StageContext, StageResult, declare
+from pipeline.outputs import TrainOutputs
+from pipeline.stages.base import Stage, StageContext, StageResult
 from pipeline.state import StageRecord
 
 LIBRARIES = ("python", "scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy")
@@ -48,7 +49,7 @@ def metrics_summary(meta: dict[str, Any]) -> str:
 class TrainStage(Stage):
     name = "train"
     description = "train, evaluate and export the model to ONNX; quality and parity gates"
-    outputs = declare(model_version=str, model_dir=str, cv_accuracy_mean=float)
+    outputs = TrainOutputs
     cacheable = True
 
     def inputs(self, config: Config) -> Inputs:
@@ -63,8 +64,9 @@ class TrainStage(Stage):
     def reuse(self, ctx: StageContext, record: StageRecord) -> StageResult | None:
         model_dir = ctx.config.path(ctx.config.train.output_dir)
         current = read_model_metadata(model_dir)
-        if current is None or current.get("model_version") != record.outputs.get("model_version"):
-            ctx.log(f"{model_dir} no longer holds model {record.outputs.get('model_version')}")
+        recorded = record.outputs.get("model_version")
+        if current is None or current.get("model_version") != recorded:
+            ctx.log(f"{model_dir} no longer holds model {recorded}")
             return None
         return super().reuse(ctx, record)
 
@@ -93,9 +95,11 @@ class TrainStage(Stage):
         if meta is None:
             raise StageFailed(f"model_training finished but {model_dir} holds no readable model and metadata")
         ctx.record(
-            model_version=meta["model_version"],
-            model_dir=str(model_dir),
-            cv_accuracy_mean=meta["cv_accuracy_mean"],
+            TrainOutputs(
+                model_version=meta["model_version"],
+                model_dir=str(model_dir),
+                cv_accuracy_mean=meta["cv_accuracy_mean"],
+            )
         )
         return StageResult(summary=metrics_summary(meta), artifacts=self._artifacts(model_dir, meta))
 

@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,8 +18,9 @@ import pytest
 
 from pipeline import cache, config, report, results, runner
 from pipeline.errors import StalePrerequisite
+from pipeline.outputs import Outputs
 from pipeline.stages import BY_NAME
-from pipeline.stages.base import Stage, StageContext, StageResult, declare
+from pipeline.stages.base import Stage, StageContext, StageResult
 from pipeline.state import RunState
 from tests.conftest import ROOT, record_passes, run_cli
 from tests.pipeline.test_runner import Recorder
@@ -33,12 +35,38 @@ def git_repo(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+@dataclass(frozen=True)
+class CountOutputs(Outputs):
+    stage: ClassVar[str] = "count"
+    runs: int
+
+
+@dataclass(frozen=True)
+class AfterOutputs(Outputs):
+    stage: ClassVar[str] = "after"
+    seen: int
+
+
+@dataclass(frozen=True)
+class SneakyOutputs(Outputs):
+    stage: ClassVar[str] = "sneaky"
+    x: int
+
+
+@dataclass(frozen=True)
+class ForeignCountOutputs(Outputs):
+    """Claims to be count's outputs, but is not the class count declares."""
+
+    stage: ClassVar[str] = "count"
+    runs: int
+
+
 class Counting(Stage):
     """Reads ``src/`` and ``lint.paths``, writes a report beside its log, records how often it ran."""
 
     name = "count"
     cacheable = True
-    outputs = declare(runs=int)
+    outputs = CountOutputs
     runs = 0
     fail = False
 
@@ -51,7 +79,7 @@ class Counting(Stage):
         ctx.report_path("-report.txt").write_text(f"run {self.runs}\n", encoding="utf-8")
         if self.fail:
             raise ValueError("broken on purpose")
-        ctx.record(runs=self.runs)
+        ctx.record(CountOutputs(runs=self.runs))
         return StageResult(summary=f"ran {self.runs} times", artifacts={"runs": self.runs})
 
 
@@ -61,14 +89,16 @@ class After(Stage):
     name = "after"
     needs = ("count",)
     cacheable = True
-    outputs = declare(seen=int)
+    outputs = AfterOutputs
 
     def inputs(self, config: config.Config) -> cache.Inputs:
         del config
         return cache.Inputs(upstream=("count.runs",))
 
     def run(self, ctx: StageContext) -> StageResult:
-        ctx.record(seen=ctx.read("count", "runs"))
+        counted = ctx.read(CountOutputs)
+        assert counted is not None
+        ctx.record(AfterOutputs(seen=counted.runs))
         return StageResult(summary="after")
 
 
@@ -202,29 +232,29 @@ def test_a_stale_prerequisite_is_refused_naming_it(repo: Path) -> None:
 class ReadsUndeclared(Stage):
     name = "sneaky"
     needs = ("count",)
-    outputs = declare(x=int)
-    key = "undeclared"
+    outputs = SneakyOutputs
+    reads: ClassVar[type[Outputs]] = ForeignCountOutputs
 
     def run(self, ctx: StageContext) -> StageResult:
-        ctx.read("count", self.key)
+        ctx.read(self.reads)
         return StageResult()
 
 
 class RecordsUndeclared(Stage):
     name = "sneaky"
-    outputs = declare(x=int)
-    value: ClassVar[tuple[str, Any]] = ("y", 1)
+    outputs = SneakyOutputs
+    value: ClassVar[Outputs] = AfterOutputs(seen=1)
 
     def run(self, ctx: StageContext) -> StageResult:
-        ctx.record(**dict([self.value]))
+        ctx.record(self.value)
         return StageResult()
 
 
 @pytest.mark.parametrize(
     "stage, message",
     [
-        (ReadsUndeclared(), "reads 'count.undeclared', which 'count' does not declare"),
-        (RecordsUndeclared(), "records 'y', which it does not declare"),
+        (ReadsUndeclared(), "reads ForeignCountOutputs, but 'count' records CountOutputs"),
+        (RecordsUndeclared(), "records AfterOutputs, but declares"),
     ],
 )
 def test_a_stage_outside_its_contract_fails(repo: Path, stage: Stage, message: str) -> None:
@@ -237,7 +267,7 @@ def test_a_stage_outside_its_contract_fails(repo: Path, stage: Stage, message: s
 def test_a_stage_that_does_not_need_another_cannot_read_it(repo: Path) -> None:
     class Stranger(ReadsUndeclared):
         needs = ()
-        key = "runs"
+        reads = CountOutputs
 
     run(repo, Counting())
     result = run(repo, Stranger())
@@ -246,9 +276,9 @@ def test_a_stage_that_does_not_need_another_cannot_read_it(repo: Path) -> None:
 
 def test_a_wrongly_typed_output_fails(repo: Path) -> None:
     class WrongType(RecordsUndeclared):
-        value = ("x", "not an int")
+        value = SneakyOutputs(x="not an int")  # type: ignore[arg-type]  # what mypy would refuse
 
-    assert "records 'x' as str" in (run(repo, WrongType()).stages[0].error or "")
+    assert "sneaky.x is 'not an int', not int" in (run(repo, WrongType()).stages[0].error or "")
 
 
 # --- the real stages' declarations --------------------------------------------------------------

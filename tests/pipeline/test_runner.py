@@ -7,6 +7,7 @@ them from the nine of the product, which is the point of the stage interface.
 from __future__ import annotations
 
 import _thread
+import dataclasses
 import json
 import threading
 import time
@@ -18,6 +19,7 @@ import pytest
 
 from pipeline import config, report, results, runner
 from pipeline.errors import EnvironmentProblem, GateFailed, MissingPrerequisite, UsageError
+from pipeline.outputs import Outputs
 from pipeline.stages import STAGES
 from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult
 from pipeline.state import RunState
@@ -73,12 +75,18 @@ def make_stage(
                 log.append((name, started, time.monotonic()))
             if fail:
                 raise GateFailed(f"{name} gate refused")
-            ctx.record(**(outputs or {}))
+            ctx.record(_S.outputs(**(outputs or {})))
             return StageResult(summary=f"{name} ok", artifacts={"n": 1})
 
     _S.name = name
     _S.needs = needs
-    _S.outputs = {key: object for key in outputs or {}}
+    _S.outputs = dataclasses.make_dataclass(
+        f"{name.capitalize()}Outputs",
+        [(key, Any) for key in outputs or {}],
+        bases=(Outputs,),
+        frozen=True,
+        namespace={"stage": name},
+    )
     return _S()
 
 
@@ -154,7 +162,8 @@ def test_all_pass_and_state_records_outputs(cfg: config.Config) -> None:
     assert result.status == "passed" and result.exit_code == 0
     assert statuses(result) == dict.fromkeys("abcd", "passed")
     state = RunState.load(cfg.state_file)
-    assert state.output("a", "model_version") == "m1"
+    record = state.record("a")
+    assert record is not None and record.outputs == {"model_version": "m1"}
     assert (cfg.report_dir / "stages" / "a.log").read_text(encoding="utf-8").count("a ran") == 1
 
 

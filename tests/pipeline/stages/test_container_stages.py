@@ -21,6 +21,7 @@ from pipeline import config
 from pipeline.adapters.docker_containers import free_port
 from pipeline.adapters.docker_engine import DockerEngine
 from pipeline.adapters.registry import RegistryClient
+from pipeline.outputs import BuildOutputs
 from pipeline.stages.smoke import CHECKOUT_LABEL, checkout_id
 from tests.conftest import ROOT, record_passes, run_cli
 
@@ -242,9 +243,8 @@ def test_broken_image_fails_smoke_and_local_deploy_rolls_back(project: Project, 
 
 def _state_with_image(root: Path, image_ref: str, image_id: str) -> None:
     """A run state as build, trivy-image and smoke leave it, for an image made by the test."""
-    record_passes(
-        root, build={"image_id": image_id, "image": image_ref, "tags": [image_ref]}, trivy_image={}, smoke={}
-    )
+    build = BuildOutputs(image_id=image_id, tags=[image_ref], image=image_ref, model_version=None, model=None)
+    record_passes(root, build=build.to_json(), trivy_image={}, smoke={})
 
 
 def _built_repo(tmp_path: Path, toml: str, image_ref: str, image_id: str) -> Path:
@@ -445,7 +445,8 @@ def test_engine_not_running_exits_3(make_repo, command: list[str]) -> None:
             "pipeline.toml": "",
         }
     )
-    record_passes(repo, build={"image_id": "sha256:x"})
+    build = BuildOutputs(image_id="sha256:x", tags=["r:t"], image="r:t", model_version=None, model=None)
+    record_passes(repo, build=build.to_json())
     proc = run_cli(command, repo, env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "docker engine" in (proc.stdout + proc.stderr).lower()
