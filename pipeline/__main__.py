@@ -3,10 +3,16 @@
 import os
 import sys
 
+# First of all: the credentials out of this process's environment (/proc/PID/environ), into its memory.
+from pipeline import secret_env
+
+secret_env.reexec_without_secrets()
+
 # Before anything heavy is imported: a SIGTERM in the first half second is an interrupt (exit 130) too.
-from pipeline import interrupts
+from pipeline import interrupts  # noqa: E402  # pylint: disable=wrong-import-position
 
 interrupts.install()
+secret_env.release_signals()
 
 # 130 is pipeline.errors.EXIT_INTERRUPTED, not imported here: an import may be what a signal interrupts.
 _INTERRUPTED = 130

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Optional, TypeVar
 import typer
 
 from pipeline import config as config_mod
-from pipeline import interrupts
+from pipeline import interrupts, secret_env
 from pipeline.errors import EXIT_INTERRUPTED, EXIT_PREREQUISITE, ConfigError, PipelineError, UsageError
 from pipeline.lock import RunLock
 
@@ -98,7 +98,9 @@ def _load_config(
     profile = _one(profiles, "--profile")
     root = find_root()
     _check_profile(root, profile)
-    return config_mod.load(root, profile=profile, overrides=[*(overrides or []), *extra], environ=os.environ)
+    # The environment with the credentials ``python -m pipeline`` took out of it when it started (secret_env).
+    environ = secret_env.environ()
+    return config_mod.load(root, profile=profile, overrides=[*(overrides or []), *extra], environ=environ)
 
 
 def _profile_names(root: Path) -> list[str]:
