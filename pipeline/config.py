@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import references
 from pipeline.errors import ConfigError
 from pipeline.secret_env import CREDENTIAL_NAME, CREDENTIAL_VARIABLES, is_secret_name
 
@@ -636,14 +637,6 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
         raise ConfigError(
             "must be between 0 and 1", key="train.min_cv_accuracy", source=sources["train.min_cv_accuracy"]
         )
-    deploy_image = values["deploy.image"]
-    if deploy_image and "@sha256:" not in deploy_image:
-        raise ConfigError(
-            "must be a digest reference repo@sha256:...",
-            key="deploy.image",
-            source=sources["deploy.image"],
-            hint="a tag can move; deploy what was pushed, by digest",
-        )
     port = values["deploy.local.port"]
     if not 1 <= port <= 65535:
         raise ConfigError(
@@ -651,6 +644,63 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
         )
     if not values["image.repository"]:
         raise ConfigError("must not be empty", key="image.repository", source=sources["image.repository"])
+    _validate_names(values, sources)
+
+
+def _validate_names(values: dict[str, Any], sources: dict[str, str]) -> None:
+    """Every image reference and container name the stages hand to Docker or ECS, against their grammar
+    (``pipeline.references``): a name Docker would refuse, or a shell fragment, stops here (exit 2)."""
+
+    def refuse(key: str, value: str, rule: str, hint: str | None = None) -> ConfigError:
+        return ConfigError(f"{value!r} is not {rule}", key=key, source=sources[key], hint=hint)
+
+    if not references.is_name(values["image.repository"]):
+        raise refuse("image.repository", values["image.repository"], references.NAME_RULE)
+    if values["registry.url"] and not references.is_registry(values["registry.url"]):
+        rule = "a registry HOST[:PORT], optionally /NAMESPACE (no scheme: no https://)"
+        raise refuse("registry.url", values["registry.url"], rule)
+    if not references.is_reference(values["image.base"]):
+        raise refuse("image.base", values["image.base"], references.REFERENCE_RULE)
+    for template in values["image.tags"]:
+        _check_tag_template(template, sources["image.tags"])
+    deploy_image = values["deploy.image"]
+    digest = references.reference_digest(deploy_image) if deploy_image else None
+    if deploy_image and (digest is None or not references.is_sha256_digest(digest)):
+        raise refuse(
+            "deploy.image",
+            deploy_image,
+            "a digest reference NAME@sha256:<64 hex digits>",
+            hint="a tag can move; deploy what was pushed, by digest",
+        )
+    name = values["deploy.local.container_name"]
+    if not references.is_container_name(name):
+        raise refuse("deploy.local.container_name", name, references.CONTAINER_RULE)
+    for key in ("deploy.ecs.container", "deploy.ecs.extra_containers"):
+        value = values[key]
+        for item in value if isinstance(value, tuple) else (value,) if value else ():
+            if not references.is_ecs_container_name(item):
+                raise refuse(key, item, references.ECS_CONTAINER_RULE)
+
+
+# What an image.tags template is filled with to check it: the longest a git sha makes, and a branch.
+_TAG_SAMPLE = {"git_sha": "0" * 40 + "-dirty", "branch": "main"}
+
+
+def _check_tag_template(template: str, source: str) -> None:
+    name, _, condition = template.partition("@")
+    problem = None
+    if condition not in ("", "default-branch"):
+        problem = f"{template!r}: '@{condition}' is not a condition (only '@default-branch')"
+    else:
+        try:
+            tag = name.format(**_TAG_SAMPLE)
+        except (KeyError, IndexError, ValueError):
+            problem = f"{template!r}: only {{git_sha}} and {{branch}} can be filled in"
+        else:
+            if not references.is_tag(tag):
+                problem = f"{template!r} does not make {references.TAG_RULE}"
+    if problem:
+        raise ConfigError(problem, key="image.tags", source=source)
 
 
 def redacted(config: Config) -> list[tuple[str, Any, str]]:
