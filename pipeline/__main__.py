@@ -12,7 +12,6 @@ secret_env.reexec_without_secrets()
 from pipeline import interrupts  # noqa: E402  # pylint: disable=wrong-import-position
 
 interrupts.install()
-secret_env.release_signals()
 
 # 130 is pipeline.errors.EXIT_INTERRUPTED, not imported here: an import may be what a signal interrupts.
 _INTERRUPTED = 130
@@ -32,6 +31,7 @@ def _leave(code: int) -> None:
 
 
 try:
+    secret_env.release_signals()  # a signal that came during the start-again is an interrupt from here on
     from pipeline.cli import main
 
     main()

@@ -270,12 +270,18 @@ def _wait_until_it_catches(pid: int, signum: int, timeout_s: float = 30) -> None
     raise AssertionError(f"process {pid} installed no handler for signal {signum} in {timeout_s} s")
 
 
+@pytest.mark.parametrize(
+    "secret", [{}, {"REGISTRY_PASSWORD": "hunter2-secret"}], ids=["plain", "started-again"]
+)
 @pytest.mark.parametrize("after_s", [0.0, 0.35])
-def test_sigterm_before_any_stage_started_exits_130(make_repo, after_s: float) -> None:
+def test_sigterm_before_any_stage_started_exits_130(
+    make_repo, after_s: float, secret: dict[str, str]
+) -> None:
     """Jenkins may abort a build whose pipeline is still starting: that is an interrupt (130) too, not
     Python's default death by signal (143 in the shell). The signal comes ``after_s`` after the process
     can first catch it (while it imports, reads the config, plans). The run itself lasts (its one test
-    sleeps), so that the signal can never come after it ended on a fast machine."""
+    sleeps), so that the signal can never come after it ended on a fast machine. With a credential in its
+    environment the pipeline starts itself again first (pipeline.secret_env), signals blocked across it."""
     repo = make_repo(
         {
             "pipeline.toml": FIXTURE_TOML,
@@ -286,7 +292,7 @@ def test_sigterm_before_any_stage_started_exits_130(make_repo, after_s: float) -
     proc = subprocess.Popen(  # pylint: disable=consider-using-with  # signalled, then communicate()
         [sys.executable, "-m", "pipeline", "run", "--stage", "test"],
         cwd=repo,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "CI": "1"},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "CI": "1", **secret},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
