@@ -1,8 +1,9 @@
 """The command line: parses, prints, and maps the exception tree to exit codes (SPEC §3).
 
-This is the only module that reads the process environment (handing it to ``config.load``) and the
-only one that decides exit codes. Heavy libraries (docker, boto3, scikit-learn) are imported by the
-stages that use them, when they run, so ``--help`` stays fast.
+This is the only module that reads the process environment (handing it to ``config.load``, with the
+credentials ``pipeline.secret_env`` took out of it at start) and the only one that decides exit codes.
+Heavy libraries (docker, boto3, scikit-learn) are imported by the stages that use them, when they run, so
+``--help`` stays fast.
 """
 
 from __future__ import annotations
