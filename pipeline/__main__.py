@@ -3,8 +3,13 @@
 import os
 import sys
 
+# First of all: the credentials out of this process's environment (/proc/PID/environ), into its memory.
+from pipeline import secret_env
+
+secret_env.reexec_without_secrets()
+
 # Before anything heavy is imported: a SIGTERM in the first half second is an interrupt (exit 130) too.
-from pipeline import interrupts
+from pipeline import interrupts  # noqa: E402  # pylint: disable=wrong-import-position
 
 interrupts.install()
 
@@ -26,6 +31,7 @@ def _leave(code: int) -> None:
 
 
 try:
+    secret_env.release_signals()  # a signal that came during the start-again is an interrupt from here on
     from pipeline.cli import main
 
     main()

@@ -1,8 +1,9 @@
 """The command line: parses, prints, and maps the exception tree to exit codes (README, "Exit codes").
 
-This is the only module that reads the process environment (handing it to ``config.load``) and the
-only one that decides exit codes. Heavy libraries (docker, boto3, scikit-learn) are imported by the
-stages that use them, when they run, so ``--help`` stays fast.
+This is the only module that reads the process environment (handing it to ``config.load``, with the
+credentials ``pipeline.secret_env`` took out of it at start) and the only one that decides exit codes.
+Heavy libraries (docker, boto3, scikit-learn) are imported by the stages that use them, when they run, so
+``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Annotated, Any, Optional, ParamSpec, TypeVar
 import typer
 
 from pipeline import config as config_mod
-from pipeline import interrupts
+from pipeline import interrupts, secret_env
 from pipeline.errors import EXIT_INTERRUPTED, EXIT_PREREQUISITE, ConfigError, PipelineError, UsageError
 from pipeline.lock import RunLock
 
@@ -100,7 +101,9 @@ def _load_config(
     profile = _one(profiles, "--profile")
     root = find_root()
     _check_profile(root, profile)
-    return config_mod.load(root, profile=profile, overrides=[*(overrides or []), *extra], environ=os.environ)
+    # The environment with the credentials ``python -m pipeline`` took out of it when it started (secret_env).
+    environ = secret_env.environ()
+    return config_mod.load(root, profile=profile, overrides=[*(overrides or []), *extra], environ=environ)
 
 
 def _profile_names(root: Path) -> list[str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -20,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import references
 from pipeline.errors import ConfigError
+from pipeline.secret_env import CREDENTIAL_NAME, CREDENTIAL_VARIABLES, is_secret_name
 
 SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 DEFAULT_PROFILE = "local"
@@ -201,9 +202,18 @@ class Secrets:
 
     registry_username: str = ""
     registry_password: str = ""
+    # AWS's standard credential variables, for boto3: ``python -m pipeline`` takes them out of its own
+    # environment (pipeline.secret_env), where boto3's chain would look for them.
+    aws: tuple[tuple[str, str], ...] = ()
 
     def __repr__(self) -> str:  # keep secrets out of tracebacks and debug prints
         return f"Secrets(registry_username={self.registry_username!r}, registry_password=<redacted>)"
+
+    def boto3_credentials(self) -> dict[str, str]:
+        """Keyword arguments of ``boto3.session.Session``: the AWS key pair (and session token) when both
+        halves of the pair are set, else nothing (boto3's own chain: profile, container or instance role)."""
+        given = dict(self.aws)
+        return given if "aws_access_key_id" in given and "aws_secret_access_key" in given else {}
 
 
 @dataclass(frozen=True)
@@ -311,23 +321,17 @@ ENV_ALIASES: dict[str, str] = {
 # The remote of Jenkins' git plugin: GIT_BRANCH is "origin/main" for branch main.
 REMOTE_PREFIX = "origin/"
 
+# boto3's keyword for each of AWS's credential variables (AWS_SECURITY_TOKEN: the older name of the last).
+AWS_ENV = {
+    "aws_access_key_id": ("AWS_ACCESS_KEY_ID",),
+    "aws_secret_access_key": ("AWS_SECRET_ACCESS_KEY",),
+    "aws_session_token": ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"),
+}
 # Checked in this order: the first variable present wins (REGISTRY_* before DOCKERHUB_*).
 SECRET_ENV = {
     "registry_username": ("REGISTRY_USERNAME", "DOCKERHUB_USERNAME"),
     "registry_password": ("REGISTRY_PASSWORD", "DOCKERHUB_TOKEN"),
 }
-
-
-# Never handed to a tool the pipeline runs: the registry secrets and AWS's standard credential variables.
-CREDENTIAL_VARIABLES = frozenset(
-    [
-        *(name for names in SECRET_ENV.values() for name in names),
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_SECURITY_TOKEN",
-    ]
-)
 
 
 # What the tools the pipeline runs (linters, pytest, Trivy, hadolint) get of this process's environment: an
@@ -342,7 +346,6 @@ TOOL_ENV_NAMES = frozenset(
     PYTHONIOENCODING PYTEST_ADDOPTS""".split()
 )
 TOOL_ENV_PREFIXES = ("LC_", "XDG_", "TRIVY_", "PIP_", "COVERAGE_", "HYPOTHESIS_", "MYPY_", "RUFF_", "BLACK_")
-_CREDENTIAL_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE|_KEY(_|$)|AUTH", re.I)
 
 
 def tool_environment(environ: Mapping[str, str]) -> dict[str, str]:
@@ -352,7 +355,7 @@ def tool_environment(environ: Mapping[str, str]) -> dict[str, str]:
         for name, value in environ.items()
         if (name in TOOL_ENV_NAMES or name.startswith(TOOL_ENV_PREFIXES))
         and name not in CREDENTIAL_VARIABLES
-        and not _CREDENTIAL_NAME.search(name)
+        and not CREDENTIAL_NAME.search(name)
     }
 
 
@@ -538,7 +541,14 @@ def load(
         **{
             name: next((environ[var] for var in names if environ.get(var)), "")
             for name, names in SECRET_ENV.items()
-        }
+        },
+        aws=tuple(
+            (name, value)
+            for name, value in (
+                (n, next((environ[v] for v in vs if environ.get(v)), "")) for n, vs in AWS_ENV.items()
+            )
+            if value
+        ),
     )
     sections: Config = _build(Config, values, "")
     return dataclasses.replace(
@@ -549,9 +559,18 @@ def load(
         secrets=secrets,
         docker_host=environ.get("DOCKER_HOST", ""),
         tool_environ=tool_environment(environ),
-        secret_values=tuple(
-            value for name, value in environ.items() if name in CREDENTIAL_VARIABLES and len(value) >= 4
-        ),
+        secret_values=secret_values(environ),
+    )
+
+
+def secret_values(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The values the scrubber takes out of logs and reports: those of every credential variable
+    (``secret_env.is_secret_name``), from 4 characters (shorter would scrub common words), and from 8 for
+    a name that only looks like a credential (``TOKENIZERS_PARALLELISM=false`` is not one)."""
+    return tuple(
+        value
+        for name, value in environ.items()
+        if is_secret_name(name) and len(value) >= (4 if name in CREDENTIAL_VARIABLES else 8)
     )
 
 
@@ -618,14 +637,6 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
         raise ConfigError(
             "must be between 0 and 1", key="train.min_cv_accuracy", source=sources["train.min_cv_accuracy"]
         )
-    deploy_image = values["deploy.image"]
-    if deploy_image and "@sha256:" not in deploy_image:
-        raise ConfigError(
-            "must be a digest reference repo@sha256:...",
-            key="deploy.image",
-            source=sources["deploy.image"],
-            hint="a tag can move; deploy what was pushed, by digest",
-        )
     port = values["deploy.local.port"]
     if not 1 <= port <= 65535:
         raise ConfigError(
@@ -633,6 +644,63 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
         )
     if not values["image.repository"]:
         raise ConfigError("must not be empty", key="image.repository", source=sources["image.repository"])
+    _validate_names(values, sources)
+
+
+def _validate_names(values: dict[str, Any], sources: dict[str, str]) -> None:
+    """Every image reference and container name the stages hand to Docker or ECS, against their grammar
+    (``pipeline.references``): a name Docker would refuse, or a shell fragment, stops here (exit 2)."""
+
+    def refuse(key: str, value: str, rule: str, hint: str | None = None) -> ConfigError:
+        return ConfigError(f"{value!r} is not {rule}", key=key, source=sources[key], hint=hint)
+
+    if not references.is_name(values["image.repository"]):
+        raise refuse("image.repository", values["image.repository"], references.NAME_RULE)
+    if values["registry.url"] and not references.is_registry(values["registry.url"]):
+        rule = "a registry HOST[:PORT], optionally /NAMESPACE (no scheme: no https://)"
+        raise refuse("registry.url", values["registry.url"], rule)
+    if not references.is_reference(values["image.base"]):
+        raise refuse("image.base", values["image.base"], references.REFERENCE_RULE)
+    for template in values["image.tags"]:
+        _check_tag_template(template, sources["image.tags"])
+    deploy_image = values["deploy.image"]
+    digest = references.reference_digest(deploy_image) if deploy_image else None
+    if deploy_image and (digest is None or not references.is_sha256_digest(digest)):
+        raise refuse(
+            "deploy.image",
+            deploy_image,
+            "a digest reference NAME@sha256:<64 hex digits>",
+            hint="a tag can move; deploy what was pushed, by digest",
+        )
+    name = values["deploy.local.container_name"]
+    if not references.is_container_name(name):
+        raise refuse("deploy.local.container_name", name, references.CONTAINER_RULE)
+    for key in ("deploy.ecs.container", "deploy.ecs.extra_containers"):
+        value = values[key]
+        for item in value if isinstance(value, tuple) else (value,) if value else ():
+            if not references.is_ecs_container_name(item):
+                raise refuse(key, item, references.ECS_CONTAINER_RULE)
+
+
+# What an image.tags template is filled with to check it: the longest a git sha makes, and a branch.
+_TAG_SAMPLE = {"git_sha": "0" * 40 + "-dirty", "branch": "main"}
+
+
+def _check_tag_template(template: str, source: str) -> None:
+    name, _, condition = template.partition("@")
+    problem = None
+    if condition not in ("", "default-branch"):
+        problem = f"{template!r}: '@{condition}' is not a condition (only '@default-branch')"
+    else:
+        try:
+            tag = name.format(**_TAG_SAMPLE)
+        except (KeyError, IndexError, ValueError):
+            problem = f"{template!r}: only {{git_sha}} and {{branch}} can be filled in"
+        else:
+            if not references.is_tag(tag):
+                problem = f"{template!r} does not make {references.TAG_RULE}"
+    if problem:
+        raise ConfigError(problem, key="image.tags", source=source)
 
 
 def redacted(config: Config) -> list[tuple[str, Any, str]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import secrets
+import sys
 import threading
 import time
 import traceback
@@ -451,6 +452,7 @@ class Runner:
         item.ctx.log(f"# {run.status} in {run.duration_s:.1f} s")
         with contextlib.suppress(OSError):  # a full disk: the stage's log_error says so already
             item.log_file.close()
+        self._scrub_reports(item)
         good = run.status.ok
         record = StageRecord(
             run.status,
@@ -466,6 +468,18 @@ class Runner:
         if run.status == Status.PASSED and item.stage.cacheable and record.key:
             self.store.save(run.name, record.key, self.config.stage_reports)
         self.reporter.stage_finished(run)
+
+    def _scrub_reports(self, item: _Running) -> None:
+        """The secrets out of every file the stage left in the stage reports folder (its tools' JUnit,
+        coverage, SARIF and JSON reports as much as its log), before the cache keeps a copy."""
+        scrubber = item.ctx.scrub.in_files()
+        for path in cache.stage_files(self.config.stage_reports, item.stage.name):
+            try:
+                scrubber.file(path)
+            except OSError as exc:  # a full disk: the report cannot stay as it is
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                sys.stderr.write(f"pipeline: {path} removed: it could not be scrubbed of secrets: {exc}\n")
 
     def _interrupt(self, running: dict[str, _Running]) -> None:
         for item in running.values():

@@ -27,8 +27,9 @@ def parse_host(registry_url: str) -> tuple[str, str] | None:
 
 
 @functools.lru_cache(maxsize=8)
-def login(registry_url: str) -> tuple[str, str]:
-    """``(username, password)`` for docker and the registry API, from ECR's GetAuthorizationToken."""
+def login(registry_url: str, credentials: tuple[tuple[str, str], ...] = ()) -> tuple[str, str]:
+    """``(username, password)`` for docker and the registry API, from ECR's GetAuthorizationToken;
+    ``credentials`` are ``boto3.session.Session``'s keywords (none: boto3's own chain)."""
     parsed = parse_host(registry_url)
     if parsed is None:
         raise ValueError(f"{registry_url} is not an ECR registry")
@@ -36,7 +37,7 @@ def login(registry_url: str) -> tuple[str, str]:
     import boto3
 
     with aws_call("ECR", "GetAuthorizationToken"):
-        client = boto3.session.Session(region_name=region).client("ecr")
+        client = boto3.session.Session(region_name=region, **dict(credentials)).client("ecr")
         answer = client.get_authorization_token(registryIds=[account])
     try:
         token = answer["authorizationData"][0]["authorizationToken"]

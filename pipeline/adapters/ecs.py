@@ -15,6 +15,7 @@ was released is reported (``TaskDefinition.unknown``) instead of silently left o
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from pipeline.adapters.aws import CREDENTIALS_HINT, aws_call
@@ -33,16 +34,24 @@ __all__ = ["CREDENTIALS_HINT", "EcsClient"]
 class EcsClient:
     """One ECS service in one cluster, behind the calls the deploy stage makes."""
 
-    def __init__(
-        self, *, cluster: str, service: str, region: str, endpoint_url: str = "", boto_client: Any = None
+    def __init__(  # pylint: disable=too-many-arguments
+        self,
+        *,
+        cluster: str,
+        service: str,
+        region: str,
+        endpoint_url: str = "",
+        boto_client: Any = None,
+        credentials: Mapping[str, str] | None = None,
     ) -> None:
-        """``boto_client`` replaces the boto3 ECS client (tests hand in one wrapped in a botocore Stubber)."""
+        """``boto_client`` replaces the boto3 ECS client (tests hand in one wrapped in a botocore Stubber);
+        ``credentials`` are ``boto3.session.Session``'s keywords (none: boto3's own chain)."""
         import boto3
         from botocore.config import Config as BotoConfig
 
         self.cluster = cluster
         self.service = service
-        self._session = boto3.session.Session(region_name=region or None)
+        self._session = boto3.session.Session(region_name=region or None, **(credentials or {}))
         self._endpoint_url = endpoint_url or None
         self._boto_config = BotoConfig(
             connect_timeout=5,

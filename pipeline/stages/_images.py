@@ -127,7 +127,7 @@ def credentials(config: Config) -> tuple[str, str] | None:
     if config.secrets.registry_username:
         return config.secrets.registry_username, config.secrets.registry_password
     if is_ecr(config):
-        return ecr.login(config.registry.url)
+        return ecr.login(config.registry.url, tuple(config.secrets.boto3_credentials().items()))
     return None
 
 

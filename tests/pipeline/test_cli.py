@@ -270,12 +270,18 @@ def _wait_until_it_catches(pid: int, signum: int, timeout_s: float = 30) -> None
     raise AssertionError(f"process {pid} installed no handler for signal {signum} in {timeout_s} s")
 
 
+@pytest.mark.parametrize(
+    "secret", [{}, {"REGISTRY_PASSWORD": "hunter2-secret"}], ids=["plain", "started-again"]
+)
 @pytest.mark.parametrize("after_s", [0.0, 0.35])
-def test_sigterm_before_any_stage_started_exits_130(make_repo, after_s: float) -> None:
+def test_sigterm_before_any_stage_started_exits_130(
+    make_repo, after_s: float, secret: dict[str, str]
+) -> None:
     """Jenkins may abort a build whose pipeline is still starting: that is an interrupt (130) too, not
     Python's default death by signal (143 in the shell). The signal comes ``after_s`` after the process
     can first catch it (while it imports, reads the config, plans). The run itself lasts (its one test
-    sleeps), so that the signal can never come after it ended on a fast machine."""
+    sleeps), so that the signal can never come after it ended on a fast machine. With a credential in its
+    environment the pipeline starts itself again first (pipeline.secret_env), signals blocked across it."""
     repo = make_repo(
         {
             "pipeline.toml": FIXTURE_TOML,
@@ -286,7 +292,7 @@ def test_sigterm_before_any_stage_started_exits_130(make_repo, after_s: float) -
     proc = subprocess.Popen(  # pylint: disable=consider-using-with  # signalled, then communicate()
         [sys.executable, "-m", "pipeline", "run", "--stage", "test"],
         cwd=repo,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "CI": "1"},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "CI": "1", **secret},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -537,3 +543,37 @@ def test_history_skips_torn_lines_and_keeps_the_last_runs(tmp_path: Path) -> Non
     assert len(entries) == history.KEEP
     assert entries[0].run_id == f"run-{history.KEEP + 4:03d}" and entries[0].duration_s == 12.0
     assert entries[-1].run_id == "run-005"
+
+
+# Names the stages hand to Docker or ECS, each one Docker (or ECS) would refuse, or a shell fragment.
+BAD_NAMES = [
+    ("image.repository=$(touch pwned);A", "image.repository", "not a repository name as Docker reads it"),
+    ("image.repository=Team/Iris", "image.repository", "not a repository name as Docker reads it"),
+    ("registry.url=https://registry.example", "registry.url", "no scheme"),
+    ("image.base=python:3.11 slim", "image.base", "not an image reference"),
+    ("image.tags=latest,{commit}", "image.tags", "only {git_sha} and {branch}"),
+    ("image.tags=v1;touch pwned", "image.tags", "does not make a tag"),
+    ("deploy.image=$(touch pwned)@sha256:" + "a" * 64, "deploy.image", "not a digest reference"),
+    ("deploy.image=iris@sha256:abc", "deploy.image", "not a digest reference"),
+    ("deploy.local.container_name=x;touch pwned", "deploy.local.container_name", "not a container name"),
+    ("deploy.local.container_name=-iris", "deploy.local.container_name", "not a container name"),
+    ("deploy.ecs.container=web app", "deploy.ecs.container", "not an ECS container name"),
+    (
+        "deploy.ecs.extra_containers=worker,mig.rate",
+        "deploy.ecs.extra_containers",
+        "not an ECS container name",
+    ),
+]
+
+
+@pytest.mark.parametrize(("assignment", "key", "why"), BAD_NAMES, ids=[b[0].split("=")[0] for b in BAD_NAMES])
+def test_a_bad_image_reference_or_container_name_exits_2_before_any_stage(
+    make_repo, assignment: str, key: str, why: str
+) -> None:
+    repo = make_repo({"pipeline.toml": FIXTURE_TOML})
+    proc = run_cli(["run", "--stage", "lint", "--set", assignment], repo)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    first = proc.stderr.splitlines()[0]
+    assert first.startswith("error: ") and key in first and why in first, proc.stderr
+    assert not (repo / "reports" / "stages" / "lint.log").exists(), "no stage may run"
+    assert not (repo / "pwned").exists()

@@ -77,7 +77,11 @@ UNKNOWN_FIELDS_HINT = (
 def client(config: Config) -> EcsClient:
     ecs = config.deploy.ecs
     return EcsClient(
-        cluster=ecs.cluster, service=ecs.service, region=ecs.region, endpoint_url=ecs.endpoint_url
+        cluster=ecs.cluster,
+        service=ecs.service,
+        region=ecs.region,
+        endpoint_url=ecs.endpoint_url,
+        credentials=config.secrets.boto3_credentials(),
     )
 
 
