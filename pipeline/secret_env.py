@@ -41,7 +41,9 @@ CREDENTIAL_VARIABLES = frozenset(
     )
 )
 CREDENTIAL_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE|_KEY(_|$)|AUTH", re.I)
-_NOT_SECRET = re.compile(r"_(FILE|PATH|DIR|SOCK)$|^XAUTHORITY$", re.I)
+# Paths and addresses are not secrets: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI / _FULL_URI (an ECS task
+# role's or EKS Pod Identity's credential endpoint) stay where botocore's ContainerProvider looks for them.
+_NOT_SECRET = re.compile(r"_(FILE|PATH|DIR|SOCK|URI)$|^XAUTHORITY$", re.I)
 # The variable that tells the started-again program which descriptor holds its credentials.
 FD_VARIABLE = "PIPELINE_SECRETS_FD"
 # A pipe holds 64 KiB on Linux before a write blocks (pipe(7)); 16 KiB is safe everywhere.
@@ -115,6 +117,14 @@ def _take_over(fd_text: str) -> None:
         return  # not ours (a variable set by hand): nothing to take
     if isinstance(data, dict):
         _HELD.update({str(k): str(v) for k, v in data.items()})
+    # botocore reads its environment-based credentials from os.environ in this process, not only from the
+    # client's arguments: AWS_CONTAINER_AUTHORIZATION_TOKEN (ContainerProvider, botocore 1.44
+    # credentials.py), AWS_SESSION_TOKEN, AWS_PROFILE's keys. Setting them here changes this process's C
+    # environ, not the block /proc/PID/environ shows (fixed at execve), and the tools the stages run get
+    # config.tool_environment's allowlist, which names no credential.
+    for name, value in _HELD.items():
+        if name.startswith("AWS_"):
+            os.environ[name] = value
 
 
 def release_signals() -> None:
