@@ -103,7 +103,11 @@ def _load_config(
     _check_profile(root, profile)
     # The environment with the credentials ``python -m pipeline`` took out of it when it started (secret_env).
     environ = secret_env.environ()
-    return config_mod.load(root, profile=profile, overrides=[*(overrides or []), *extra], environ=environ)
+    cfg = config_mod.load(root, profile=profile, overrides=[*(overrides or []), *extra], environ=environ)
+    from pipeline.stages.targets import target_class  # the one list of deploy targets
+
+    target_class(cfg)  # a deploy.target it does not name: exit 2 now, whatever the command
+    return cfg
 
 
 def _profile_names(root: Path) -> list[str]:

@@ -598,7 +598,8 @@ def _choice(values: dict[str, Any], sources: dict[str, str], key: str, allowed: 
 
 def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
     """Checks of range and choice that a type alone cannot say."""
-    _choice(values, sources, "deploy.target", ("local", "ecs"))
+    # deploy.target: the names of pipeline.stages.targets.TARGETS, checked there (target_class) when a
+    # command loads the config: that dict is the one list of targets.
     _choice(values, sources, "deploy.ecs.mode", ("rolling",))
     _choice(values, sources, "docker.reach", ("auto", "host", "network"))
     _choice(values, sources, "trivy.severity", SEVERITIES)

@@ -177,7 +177,9 @@ class PushOutputs(Outputs):
 
 @dataclass(frozen=True)
 class DeployOutputs(Outputs):
-    """Where the release went (the target's kind and identity), what ran before, and how to reach it."""
+    """Where the release went (the target's kind and identity), what ran before, and how to reach it.
+    ``ref`` and ``previous_ref``: the target's own names of the release and of what ran before (``ecs``: the
+    task definition ARNs; ``local``: the container's name, and none before it)."""
 
     stage: ClassVar[str] = "deploy"
     target: str
@@ -186,8 +188,8 @@ class DeployOutputs(Outputs):
     previous: str | None
     ready_s: float
     url: str | None
-    task_definition: str | None
-    previous_task_definition: str | None
+    ref: str | None
+    previous_ref: str | None
 
 
 def short_image_id(image_id: str) -> str:

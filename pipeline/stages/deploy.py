@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from pipeline.adapters.ecs_model import short_name
 from pipeline.config import Config
 from pipeline.errors import StageFailed
 from pipeline.outputs import DeployOutputs, PushOutputs
@@ -62,7 +61,6 @@ class DeployStage(Stage):
         if not done.unchanged:
             releases = ctx.state.releases(identity)
             ctx.state.set_releases(identity, [*releases, release.to_state()])
-        ecs = kind.name == "ecs"
         ctx.record(
             DeployOutputs(
                 target=kind.name,
@@ -71,17 +69,12 @@ class DeployStage(Stage):
                 previous=release.previous,
                 ready_s=round(done.seconds, 1),
                 url=done.url or None,
-                task_definition=release.ref if ecs else None,
-                previous_task_definition=release.previous_ref if ecs else None,
+                ref=release.ref or None,
+                previous_ref=release.previous_ref or None,
             )
         )
-        if ecs:
-            where = f"{config.deploy.ecs.cluster}/{config.deploy.ecs.service}"
-            what = "already live on" if done.unchanged else f"live as {short_name(release.ref)} on"
-        else:
-            where, what = done.url.removeprefix("http://"), "live on"
         return StageResult(
-            summary=f"{image} {what} {where} (ready after {done.seconds:.1f} s)",
+            summary=f"{image} {done.where} (ready after {done.seconds:.1f} s)",
             artifacts={"image": image, "previous": release.previous, "identity": identity},
         )
 

@@ -77,7 +77,6 @@ def test_aws_aliases_and_lists(tmp_path: Path) -> None:
         ("[pipeline]\njobs = 'two'\n", [], "pipeline.jobs"),
         ("[trivy]\nignore_unfixed = 'yes'\n", [], "trivy.ignore_unfixed"),
         ("[lint]\npaths = 'pipeline'\n", [], "lint.paths"),
-        ("[deploy]\ntarget = 'heroku'\n", [], "deploy.target"),
         ("[deploy]\nimage = 'repo:latest'\n", [], "deploy.image"),
         ("", ["pipeline.jobs=-1"], "pipeline.jobs"),
         ("", ["deploy.local.port=99999"], "deploy.local.port"),

@@ -72,6 +72,8 @@ class Deployed:
     seconds: float
     unchanged: bool = False
     url: str = ""
+    # Where the release is live, for the summary: "live as iris:7 on prod/iris", "live on 127.0.0.1:8000".
+    where: str = ""
 
 
 @dataclass(frozen=True)

@@ -346,7 +346,8 @@ class EcsTarget(DeployTarget):
         before = current.image(self.settings.container)
         release = Release(image, before, previous, previous, run_id, utcnow())
         if all(current.image(name) == image for name in containers(self.config)):
-            return Deployed(release, self._same_image(service, image), unchanged=True)
+            where = f"already live on {self.settings.cluster}/{self.settings.service}"
+            return Deployed(release, self._same_image(service, image), unchanged=True, where=where)
         if current.unknown:
             raise StageFailed(
                 f"{short_name(previous)} has fields this botocore does not know, which a copy would lose: "
@@ -376,7 +377,8 @@ class EcsTarget(DeployTarget):
         except (PutBackByEcs, Replaced, Paused) as failure:
             raise failure from None
         self._clean_up(service, new, recorded)
-        return Deployed(release, seconds)
+        where = f"live as {short_name(new)} on {self.settings.cluster}/{self.settings.service}"
+        return Deployed(release, seconds, where=where)
 
     def _same_image(self, service: Service, image: str) -> float:
         """The service already runs ``image``: nothing is registered. With

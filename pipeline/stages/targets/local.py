@@ -168,7 +168,8 @@ class LocalTarget(DeployTarget):
         release = Release(
             image=image, previous=previous, ref=self.local.container_name, run_id=run_id, deployed_at=utcnow()
         )
-        return Deployed(release, seconds, url=f"http://127.0.0.1:{self.local.port}")
+        where = f"127.0.0.1:{self.local.port}"
+        return Deployed(release, seconds, url=f"http://{where}", where=f"live on {where}")
 
     def roll_back(self, releases: list[Release]) -> RolledBack:
         name = self.local.container_name

@@ -162,8 +162,8 @@ def test_deploy_registers_a_revision_with_the_digest_and_updates_the_service(
     assert definition["containerDefinitions"][0]["environment"] == [{"name": "SERVER_WORKERS", "value": "2"}]
     state = project.state()
     outputs = state["stages"]["deploy"]["outputs"]
-    assert outputs["task_definition"] == new
-    assert outputs["previous_task_definition"] == project.first
+    assert outputs["ref"] == new
+    assert outputs["previous_ref"] == project.first
     assert [(r["image"], r["previous"], r["previous_ref"]) for r in project.releases()] == [
         (DIGEST_B, DIGEST_A, project.first)
     ]
