@@ -45,29 +45,92 @@ GENERATED_DIRS = (
 
 
 @dataclass(frozen=True)
+class Rule:
+    """What a value must be beyond its type, kept on the field itself (``dataclasses.field`` metadata):
+    one of ``choices`` (each item, for a list), at least ``low`` (above it when ``above``), at most ``high``.
+    ``_validate`` applies the rule of every leaf of the schema; there is no list of keys beside it."""
+
+    choices: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    above: bool = False
+    meaning: str = ""  # what the bounds mean, for the message ("0: one per CPU core")
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` breaks the rule, or None."""
+        items = value if isinstance(value, tuple) else (value,)
+        if self.choices:
+            wrong = [item for item in items if item not in self.choices]
+            return f"{wrong[0]!r} is not one of {', '.join(self.choices)}" if wrong else None
+        if self.low is not None and (value <= self.low if self.above else value < self.low):
+            return self._range()
+        if self.high is not None and value > self.high:
+            return self._range()
+        return None
+
+    def _range(self) -> str:
+        if self.above:
+            text = f"must be greater than {self.low:g}"
+        elif self.high is None:
+            text = f"must be {self.low:g} or more"
+        else:
+            text = f"must be between {self.low:g} and {self.high:g}"
+        return f"{text} ({self.meaning})" if self.meaning else text
+
+
+def ruled(default: Any, rule: Rule) -> Any:
+    """A config field with its rule: ``port: int = ruled(8000, Rule(low=1, high=65535))``."""
+    return field(default=default, metadata={"rule": rule})
+
+
+def seconds(default: float) -> Any:
+    """A duration in seconds: greater than 0."""
+    return ruled(default, Rule(low=0, above=True))
+
+
+def one_of(default: Any, *choices: str) -> Any:
+    return ruled(default, Rule(choices=choices))
+
+
+def fraction(default: float) -> Any:
+    return ruled(default, Rule(low=0, high=1))
+
+
+def count(default: int, meaning: str) -> Any:
+    """A whole number, 0 or more, where 0 means ``meaning``."""
+    return ruled(default, Rule(low=0, meaning=meaning))
+
+
+@dataclass(frozen=True)
 class PipelineSection:
     report_dir: str = "reports"
     state_dir: str = ".pipeline"
-    jobs: int = 0  # stages at once; 0: one per CPU core
+    jobs: int = count(0, "0: one per CPU core")  # stages at once
     keep_going: bool = False
+
+
+OTHER_STAGE_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True)
 class TimeoutsSection:
     """Seconds each stage may run before it is stopped and failed."""
 
-    lint: float = 600
-    train: float = 600
-    test: float = 1200
-    trivy_fs: float = 600
-    build: float = 1800
-    trivy_image: float = 900
-    smoke: float = 300
-    push: float = 900
-    deploy: float = 1200
+    lint: float = seconds(600)
+    train: float = seconds(600)
+    test: float = seconds(1200)
+    trivy_fs: float = seconds(600)
+    build: float = seconds(1800)
+    trivy_image: float = seconds(900)
+    smoke: float = seconds(300)
+    push: float = seconds(900)
+    deploy: float = seconds(1200)
 
     def for_stage(self, stage: str) -> float:
-        return float(getattr(self, stage.replace("-", "_"), 600))
+        """The timeout of ``stage``. Every stage of the registry has its field here (``test_config`` holds
+        the fields against ``pipeline.stages.ORDER``); a stage outside the registry (a test's own) gets
+        :data:`OTHER_STAGE_TIMEOUT_S`."""
+        return float(getattr(self, stage.replace("-", "_"), OTHER_STAGE_TIMEOUT_S))
 
 
 @dataclass(frozen=True)
@@ -76,11 +139,11 @@ class LintSection:
     # pylint infers types through every import (about 1 s per 1,000 lines): it runs on the shipped code.
     # The other linters run on all of ``paths``; a test's own run is the deeper check of test code.
     pylint_paths: tuple[str, ...] = ("pipeline", "app", "model_training", "benchmarks")
-    pylint_fail_under: float = 9.5
-    linter: str = "ruff"
+    pylint_fail_under: float = ruled(9.5, Rule(low=0, high=10))
+    linter: str = one_of("ruff", "ruff", "flake8")
     black: bool = True
     mypy_paths: tuple[str, ...] = ("pipeline", "app")  # type-checked by mypy (config in pyproject.toml)
-    hadolint_failure_threshold: str = "warning"
+    hadolint_failure_threshold: str = one_of("warning", "error", "warning", "info", "style")
     dockerfiles: tuple[str, ...] = ()
     exclude: tuple[str, ...] = (*GENERATED_DIRS, "tests/fixtures")
 
@@ -88,7 +151,7 @@ class LintSection:
 @dataclass(frozen=True)
 class TrainSection:
     output_dir: str = "model"
-    min_cv_accuracy: float = 0.90
+    min_cv_accuracy: float = fraction(0.90)
     inputs: tuple[str, ...] = ("model_training",)
 
 
@@ -97,8 +160,8 @@ class PromotionSection:
     """The promotion gate before ``build``: the candidate model against the one the deploy target runs."""
 
     gate: bool = True
-    tolerance: float = 0.01  # how much lower a metric may be than the champion's
-    max_changed_fraction: float = 1.0  # of the fixed evaluation set's answers; 1.0: reported, not gated
+    tolerance: float = fraction(0.01)  # how much lower a metric may be than the champion's
+    max_changed_fraction: float = fraction(1.0)  # of the fixed evaluation set's answers; 1.0: not gated
 
 
 @dataclass(frozen=True)
@@ -106,7 +169,7 @@ class TestSection:
     paths: tuple[str, ...] = ("tests",)
     markers: str = "not integration"
     coverage: tuple[str, ...] = ("pipeline", "app", "model_training")
-    workers: int = 0  # pytest-xdist processes; 0: one per CPU core, 1: no xdist
+    workers: int = count(0, "0: one per CPU core")  # pytest-xdist processes; 1: no xdist
     extra_args: tuple[str, ...] = ()
 
 
@@ -129,21 +192,23 @@ class ImageSection:
 class DockerSection:
     """How the pipeline reaches the containers it starts (``adapters/reach.py``)."""
 
-    reach: str = "auto"
+    reach: str = one_of("auto", "auto", "host", "network")
     network: str = ""
 
 
 @dataclass(frozen=True)
 class RegistrySection:
     url: str = "localhost:5000"
-    timeout_s: float = 30
+    timeout_s: float = seconds(30)
     push_retries: int = 3
 
 
 @dataclass(frozen=True)
 class TrivySection:
-    scanners: tuple[str, ...] = ("vuln", "secret", "misconfig")
-    severity: str = "HIGH"
+    scanners: tuple[str, ...] = one_of(
+        ("vuln", "secret", "misconfig"), "vuln", "secret", "misconfig", "license"
+    )
+    severity: str = one_of("HIGH", *SEVERITIES)
     ignore_unfixed: bool = False
     ignore_file: str = ".trivyignore"
     cache_dir: str = ""
@@ -155,15 +220,15 @@ class TrivySection:
 
 @dataclass(frozen=True)
 class SmokeSection:
-    ready_timeout_s: float = 60
+    ready_timeout_s: float = seconds(60)
     expected_label: str = "setosa"
 
 
 @dataclass(frozen=True)
 class LocalDeploySection:
     container_name: str = "iris-classifier"
-    port: int = 8000
-    ready_timeout_s: float = 60
+    port: int = ruled(8000, Rule(low=1, high=65535, meaning="a TCP port"))
+    ready_timeout_s: float = seconds(60)
 
 
 @dataclass(frozen=True)
@@ -173,16 +238,15 @@ class EcsDeploySection:
     container: str = "iris-classifier"
     region: str = ""
     endpoint_url: str = ""
-    timeout_s: float = 540
-    poll_interval_s: float = 10
+    timeout_s: float = seconds(540)
+    poll_interval_s: float = seconds(10)
     rollback: bool = True
-    rollback_timeout_s: float = 300
-    mode: str = "rolling"
+    rollback_timeout_s: float = seconds(300)
     allow_zero_desired: bool = False
     verify_url: str = ""
-    verify_timeout_s: float = 300
+    verify_timeout_s: float = seconds(300)
     force_new_deployment: bool = False
-    keep_revisions: int = 0
+    keep_revisions: int = count(0, "0: keep every revision")
     # Other containers of the task definition that run the same image (a worker, a migration step).
     extra_containers: tuple[str, ...] = ()
     fail_fast: bool = True
@@ -281,6 +345,7 @@ class Leaf:
     key: str
     type: Any
     default: Any
+    rule: Rule | None = None
 
 
 def _default(f: dataclasses.Field[Any]) -> Any:
@@ -302,7 +367,7 @@ def _leaves(cls: type, prefix: str = "") -> dict[str, Leaf]:
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             out.update(_leaves(hint, key + "."))
         else:
-            out[key] = Leaf(key, hint, _default(f))
+            out[key] = Leaf(key, hint, _default(f), f.metadata.get("rule"))
     return out
 
 
@@ -435,7 +500,16 @@ def _flatten(table: Mapping[str, Any], source: str, prefix: str = "") -> dict[st
     return out
 
 
+# Keys that were settings once, and why they are gone: a config that still sets one is told, not ignored.
+REMOVED = {
+    "deploy.ecs.mode": "no longer a setting (it was never read): the ECS service's own deployment "
+    "configuration decides the strategy (README, 'Deploying to ECS'); delete the line",
+}
+
+
 def _unknown(key: str, source: str) -> ConfigError:
+    if key in REMOVED:
+        return ConfigError(REMOVED[key], key=key, source=source)
     close = [k for k in SCHEMA if k.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]]
     hint = f"did you mean {close[0]}?" if close else "see 'python -m pipeline config' for the valid keys"
     return ConfigError("unknown key", key=key, source=source, hint=hint)
@@ -588,61 +662,14 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
     return cls(**kwargs)
 
 
-def _choice(values: dict[str, Any], sources: dict[str, str], key: str, allowed: tuple[str, ...]) -> None:
-    value = values[key]
-    items = value if isinstance(value, tuple) else (value,)
-    for item in items:
-        if item not in allowed:
-            raise ConfigError(f"{item!r} is not one of {', '.join(allowed)}", key=key, source=sources[key])
-
-
 def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
-    """Checks of range and choice that a type alone cannot say."""
-    # deploy.target: the names of pipeline.stages.targets.TARGETS, checked there (target_class) when a
-    # command loads the config: that dict is the one list of targets.
-    _choice(values, sources, "deploy.ecs.mode", ("rolling",))
-    _choice(values, sources, "docker.reach", ("auto", "host", "network"))
-    _choice(values, sources, "trivy.severity", SEVERITIES)
-    _choice(values, sources, "trivy.scanners", ("vuln", "secret", "misconfig", "license"))
-    _choice(values, sources, "lint.linter", ("ruff", "flake8"))
-    _choice(values, sources, "lint.hadolint_failure_threshold", ("error", "warning", "info", "style"))
-    if values["pipeline.jobs"] < 0:
-        raise ConfigError(
-            "must be 0 (one per CPU core) or more", key="pipeline.jobs", source=sources["pipeline.jobs"]
-        )
-    if values["deploy.ecs.keep_revisions"] < 0:
-        raise ConfigError(
-            "must be 0 (keep every revision) or more",
-            key="deploy.ecs.keep_revisions",
-            source=sources["deploy.ecs.keep_revisions"],
-        )
-    if values["test.workers"] < 0:
-        raise ConfigError(
-            "must be 0 (one per CPU core) or more", key="test.workers", source=sources["test.workers"]
-        )
+    """Each leaf's :class:`Rule` (choices, ranges), then the names and references (``pipeline.references``).
+    ``deploy.target``: the names of ``pipeline.stages.targets.TARGETS``, checked there when a command loads
+    the config (``target_class``): that dict is the one list of targets."""
     for key, leaf in SCHEMA.items():
-        if (
-            leaf.type is float
-            and (key.startswith("timeouts.") or key.endswith(("timeout_s", "interval_s")))
-            and values[key] <= 0
-        ):
-            raise ConfigError("must be greater than 0", key=key, source=sources[key])
-    if not 0 <= values["lint.pylint_fail_under"] <= 10:
-        raise ConfigError(
-            "must be between 0 and 10", key="lint.pylint_fail_under", source=sources["lint.pylint_fail_under"]
-        )
-    for key in ("promotion.tolerance", "promotion.max_changed_fraction"):
-        if not 0 <= values[key] <= 1:
-            raise ConfigError("must be between 0 and 1", key=key, source=sources[key])
-    if not 0 <= values["train.min_cv_accuracy"] <= 1:
-        raise ConfigError(
-            "must be between 0 and 1", key="train.min_cv_accuracy", source=sources["train.min_cv_accuracy"]
-        )
-    port = values["deploy.local.port"]
-    if not 1 <= port <= 65535:
-        raise ConfigError(
-            "must be a TCP port (1-65535)", key="deploy.local.port", source=sources["deploy.local.port"]
-        )
+        problem = leaf.rule.problem(values[key]) if leaf.rule else None
+        if problem:
+            raise ConfigError(problem, key=key, source=sources[key])
     if not values["image.repository"]:
         raise ConfigError("must not be empty", key="image.repository", source=sources["image.repository"])
     _validate_names(values, sources)

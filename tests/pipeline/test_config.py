@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,38 @@ def test_tools_get_an_allowlisted_environment_without_anything_that_looks_like_a
         "LC_ALL": "C.UTF-8",
         "TRIVY_CACHE_DIR": "/cache",
     }
+
+
+def test_every_stage_has_a_timeout_and_no_other_name_does() -> None:
+    """``timeouts`` is keyed by the stage registry: a stage without a field there would be a bug."""
+    from pipeline.stages import ORDER
+
+    fields = {f.name for f in dataclasses.fields(config.TimeoutsSection)}
+    assert fields == {name.replace("-", "_") for name in ORDER}
+    assert config.TimeoutsSection().for_stage("trivy-image") == 900
+
+
+def test_a_removed_key_says_why_it_is_gone(tmp_path: Path) -> None:
+    root = _write(tmp_path, '[deploy.ecs]\nmode = "rolling"\n')
+    with pytest.raises(ConfigError) as caught:
+        config.load(root, environ={})
+    assert "deploy.ecs.mode" in caught.value.message and "never read" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("override", "said"),
+    [
+        ("pipeline.jobs=-1", "must be 0 or more (0: one per CPU core)"),
+        ("deploy.local.port=0", "must be between 1 and 65535 (a TCP port)"),
+        ("timeouts.lint=0", "must be greater than 0"),
+        ("deploy.ecs.poll_interval_s=-2", "must be greater than 0"),
+        ("promotion.tolerance=1.5", "must be between 0 and 1"),
+        ("trivy.scanners=vuln,malware", "'malware' is not one of vuln, secret, misconfig, license"),
+        ("docker.reach=carrier-pigeon", "'carrier-pigeon' is not one of auto, host, network"),
+    ],
+)
+def test_each_fields_rule_is_on_the_field(tmp_path: Path, override: str, said: str) -> None:
+    root = _write(tmp_path, "")
+    with pytest.raises(ConfigError) as caught:
+        config.load(root, overrides=[override], environ={})
+    assert said in caught.value.message and override.split("=", maxsplit=1)[0] in caught.value.message
