@@ -80,7 +80,8 @@ class Rule:
 
 def ruled(default: Any, rule: Rule) -> Any:
     """A config field with its rule: ``port: int = ruled(8000, Rule(low=1, high=65535))``."""
-    return field(default=default, metadata={"rule": rule})
+    # Called in the class bodies below, as dataclasses' own helpers are: pylint cannot see that.
+    return field(default=default, metadata={"rule": rule})  # pylint: disable=invalid-field-call
 
 
 def seconds(default: float) -> Any:
