@@ -2,7 +2,7 @@
 
 Linux shows each process's environment *as it was started* in ``/proc/PID/environ``, readable by any process
 of the same user: ``del os.environ[...]`` (``unsetenv``) changes the C ``environ`` but not that block. So
-a test the pipeline runs, though it gets only the tool allowlist (``config.tool_environment``), could still
+a test the pipeline runs, though it gets only the tool allowlist (``tool_env.tool_environment``), could still
 read ``REGISTRY_PASSWORD`` from its parent's ``/proc/PPID/environ``. Hence :func:`reexec_without_secrets`,
 the first thing ``python -m pipeline`` does: when its environment holds a credential, it starts itself
 again (``execve``: same process, same arguments) with an environment without them, and hands them over
@@ -121,7 +121,7 @@ def _take_over(fd_text: str) -> None:
     # client's arguments: AWS_CONTAINER_AUTHORIZATION_TOKEN (ContainerProvider, botocore 1.44
     # credentials.py), AWS_SESSION_TOKEN, AWS_PROFILE's keys. Setting them here changes this process's C
     # environ, not the block /proc/PID/environ shows (fixed at execve), and the tools the stages run get
-    # config.tool_environment's allowlist, which names no credential.
+    # tool_env.tool_environment's allowlist, which names no credential.
     for name, value in _HELD.items():
         if name.startswith("AWS_"):
             os.environ[name] = value

@@ -1,0 +1,47 @@
+"""Configuration: the schema (:mod:`pipeline.config.schema`) and its loading (:mod:`pipeline.config.loading`),
+parsed and validated once per command. What the rest of the pipeline uses of it is named here."""
+
+from pipeline.config.loading import SECRET_ENV, coerce, load, parse_assignment, parse_text, redacted
+from pipeline.config.schema import (
+    CONFIG_FILE,
+    DEFAULT_PROFILE,
+    GENERATED_DIRS,
+    OTHER_STAGE_TIMEOUT_S,
+    SCHEMA,
+    SECTIONS,
+    SEVERITIES,
+    Config,
+    DeploySection,
+    EcsDeploySection,
+    Leaf,
+    LocalDeploySection,
+    PromotionSection,
+    Rule,
+    Secrets,
+    TimeoutsSection,
+)
+
+__all__ = [
+    "CONFIG_FILE",
+    "DEFAULT_PROFILE",
+    "GENERATED_DIRS",
+    "OTHER_STAGE_TIMEOUT_S",
+    "SCHEMA",
+    "SECRET_ENV",
+    "SECTIONS",
+    "SEVERITIES",
+    "Config",
+    "DeploySection",
+    "EcsDeploySection",
+    "Leaf",
+    "LocalDeploySection",
+    "PromotionSection",
+    "Rule",
+    "Secrets",
+    "TimeoutsSection",
+    "coerce",
+    "load",
+    "parse_assignment",
+    "parse_text",
+    "redacted",
+]
