@@ -1,7 +1,7 @@
 """The grammar of the names the configuration hands to Docker and ECS: image references, tags, containers.
 
-Checked when the configuration is read (``config.loading._validate``: exit 2 before any stage), so that a name Docker
-would refuse, or one that is not a name at all (``$(touch x);A``), never reaches a stage.
+Checked when the configuration is read (``config.loading._validate``: exit 2 before any stage), so that a
+name Docker would refuse, or one that is not a name at all (``$(touch x);A``), never reaches a stage.
 
 - Image references: distribution/reference, the grammar Docker itself parses references with (github.com/
   distribution/reference ``regexp.go`` and the grammar in ``reference.go``, at 0965666, 2026-04-18):

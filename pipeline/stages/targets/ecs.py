@@ -183,7 +183,9 @@ class EcsTarget(DeployTarget):
                 f"(deploy.ecs.rollback_timeout_s = {ecs.rollback_timeout_s:g} s)",
                 key="timeouts.deploy",
                 source=config.sources.get("timeouts.deploy"),
-                hint="raise timeouts.deploy above deploy.ecs.timeout_s + deploy.ecs.rollback_timeout_s",
+                hint=f"raise timeouts.deploy to at least {ecs.rollback_timeout_s + 2 * _MARGIN_S:g} "
+                f"(deploy.ecs.rollback_timeout_s + {2 * _MARGIN_S:g} s); a rolling rollout waits for what is "
+                "left, up to deploy.ecs.timeout_s",
             )
 
     @classmethod

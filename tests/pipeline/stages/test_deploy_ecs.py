@@ -311,6 +311,17 @@ def test_an_empty_cluster_setting_is_a_configuration_error(tmp_path: Path) -> No
     assert "deploy.ecs.cluster (from --set): is empty but deploy.target is 'ecs'" in result.stderr
 
 
+def test_a_deploy_timeout_without_room_for_the_rollback_says_the_least_that_works(tmp_path: Path) -> None:
+    (tmp_path / "pipeline.toml").write_text((ROOT / "pipeline.toml").read_text(encoding="utf-8"), "utf-8")
+    sets = ["--set", "timeouts.deploy=100", "--set", "deploy.ecs.rollback_timeout_s=300"]
+
+    result = run_cli(["run", "--stage", "deploy", "--profile", "aws", *sets, "--set", DEPLOY_B], tmp_path)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "leaves no room for a rollback's wait" in result.stderr
+    assert "raise timeouts.deploy to at least 310 (deploy.ecs.rollback_timeout_s + 10 s)" in result.stderr
+
+
 def test_ctrl_c_while_ecs_rolls_out_exits_130_and_says_ecs_goes_on(
     tmp_path: Path, stuck_server: MotoServer
 ) -> None:
