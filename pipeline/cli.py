@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional, ParamSpec, TypeVar
@@ -20,7 +19,7 @@ import typer
 
 from pipeline import config as config_mod
 from pipeline import interrupts, secret_env
-from pipeline.errors import EXIT_INTERRUPTED, EXIT_PREREQUISITE, ConfigError, PipelineError, UsageError
+from pipeline.errors import EXIT_INTERRUPTED, EXIT_PREREQUISITE, PipelineError, UsageError
 from pipeline.lock import RunLock
 
 app = typer.Typer(
@@ -100,7 +99,6 @@ def _load_config(
 ) -> config_mod.Config:
     profile = _one(profiles, "--profile")
     root = find_root()
-    _check_profile(root, profile)
     # The environment with the credentials ``python -m pipeline`` took out of it when it started (secret_env).
     environ = secret_env.environ()
     cfg = config_mod.load(root, profile=profile, overrides=[*(overrides or []), *extra], environ=environ)
@@ -108,36 +106,6 @@ def _load_config(
 
     target_class(cfg)  # a deploy.target it does not name: exit 2 now, whatever the command
     return cfg
-
-
-def _profile_names(root: Path) -> list[str]:
-    """The profiles a message can offer: the default and those of pipeline.toml, when it is readable."""
-    try:
-        document = tomllib.loads((root / config_mod.CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        document = {}
-    profiles = document.get("profiles")
-    names = list(profiles) if isinstance(profiles, dict) else []
-    return names if config_mod.DEFAULT_PROFILE in names else [config_mod.DEFAULT_PROFILE, *names]
-
-
-def _check_profile(root: Path, profile: str | None) -> None:
-    """Refuse (exit 2) an empty or blank ``--profile``, or ``$PIPELINE_PROFILE`` when it is the one read.
-
-    Empty is what a CI system passes when it lost the value (Jenkins leaves parameters out of the
-    environment on a job's first build): taking it as "the default profile" would run the wrong one.
-    """
-    if profile is not None:
-        what, fix = "--profile is empty", "or leave the option out"
-        value = profile
-    elif "PIPELINE_PROFILE" in os.environ:
-        what, fix = "PIPELINE_PROFILE is set but empty", "or unset the variable"
-        value = os.environ["PIPELINE_PROFILE"]
-    else:
-        return
-    if not value.strip():
-        names = ", ".join(_profile_names(root))
-        raise ConfigError(f"{what}: name a profile of {config_mod.CONFIG_FILE} ({names}), {fix}")
 
 
 def _selected_stages(values: list[str] | None) -> str:

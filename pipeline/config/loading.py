@@ -179,6 +179,29 @@ def parse_assignment(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _refuse_empty_profile(
+    profile: str | None, environ: Mapping[str, str], profiles: Mapping[str, Any]
+) -> None:
+    """Refuse (exit 2) an empty or blank ``--profile``, or ``$PIPELINE_PROFILE`` when it is the one read.
+
+    Empty is what a CI system passes when it lost the value (Jenkins leaves parameters out of the
+    environment on a job's first build): taking it as "the default profile" would run the wrong one.
+    """
+    if profile is not None:
+        what, fix, value = "--profile is empty", "or leave the option out", profile
+    elif "PIPELINE_PROFILE" in environ:
+        what, fix, value = (
+            "PIPELINE_PROFILE is set but empty",
+            "or unset the variable",
+            environ["PIPELINE_PROFILE"],
+        )
+    else:
+        return
+    if not value.strip():
+        names = list(profiles) if DEFAULT_PROFILE in profiles else [DEFAULT_PROFILE, *profiles]
+        raise ConfigError(f"{what}: name a profile of {CONFIG_FILE} ({', '.join(names)}), {fix}")
+
+
 def load(
     root: Path,
     *,
@@ -199,6 +222,7 @@ def load(
         raise ConfigError("must be a table of profiles", key="profiles", source=str(path.name))
     _apply(values, sources, _flatten(document, path.name), path.name)
 
+    _refuse_empty_profile(profile, environ, profiles)
     profile = profile or environ.get("PIPELINE_PROFILE") or DEFAULT_PROFILE
     if profile not in profiles and profile != DEFAULT_PROFILE:
         known = ", ".join(sorted(profiles)) or "none"
