@@ -24,8 +24,8 @@ from pipeline.lock import RunLock
 
 app = typer.Typer(
     name="pipeline",
-    help="CI/CD for the Iris ML service: lint, train, test, trivy-fs, build, trivy-image, smoke, push, "
-    "deploy.",
+    help="CI/CD for the Iris ML service: lint, train, promotion, test, trivy-fs, build, trivy-image, smoke, "
+    "push, deploy.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -329,7 +329,7 @@ def list_stages() -> None:
     width = max(len(s.name) for s in STAGES)
     for s in STAGES:
         needs = ",".join(s.needs) or "-"
-        typer.echo(f"{s.name:<{width}}  needs {needs:<22} {s.description}")
+        typer.echo(f"{s.name:<{width}}  needs {needs:<26} {s.description}")
 
 
 @app.command()

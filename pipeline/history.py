@@ -38,6 +38,7 @@ class RunEntry:
     stages: dict[str, str]
     model_version: str | None = None
     cv_accuracy: float | None = None
+    promotion: str | None = None  # the promotion stage's verdict line, when it ran in this run
     image: str | None = None
     deployed_to: str | None = None
 
@@ -66,6 +67,7 @@ class RunEntry:
             stages={str(k): str(v) for k, v in stages.items()} if isinstance(stages, dict) else {},
             model_version=optional("model_version"),
             cv_accuracy=float(accuracy) if isinstance(accuracy, (int, float)) else None,
+            promotion=optional("promotion"),
             image=optional("image"),
             deployed_to=optional("deployed_to"),
         )
@@ -94,6 +96,7 @@ def entry_for(result: RunResult, state: RunState) -> RunEntry:
         stages={run.name: str(run.status) for run in result.stages},
         model_version=facts.model_version,
         cv_accuracy=facts.cv_accuracy,
+        promotion=facts.promotion,
         image=facts.image,
         deployed_to=facts.deployed_to,
     )

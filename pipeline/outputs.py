@@ -113,6 +113,24 @@ class TrainOutputs(Outputs):
 
 
 @dataclass(frozen=True)
+class PromotionOutputs(Outputs):
+    """The promotion gate's verdict on the candidate against the champion the deploy target runs.
+
+    ``verdict``: ``passed`` (not worse), ``first`` (no champion to compare with), ``waived``
+    (``promotion.gate = false``); a candidate that is worse fails the stage and records nothing.
+    ``changed``/``compared``: answers changed on the fixed evaluation set, when both models recorded them."""
+
+    stage: ClassVar[str] = "promotion"
+    verdict: str
+    candidate: str | None
+    champion: str | None
+    identity: str
+    changed: int | None
+    compared: int | None
+    line: str
+
+
+@dataclass(frozen=True)
 class TestOutputs(Outputs):
     stage: ClassVar[str] = "test"
     passed: int
@@ -150,11 +168,6 @@ class BuildOutputs(Outputs):
     image: str
     model_version: str | None
     model: dict[str, Any] | None
-
-    @property
-    def short_id(self) -> str:
-        """The image id's first 12 hex digits, as ``docker images`` shows it."""
-        return short_image_id(self.image_id)
 
 
 @dataclass(frozen=True)
@@ -203,6 +216,7 @@ class RunFacts:
 
     model_version: str | None = None
     cv_accuracy: float | None = None
+    promotion: str | None = None
     image_id: str | None = None
     tags: tuple[str, ...] = ()
     image: str | None = None
@@ -213,12 +227,14 @@ class RunFacts:
 def run_facts(state: RunState, run_id: str) -> RunFacts:
     """The model, image and deployment that run ``run_id`` made: for ``history`` and ``index.html``."""
     train = state.outputs_of_run(run_id, TrainOutputs)
+    promotion = state.outputs_of_run(run_id, PromotionOutputs)
     build = state.outputs_of_run(run_id, BuildOutputs)
     push = state.outputs_of_run(run_id, PushOutputs)
     deploy = state.outputs_of_run(run_id, DeployOutputs)
     return RunFacts(
         model_version=(train.model_version if train else None) or (build.model_version if build else None),
         cv_accuracy=train.cv_accuracy_mean if train else None,
+        promotion=promotion.line if promotion else None,
         image_id=build.image_id if build else None,
         tags=tuple((push.tags if push else None) or (build.tags if build else None) or ()),
         image=push.image if push else None,

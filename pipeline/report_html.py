@@ -210,11 +210,11 @@ def _model(config: Config, stages: list[StageRun]) -> str:
         f"<tr><th>{escape(k)}</th><td>{escape(f'{v:.4f}' if isinstance(v, float) else str(v))}</td></tr>"
         for k, v in metrics
     )
-    build = next((run for run in stages if run.name == "build"), None)
+    gate = next((run for run in stages if run.name == "promotion"), None)
     promotion = ""
-    if build is not None and "promotion" in (build.summary or build.error or ""):
-        text = build.error if build.status == Status.FAILED and build.error else build.summary
-        promotion = f'<p id="promotion">{escape(text.split("; ", 1)[-1] if text else "")}</p>'
+    if gate is not None and (gate.summary or gate.error):
+        text = gate.error if gate.status == Status.FAILED and gate.error else gate.summary
+        promotion = f'<p id="promotion">{escape(text or "")}</p>'
     matrix, classes = meta.get("confusion_matrix"), meta.get("classes")
     heat = (
         _heat_map(matrix, [str(c) for c in classes])

@@ -7,7 +7,7 @@
 # What waits for what, so that a fresh machine is ready as soon as it can be (each step says how long it took):
 # - the virtualenv (uv: CPU) is made while apt installs the engine (network and disk);
 # - the base image (debootstrap: about 100 s of network and disk) is made while the stages that need no
-#   image (lint, train, test, trivy-fs) run; then the whole pipeline runs, and those four come from its
+#   image (lint, train, promotion, test, trivy-fs) run; then the whole pipeline runs, and those five come from its
 #   cache. With extra arguments there is one run, after the base image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,8 +63,8 @@ if (($# == 0)); then
     step=$SECONDS
     echo "run-local: running the stages that need no image while the base image is made (log: .testbed/base-image.log)"
     status=0
-    .venv/bin/python -m pipeline run --profile local --stage lint,train,test,trivy-fs || status=$?
-    took "lint, train, test, trivy-fs (exit $status)" "$step"
+    .venv/bin/python -m pipeline run --profile local --stage lint,train,promotion,test,trivy-fs || status=$?
+    took "lint, train, promotion, test, trivy-fs (exit $status)" "$step"
     ((status == 0)) || exit "$status"
 fi
 

@@ -55,7 +55,18 @@ os.environ.update(HERMETIC)
 pytest_plugins = ("tests.support.realtools", "tests.support.browser")
 
 # The stages of the README's "Stages", in order: what `list`, the registry and the reports must agree on.
-README_STAGES = ("lint", "train", "test", "trivy-fs", "build", "trivy-image", "smoke", "push", "deploy")
+README_STAGES = (
+    "lint",
+    "train",
+    "promotion",
+    "test",
+    "trivy-fs",
+    "build",
+    "trivy-image",
+    "smoke",
+    "push",
+    "deploy",
+)
 
 
 @pytest.fixture(scope="session")
@@ -178,7 +189,7 @@ def record_passes(repo: Path, **stages: dict) -> None:
     from pipeline.stages import BY_NAME, ORDER
     from pipeline.state import RunState, StageRecord
 
-    cfg = config_mod.load(repo, environ={})
+    cfg = config_mod.load(repo, environ=dict(os.environ))  # the hermetic settings the run will see
     state = RunState.load(cfg.state_file)
     named = {name.replace("_", "-"): outputs for name, outputs in stages.items()}
     for name, outputs in named.items():

@@ -110,6 +110,7 @@ class TimeoutsSection:
 
     lint: float = seconds(600)
     train: float = seconds(600)
+    promotion: float = seconds(300)
     test: float = seconds(1200)
     trivy_fs: float = seconds(600)
     build: float = seconds(1800)

@@ -1,4 +1,4 @@
-"""The stage registry: the nine stages of the README's "Stages", in their order.
+"""The stage registry: the ten stages of the README's "Stages", in their order.
 
 The runner, ``list``, ``doctor`` and ``--dry-run`` all read this one list. Stage modules import their
 adapters (docker-py, boto3) only inside ``run``, so importing the registry stays cheap.
@@ -10,6 +10,7 @@ from pipeline.stages.base import Stage
 from pipeline.stages.build import BuildStage
 from pipeline.stages.deploy import DeployStage
 from pipeline.stages.lint import LintStage
+from pipeline.stages.promotion import PromotionStage
 from pipeline.stages.push import PushStage
 from pipeline.stages.scan import TrivyFsStage, TrivyImageStage
 from pipeline.stages.smoke import SmokeStage
@@ -19,6 +20,7 @@ from pipeline.stages.train import TrainStage
 STAGES: tuple[Stage, ...] = (
     LintStage(),
     TrainStage(),
+    PromotionStage(),
     TestStage(),
     TrivyFsStage(),
     BuildStage(),

@@ -7,8 +7,7 @@ CV accuracy may be at most ``promotion.tolerance`` below the champion's; on the 
 row of the dataset) the gate also counts how many answers change, and fails when more than
 ``promotion.max_changed_fraction`` of them do. No champion yet (a first deploy, or a release deployed by
 ``deploy.image`` whose model is not known) passes and says so; ``promotion.gate = false`` waives the gate and
-the stage's summary says it was waived. ``build`` runs the gate before it builds, and again when its image is
-reused from the cache: the champion may have changed since the image was built.
+the stage's summary says it was waived. The ``promotion`` stage (:mod:`pipeline.stages.promotion`) runs it.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from typing import Any
 
 from pipeline.config import Config, PromotionSection
 from pipeline.errors import GateFailed, ServiceBusy, StageFailed
+from pipeline.outputs import PromotionOutputs
 from pipeline.state import RunState
 
 METRICS = (
@@ -57,6 +57,8 @@ class Verdict:
     table: list[str]
     line: str
     failures: list[str]
+    changed: int | None = None  # answers changed on the fixed evaluation set, of
+    compared: int | None = None  # this many, when both models recorded them
 
 
 def _number(value: Any) -> float | None:
@@ -110,6 +112,7 @@ def compare(candidate: dict[str, Any], champion: dict[str, Any], settings: Promo
         table.append(f"{label:<22}{old:>10.4f}{new:>11.4f}  {'WORSE' if worse else 'ok'}")
         if worse:
             failures.append(f"{label} {new:.4f} < {old:.4f} - {settings.tolerance:g}")
+    changed: int | None = None
     changed_text = "answers changed: not compared (not recorded)"
     changed_summary = "changed answers not compared"
     old_answers, new_answers = champion.get(PREDICTIONS), candidate.get(PREDICTIONS)
@@ -140,7 +143,8 @@ def compare(candidate: dict[str, Any], champion: dict[str, Any], settings: Promo
         + (f" (hold-out accuracy {accuracy:.3f})" if accuracy is not None else "")
         + f"; {changed_summary}"
     )
-    return Verdict(table, line, failures)
+    compared_answers = len(new_answers) if changed is not None and isinstance(new_answers, list) else None
+    return Verdict(table, line, failures, changed, compared_answers)
 
 
 def champion_of(config: Config, state: RunState, log: Any) -> tuple[str, dict[str, Any] | None]:
@@ -180,8 +184,9 @@ def _ask_live(url: str, log: Any) -> dict[str, Any] | None:
     return model_summary(answer.body)
 
 
-def gate(config: Config, state: RunState, log: Any) -> str:
-    """Run the gate; the line for the stage's summary. :class:`GateFailed` when the candidate is worse."""
+def gate(config: Config, state: RunState, log: Any) -> PromotionOutputs:
+    """Run the gate; its verdict (``line``: the stage's summary). :class:`GateFailed` when the candidate is
+    worse, or cannot be trusted."""
     identity, champion = champion_of(config, state, log)
     candidate = read_candidate(config)
     if champion is not None and candidate is None:
@@ -201,7 +206,8 @@ def gate(config: Config, state: RunState, log: Any) -> str:
             )
         line = f"promotion: no champion on {identity} yet (first deploy, or its model is not known): passes"
         log(line)
-        return line
+        version = candidate.get("model_version") if candidate else None
+        return PromotionOutputs("first", _text(version), None, identity, None, None, line)
     verdict = compare(candidate, champion, config.promotion)
     log(
         f"promotion gate: candidate {candidate.get('model_version')} against champion "
@@ -209,14 +215,19 @@ def gate(config: Config, state: RunState, log: Any) -> str:
     )
     for row in verdict.table:
         log(f"  {row}")
+    facts = (_text(candidate.get("model_version")), _text(champion.get("model_version")), identity)
     if not config.promotion.gate:
         line = f"promotion gate waived (promotion.gate=false): {verdict.line}"
         log(line)
-        return line
+        return PromotionOutputs("waived", *facts, verdict.changed, verdict.compared, line)
     if verdict.failures:
         raise GateFailed(
             f"promotion gate: model {candidate.get('model_version')} is worse than the champion "
             f"{champion.get('model_version')} deployed on {identity}: " + "; ".join(verdict.failures),
             hint="see the table in the build log; to ship it anyway for one run: --set promotion.gate=false",
         )
-    return f"promotion: {verdict.line}"
+    return PromotionOutputs("passed", *facts, verdict.changed, verdict.compared, f"promotion: {verdict.line}")
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value is not None else None

@@ -200,7 +200,7 @@ class StageContext:
 
 
 class Stage:
-    """Base class of the nine stages; subclasses set the class attributes and implement ``run``."""
+    """Base class of the stages; subclasses set the class attributes and implement ``run``."""
 
     name: ClassVar[str]
     needs: ClassVar[tuple[str, ...]] = ()

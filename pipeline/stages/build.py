@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.adapters import git
 from pipeline.cache import Inputs
 from pipeline.config import Config
-from pipeline.errors import GateFailed, StageFailed, ToolFailed
+from pipeline.errors import ToolFailed
 from pipeline.outputs import BuildOutputs, OutputsError, short_image_id
 from pipeline.results import Status
 from pipeline.stages import _images, _promotion
 from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult
-from pipeline.stages.train import MODEL_FILE, read_model_metadata
+from pipeline.stages.train import model_missing, read_model_metadata
 from pipeline.state import RunState, StageRecord
 
 
@@ -53,7 +52,7 @@ def context_hash(context: Path, dockerfile: str, buildargs: dict[str, str]) -> s
 
 class BuildStage(Stage):
     name = "build"
-    needs = ("lint", "test", "trivy-fs")
+    needs = ("lint", "promotion", "test", "trivy-fs")
     description = "docker-py build of the service image; tags from config, OCI labels"
     outputs = BuildOutputs
     cacheable = True
@@ -64,7 +63,6 @@ class BuildStage(Stage):
         return Inputs(config=("image.context", "image.dockerfile"), extra={"docker-context": digest})
 
     def reuse(self, ctx: StageContext, record: StageRecord) -> StageResult | None:
-        promotion = _promotion.gate(ctx.config, ctx.state, ctx.log)  # the champion may be new since
         engine = _images.connect(ctx.config)
         try:
             earlier = BuildOutputs.from_json(record.outputs)
@@ -82,7 +80,7 @@ class BuildStage(Stage):
         self._record(ctx, image_id, tags, earlier.model_version)
         return StageResult(
             status=Status.CACHED,
-            summary=f"{short_image_id(image_id)} (unchanged) {', '.join(tags)}; {promotion}",
+            summary=f"{short_image_id(image_id)} (unchanged) {', '.join(tags)}",
             artifacts={"image_id": image_id, "tags": tags},
         )
 
@@ -90,10 +88,7 @@ class BuildStage(Stage):
         return [_images.engine_check(config)]
 
     def missing_input(self, config: Config, state: RunState, selected: set[str]) -> tuple[str, str] | None:
-        model = config.path(config.train.output_dir)
-        if not (model / MODEL_FILE).exists() and "train" not in selected:
-            return "train", f"a trained model in {config.train.output_dir}/"
-        return super().missing_input(config, state, selected)
+        return model_missing(config, selected) or super().missing_input(config, state, selected)
 
     def plan(self, config: Config) -> list[str]:
         tags = self._tags(config, "<context-hash>")
@@ -113,34 +108,8 @@ class BuildStage(Stage):
             )
         ]
 
-    @staticmethod
-    def _check_model(ctx: StageContext) -> None:
-        """The gate compares what ``metadata.json`` says; the image ships the ONNX file beside it. So the
-        two must agree (``python -m model_training.verify``: the version is the file's hash, and the file
-        gives the recorded answers on the evaluation set), or the gate fails closed. A cached image was
-        checked when it was built: its context hash covers the model directory."""
-        if not ctx.config.promotion.gate:
-            ctx.log("the model is not checked against its metadata: promotion.gate=false")
-            return
-        model_dir = ctx.config.path(ctx.config.train.output_dir)
-        res = ctx.run_tool([sys.executable, "-m", "model_training.verify", "--model-dir", str(model_dir)])
-        if res.returncode == 1:
-            raise GateFailed(
-                f"promotion gate: the model in {ctx.config.train.output_dir}/ cannot be trusted: "
-                + res.last_line.removeprefix("error: "),
-                hint="train again (python -m pipeline run --stage train --rerun train); "
-                "to ship it anyway for one run: --set promotion.gate=false",
-            )
-        if res.returncode != 0:
-            raise StageFailed(
-                f"could not check the model in {ctx.config.train.output_dir}/: {res.last_line}",
-                hint="run 'python -m pipeline run --stage train'",
-            )
-
     def run(self, ctx: StageContext) -> StageResult:
         config = ctx.config
-        self._check_model(ctx)
-        promotion = _promotion.gate(config, ctx.state, ctx.log)  # before anything is built
         engine = _images.connect(config)
         context = config.path(config.image.context)
         info = git.info(config.root, config.image.context, config.image.branch)
@@ -174,7 +143,7 @@ class BuildStage(Stage):
             raise
         self._record(ctx, image_id, tags, shaping["MODEL_VERSION"])
         return StageResult(
-            summary=f"{short_image_id(image_id)} {', '.join(tags)}; {promotion}",
+            summary=f"{short_image_id(image_id)} {', '.join(tags)}",
             artifacts={"image_id": image_id, "tags": tags},
         )
 

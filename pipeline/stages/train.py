@@ -46,6 +46,14 @@ def metrics_summary(meta: dict[str, Any]) -> str:
     )
 
 
+def model_missing(config: Config, selected: set[str]) -> tuple[str, str] | None:
+    """For a stage that reads the trained model: ``("train", what)`` when there is none and ``train`` is not
+    selected to make it (``Stage.missing_input``), else None."""
+    if not (config.path(config.train.output_dir) / MODEL_FILE).exists() and "train" not in selected:
+        return "train", f"a trained model in {config.train.output_dir}/"
+    return None
+
+
 class TrainStage(Stage):
     name = "train"
     description = "train, evaluate and export the model to ONNX; quality and parity gates"

@@ -442,7 +442,7 @@ def test_rollback_from_inside_the_container(jenkins_run: JenkinsRun, engine: Doc
     with (workspace / "app" / "__init__.py").open("a", encoding="utf-8") as fh:
         fh.write("# a second release\n")
     second = jenkins_run.controller.run(
-        ".venv/bin/python -m pipeline run --stage build,smoke,push,deploy "
+        ".venv/bin/python -m pipeline run --stage promotion,build,smoke,push,deploy "
         "--skip lint,test,trivy-fs,trivy-image --profile local",
         timeout_s=900,
     )
@@ -489,7 +489,7 @@ def test_an_abort_as_jenkins_sends_it_during_the_swap(jenkins_run: JenkinsRun, e
     deploy_log = workspace / "reports" / "stages" / "deploy.log"
     build = f"jenkins-abort-{uuid.uuid4().hex[:8]}"
     jenkins_run.controller.start(
-        ".venv/bin/python -m pipeline run --stage build,smoke,push,deploy "
+        ".venv/bin/python -m pipeline run --stage promotion,build,smoke,push,deploy "
         "--skip lint,test,trivy-fs,trivy-image --profile local",
         build,
     )

@@ -21,7 +21,7 @@ from pipeline import config
 from pipeline.adapters.docker_containers import free_port
 from pipeline.adapters.docker_engine import DockerEngine
 from pipeline.adapters.registry import RegistryClient
-from pipeline.outputs import BuildOutputs
+from pipeline.outputs import BuildOutputs, PromotionOutputs
 from pipeline.stages.smoke import CHECKOUT_LABEL, checkout_id
 from tests.conftest import ROOT, record_passes, run_cli
 
@@ -133,6 +133,7 @@ def test_build_scan_smoke_push_deploy_rollback(
     stages = project.stages()
     assert {n: s["status"] for n, s in stages.items()} == {
         "train": "passed",
+        "promotion": "passed",
         "trivy-fs": "passed",
         "build": "passed",
         "trivy-image": "passed",
@@ -173,11 +174,14 @@ def test_build_scan_smoke_push_deploy_rollback(
     release = project.state()["extra"]["releases"][f"local:{project.container}"][-1]
     assert release["model"]["model_version"] == model_version
     assert len(release["model"]["evaluation_predictions"]) == 150
-    assert f"no champion on local:{project.container} yet" in stages["build"]["summary"]
+    assert f"no champion on local:{project.container} yet" in stages["promotion"]["summary"]
 
-    # nothing changed: the build is served from the inputs-hash cache
-    ok(project.run("run", "--stage", "build", "--skip", "lint,test"))
+    # nothing changed but the champion, now this model: promotion compares again, the build is served from
+    # the inputs-hash cache (build alone would be refused: its prerequisite promotion is stale)
+    ok(project.run("run", "--stage", "promotion,build", "--skip", "lint,test"))
     assert project.stages()["build"]["status"] == "cached"
+    assert f"vs champion {model_version}: not worse" in project.stages()["promotion"]["summary"]
+    assert "0/150 answers changed" in project.stages()["promotion"]["summary"]
 
     # a smoke container a killed run (kill -9) left behind: the next smoke run of this checkout sweeps it
     orphan = engine.run_container(
@@ -202,8 +206,6 @@ def test_build_scan_smoke_push_deploy_rollback(
     layers = [engine.client.api.inspect_image(ref)["RootFS"]["Layers"] for ref in (first, second)]
     assert layers[0][:-1] == layers[1][:-1] and layers[0][-1] != layers[1][-1]
     assert (reports / "push.log").read_text(encoding="utf-8").count(": Pushed") == 1
-    assert f"vs champion {model_version}: not worse" in project.stages()["build"]["summary"]
-    assert "0/150 answers changed" in project.stages()["build"]["summary"]
     out = ok(project.run("rollback"))
     assert f"to {first}" in out
     assert project.live_image(engine) == first
@@ -218,7 +220,7 @@ def test_broken_image_fails_smoke_and_local_deploy_rolls_back(project: Project, 
     init.write_text(
         init.read_text(encoding="utf-8") + '\nraise RuntimeError("broken on purpose")\n', encoding="utf-8"
     )
-    proc = project.run("run", "--stage", "build,smoke", "--skip", "lint,test,trivy-fs")
+    proc = project.run("run", "--stage", "build,smoke", "--skip", "lint,promotion,test,trivy-fs")
     assert proc.returncode == 1
     smoke = project.stages()["smoke"]
     assert smoke["status"] == "failed" and "stopped before it was ready" in smoke["error"]
@@ -463,7 +465,8 @@ def test_failing_run_fails_build_with_the_engine_error(make_repo, base_image: st
             "model/iris_model.onnx": "placeholder",
         }
     )
-    record_passes(repo, lint={}, test={}, trivy_fs={})
+    waived = PromotionOutputs("waived", None, None, "local:x", None, None, "promotion gate waived")
+    record_passes(repo, lint={}, promotion=waived.to_json(), test={}, trivy_fs={})
     proc = run_cli(["run", "--stage", "build"], repo)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     stage = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))["stages"][0]

@@ -84,10 +84,11 @@ def test_the_gate_can_be_waived_for_one_run_and_says_so(
 ) -> None:
     cfg, state = repo_with(tmp_path, weak_model, champion, "promotion.gate=false")
 
-    line = _promotion.gate(cfg, state, lambda _line: None)
+    verdict = _promotion.gate(cfg, state, lambda _line: None)
 
-    assert line.startswith("promotion gate waived (promotion.gate=false): model ")
-    assert ": worse" in line
+    assert verdict.verdict == "waived"
+    assert verdict.line.startswith("promotion gate waived (promotion.gate=false): model ")
+    assert ": worse" in verdict.line
 
 
 def test_the_same_model_passes_with_no_answer_changed(tmp_path: Path, champion: dict[str, Any]) -> None:
@@ -97,16 +98,21 @@ def test_the_same_model_passes_with_no_answer_changed(tmp_path: Path, champion: 
     (tmp_path / "repo").mkdir()
     cfg, state = repo_with(tmp_path / "repo", model, champion)
 
-    line = _promotion.gate(cfg, state, lambda _line: None)
+    verdict = _promotion.gate(cfg, state, lambda _line: None)
 
+    line = verdict.line
     assert line.startswith(f"promotion: model {champion['model_version']} vs champion")
     assert "not worse" in line and f"0/{len(champion['evaluation_predictions'])} answers changed" in line
+    assert (verdict.verdict, verdict.changed, verdict.compared) == ("passed", 0, 150)
+    assert verdict.champion == verdict.candidate == champion["model_version"]
 
 
 def test_without_a_champion_the_gate_passes_and_says_why(tmp_path: Path, weak_model: Path) -> None:
     cfg, state = repo_with(tmp_path, weak_model, None, "deploy.local.port=9")  # no live service either
 
-    assert "no champion on local:iris-classifier yet" in _promotion.gate(cfg, state, lambda _line: None)
+    verdict = _promotion.gate(cfg, state, lambda _line: None)
+    assert "no champion on local:iris-classifier yet" in verdict.line
+    assert (verdict.verdict, verdict.champion, verdict.identity) == ("first", None, "local:iris-classifier")
 
 
 def test_too_many_changed_answers_fail_when_gated(champion: dict[str, Any]) -> None:
@@ -160,7 +166,7 @@ def test_without_a_release_or_a_live_service_there_is_no_champion(tmp_path: Path
     cfg, state = repo_with(tmp_path, weak_model, None, "deploy.local.port=9")  # nothing listens on port 9
     lines: list[str] = []
 
-    assert "no champion on" in _promotion.gate(cfg, state, lines.append)
+    assert "no champion on" in _promotion.gate(cfg, state, lines.append).line
     assert "GET http://127.0.0.1:9/api/v1/model got no answer (ConnectionError)" in "\n".join(lines)
 
 
@@ -245,20 +251,20 @@ def test_a_champion_with_unusable_metrics_is_judged_by_its_answers(
     assert "has no usable metric and no comparable answers" in caught.value.message
 
 
-def test_build_refuses_a_model_whose_metadata_does_not_describe_its_onnx_file(
+def test_promotion_refuses_a_model_whose_metadata_does_not_describe_its_onnx_file(
     make_repo: Any, weak_model: Path, champion_dir: Path
 ) -> None:
     """A one-stump ONNX file under the good model's metadata (renamed to the file's hash): the metrics say
-    "not worse", the file's answers do not. ``build`` checks the file before the gate, and fails closed."""
+    "not worse", the file's answers do not. The stage checks the file before the gate, and fails closed."""
     repo = make_repo({"pipeline.toml": "", "Dockerfile": "FROM scratch\n"})
     model = Path(shutil.copytree(champion_dir, repo / "model"))
     shutil.copyfile(weak_model / "iris_model.onnx", model / "iris_model.onnx")
     metadata = json.loads((model / "metadata.json").read_text(encoding="utf-8"))
     metadata["model_version"] = json.loads((weak_model / "metadata.json").read_text("utf-8"))["model_version"]
     (model / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
-    record_passes(repo, lint={}, test={}, trivy_fs={})
+    record_passes(repo, train={"model_version": "m", "model_dir": "model", "cv_accuracy_mean": 0.9})
 
-    proc = run_cli(["run", "--stage", "build"], repo)
+    proc = run_cli(["run", "--stage", "promotion"], repo)
 
     assert proc.returncode == 1, proc.stdout + proc.stderr
     stage = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))["stages"][0]
