@@ -51,6 +51,9 @@ class Inputs:
     - ``config``: dotted keys, or a section (``trivy`` is every ``trivy.*`` key).
     - ``tools``: Python distributions (their version) or executables (their path and ``--version``).
     - ``upstream``: ``STAGE`` (all its recorded outputs) or ``STAGE.KEY``.
+    - ``named``: files a tool looks up by name (its settings files, an ignore file): relative to the root
+      or absolute; each one that exists counts (``file:NAME``), whether git tracks it, ignores it, or it
+      lies outside the tree.
     - ``extra``: digests the stage computes itself, by name.
     """
 
@@ -60,6 +63,7 @@ class Inputs:
     tools: tuple[str, ...] = ()
     upstream: tuple[str, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
+    named: tuple[str, ...] = ()
 
 
 def _digest(data: bytes) -> str:
@@ -184,6 +188,9 @@ def fingerprint(
     components: dict[str, str] = {}
     for rel in fingerprinter.select(inputs.files, inputs.scope):
         components[f"file:{rel}"] = fingerprinter.file_digest(rel)
+    for rel in inputs.named:
+        if (fingerprinter.root / rel).is_file():
+            components[f"file:{rel}"] = fingerprinter.file_digest(rel)
     for key in config_keys(inputs.config):
         components[f"config:{key}"] = canonical(config.get(key))
     for tool in inputs.tools:

@@ -77,6 +77,8 @@ class ScanOptions:
     skip_check_update: bool = False
     timeout_s: float = 600.0
     docker_host: str | None = None
+    # Where trivy runs: it reads trivy.yaml (--config) and trivy-secret.yaml (--secret-config) from there.
+    workdir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,9 @@ def _scan(
         str(json_path),
         target,
     ]
-    result = process.run(argv, log=log, cancel=cancel, timeout_s=options.timeout_s, hint=_INSTALL_HINT)
+    result = process.run(
+        argv, log=log, cwd=options.workdir, cancel=cancel, timeout_s=options.timeout_s, hint=_INSTALL_HINT
+    )
     if not result.ok or not json_path.is_file():
         raise scan_failure(result.output, result.returncode, target)
     findings = tuple(parse_report(json.loads(json_path.read_text(encoding="utf-8"))))
@@ -222,7 +226,7 @@ def _convert(
         str(output),
         str(json_path),
     ]
-    result = process.run(argv, log=log, cancel=cancel, timeout_s=120, hint=_INSTALL_HINT)
+    result = process.run(argv, log=log, cwd=options.workdir, cancel=cancel, timeout_s=120, hint=_INSTALL_HINT)
     if not result.ok:
         raise ToolFailed(
             f"trivy convert to {fmt} failed (exit {result.returncode}): {_last_error(result.output)}"

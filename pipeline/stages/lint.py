@@ -16,10 +16,10 @@ import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pipeline.cache import Inputs
-from pipeline.config import Config
+from pipeline.config import GENERATED_DIRS, Config
 from pipeline.errors import GateFailed
 from pipeline.outputs import LintOutputs
 from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult, tool_check
@@ -56,17 +56,58 @@ def find_dockerfiles(root: Path, config: Config) -> list[Path]:
     return found
 
 
-# Where the linters read their settings (pyproject.toml for pylint, ruff and black), and the locked
-# requirements: pylint's verdict depends on which packages it can import.
-_SETTINGS = (
+# The locked requirements: pylint's and mypy's verdicts depend on which packages they can import.
+_REQUIREMENTS = ("requirements/*.txt",)
+
+# Every settings file a linter looks up by name, from each tool's own lookup. The linters run in the root
+# (``run_tool``'s cwd); files outside the tree (the user's home) are not inputs.
+# - pylint 4.1 (pylint/config/find_default_config_files.py, CONFIG_NAMES and _find_pyproject): in the cwd
+#   pylintrc, pylintrc.toml, .pylintrc, .pylintrc.toml, pyproject.toml, setup.cfg, tox.ini; pyproject.toml
+#   of the parents up to the one holding .git; then PYLINTRC, ~/.pylintrc, ~/.config/pylintrc, /etc/pylintrc.
+# - mypy 2.4 (mypy/config_parser.py _find_config_file, mypy/defaults.py CONFIG_NAMES, SHARED_CONFIG_NAMES):
+#   mypy.ini, .mypy.ini, pyproject.toml, setup.cfg in the cwd, then its parents up to one holding .git or
+#   .hg; then $XDG_CONFIG_HOME/mypy/config, ~/.config/mypy/config, ~/.mypy.ini.
+# - flake8 7.5 (flake8/options/config.py _find_config_file): setup.cfg, tox.ini, .flake8 in the cwd, then
+#   its parents up to the home directory.
+# - hadolint 2.x (hadolint/hadolint src/Hadolint/Config/Configfile.hs findConfig): .hadolint.yaml,
+#   .hadolint.yml in the cwd; then $XDG_CONFIG_HOME/hadolint.{yaml,yml} and files under the home directory.
+_IN_CWD = (
+    "pylintrc",
+    "pylintrc.toml",
+    ".pylintrc",
+    ".pylintrc.toml",
     "pyproject.toml",
     "setup.cfg",
     "tox.ini",
+    "mypy.ini",
+    ".mypy.ini",
     ".flake8",
-    ".pylintrc",
     ".hadolint.yaml",
-    "requirements/*.txt",
+    ".hadolint.yml",
 )
+# Looked up from each linted path upwards:
+# - ruff 0.17 (astral-sh/ruff crates/ruff_workspace/src/pyproject.rs settings_toml, find_settings_toml):
+#   .ruff.toml, ruff.toml, pyproject.toml (with [tool.ruff]) in the file's directory and each parent;
+#   then the user's ~/.config/ruff/. It skips what .gitignore lists (respect-gitignore).
+# - black 26 (black/files.py find_project_root, find_pyproject_toml, get_gitignore): pyproject.toml and
+#   .gitignore of the project root, the nearest parent of the paths holding .git, .hg or a pyproject.toml
+#   with [tool.black]; then ~/.config/black.
+_UP_FROM_PATHS = (".ruff.toml", "ruff.toml", "pyproject.toml", ".gitignore")
+
+
+def settings_files(config: Config) -> tuple[str, ...]:
+    """The linters' settings files in the tree, as each one looks them up (relative to the root)."""
+    names = {*_IN_CWD, *_UP_FROM_PATHS}
+    for path in (*config.lint.paths, *config.lint.pylint_paths, *config.lint.mypy_paths):
+        parts = PurePosixPath(path).parts
+        for depth in range(1, len(parts)):  # each parent of the path up to the root
+            names.update(PurePosixPath(*parts[:depth], name).as_posix() for name in _UP_FROM_PATHS)
+        # and in a linted directory, the nearest to each file: git-ignored ones too, which ruff still reads
+        for current, dirs, files in os.walk(config.path(path)):
+            dirs[:] = [d for d in dirs if d not in GENERATED_DIRS and d != "__pycache__"]
+            rel = Path(current).relative_to(config.root).as_posix()
+            names.update(f"{rel}/{name}" for name in files if name in _UP_FROM_PATHS)
+    return tuple(sorted(names))
 
 
 def _tools(config: Config) -> list[str]:
@@ -89,8 +130,10 @@ class LintStage(Stage):
             p.relative_to(config.root).as_posix() for p in find_dockerfiles(config.root, config)
         )
         lint = config.lint
-        files = (*lint.paths, *lint.pylint_paths, *lint.mypy_paths, *dockerfiles, *_SETTINGS)
-        return Inputs(files=files, config=("lint",), tools=("python", *_tools(config)))
+        files = (*lint.paths, *lint.pylint_paths, *lint.mypy_paths, *dockerfiles, *_REQUIREMENTS)
+        return Inputs(
+            files=files, named=settings_files(config), config=("lint",), tools=("python", *_tools(config))
+        )
 
     def checks(self, config: Config) -> list[CheckResult]:
         return [tool_check(t, fix=_FIX) for t in _tools(config)]

@@ -34,14 +34,41 @@ def trivy_path() -> str:
     return path
 
 
-def scan_options(config: Config, timeout_s: float) -> ScanOptions:
-    from pipeline.adapters.trivy import ScanOptions
-
+def ignore_file(config: Config) -> Path | None:
+    """The ignore file the scans pass to trivy: ``trivy.ignore_file``, or its ``.yaml`` variant when only
+    that one exists."""
     t = config.trivy
     ignore = config.path(t.ignore_file) if t.ignore_file else None
     if ignore is not None and not ignore.exists():
         yaml_variant = ignore.with_name(ignore.name + ".yaml")
         ignore = yaml_variant if yaml_variant.exists() else ignore
+    return ignore
+
+
+# The files trivy reads by name besides its target, in its working directory (the root, see scan_options):
+# aquasecurity/trivy pkg/flag/global_flags.go (ConfigFileFlag, default "trivy.yaml") and
+# pkg/flag/secret_flags.go (SecretConfigFlag, default "trivy-secret.yaml"). The ignore file (IgnoreFileFlag,
+# default ".trivyignore", pkg/flag/report_flags.go) is always passed: ignore_file() is the one it reads.
+_TRIVY_READS = ("trivy.yaml", "trivy-secret.yaml")
+
+
+def read_files(config: Config) -> tuple[str, ...]:
+    """What trivy reads by name, relative to the root (absolute outside it), both variants of the ignore
+    file: which one is used depends on which exists."""
+    names = list(_TRIVY_READS)
+    if config.trivy.ignore_file:
+        ignore = config.path(config.trivy.ignore_file)
+        for path in (ignore, ignore.with_name(ignore.name + ".yaml")):
+            inside = path.is_relative_to(config.root)
+            names.append(path.relative_to(config.root).as_posix() if inside else str(path))
+    return tuple(names)
+
+
+def scan_options(config: Config, timeout_s: float) -> ScanOptions:
+    from pipeline.adapters.trivy import ScanOptions
+
+    t = config.trivy
+    ignore = ignore_file(config)
     return ScanOptions(
         scanners=t.scanners,
         cache_dir=config.path(t.cache_dir) if t.cache_dir else None,
@@ -53,6 +80,7 @@ def scan_options(config: Config, timeout_s: float) -> ScanOptions:
         skip_check_update=t.skip_db_update,
         timeout_s=timeout_s,
         docker_host=config.docker_host or None,
+        workdir=config.root,
     )
 
 
@@ -107,6 +135,7 @@ class _TrivyStage(Stage):  # pylint: disable=abstract-method  # a base: the two 
             tools=("trivy",),
             upstream=tuple(f"{need}.image_id" for need in self.needs),
             extra={"trivy-db": db_version(config)},
+            named=read_files(config),
         )
 
     def checks(self, config: Config) -> list[CheckResult]:
@@ -178,7 +207,14 @@ class TrivyFsStage(_TrivyStage):
     def inputs(self, config: Config) -> Inputs:
         base = super().inputs(config)
         # Every file Trivy reads: git-ignored ones too (a .env with a secret), not the generated folders.
-        return Inputs(files=(".",), scope="all", config=base.config, tools=base.tools, extra=base.extra)
+        return Inputs(
+            files=(".",),
+            scope="all",
+            config=base.config,
+            tools=base.tools,
+            extra=base.extra,
+            named=base.named,
+        )
 
     def run(self, ctx: StageContext) -> StageResult:
         from pipeline.adapters.trivy import scan_fs

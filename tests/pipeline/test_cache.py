@@ -341,6 +341,51 @@ def test_each_file_reruns_exactly_the_stages_that_read_it(project: Path, rel: st
     assert changed_stages(project, rel, "changed = True\n") == stages
 
 
+# Each settings file a linter of lint looks up by name (pipeline/stages/lint.py cites each tool's lookup).
+LINT_SETTINGS = [
+    "ruff.toml",  # ruff
+    ".ruff.toml",
+    "pipeline/ruff.toml",  # the one nearest to each file, for ruff
+    "pyproject.toml",  # ruff, black, mypy, pylint
+    ".gitignore",  # black's and ruff's excludes
+    "mypy.ini",  # mypy
+    ".mypy.ini",
+    "setup.cfg",  # mypy, pylint, flake8
+    "pylintrc",  # pylint
+    ".pylintrc",
+    "pylintrc.toml",
+    ".pylintrc.toml",
+    "tox.ini",  # pylint, flake8
+    ".flake8",  # flake8
+    ".hadolint.yaml",  # hadolint
+    ".hadolint.yml",
+]
+
+
+@pytest.mark.parametrize("rel", LINT_SETTINGS)
+def test_each_linter_settings_file_is_an_input_of_lint(project: Path, rel: str) -> None:
+    assert "lint" in changed_stages(project, rel, "[tool.ruff]\nchanged = true\n")
+
+
+@pytest.mark.parametrize("rel", LINT_SETTINGS)
+def test_a_git_ignored_settings_file_still_counts(project: Path, rel: str) -> None:
+    """A linter reads its settings whatever git thinks of them."""
+    if rel == ".gitignore":
+        pytest.skip("the file that ignores")
+    ignore = project / ".gitignore"
+    before = ignore.read_text(encoding="utf-8")
+    ignore.write_text(before + f"\n/{rel}\n", encoding="utf-8")
+    try:
+        assert "lint" in changed_stages(project, rel, "[tool.ruff]\nchanged = true\n")
+    finally:
+        ignore.write_text(before, encoding="utf-8")
+
+
+@pytest.mark.parametrize("rel", [".trivyignore", ".trivyignore.yaml", "trivy.yaml", "trivy-secret.yaml"])
+def test_each_file_trivy_reads_by_name_is_an_input_of_both_scans(project: Path, rel: str) -> None:
+    assert {"trivy-fs", "trivy-image"} <= changed_stages(project, rel, "aws-access-key-id\n")
+
+
 def test_config_and_upstream_inputs_of_the_real_stages(project: Path) -> None:
     prints = fingerprints(project)
     assert "config:trivy.severity" in prints["trivy-fs"] and "config:trivy.severity" in prints["trivy-image"]

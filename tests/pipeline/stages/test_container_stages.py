@@ -485,3 +485,30 @@ def test_doctor_never_prints_the_registry_password(make_repo) -> None:
     assert "registry" in proc.stdout
     assert password not in proc.stdout + proc.stderr
     assert password[:8] not in proc.stdout + proc.stderr
+
+
+def test_an_ignore_entry_removed_scans_the_image_again(
+    make_repo, engine: DockerEngine, tiny_context: Path, image_cleanup: list[str]
+) -> None:
+    """Issue 26: an image with a CRITICAL secret, accepted once by .trivyignore, was reported ``cached``
+    after the entry was removed. The ignore file is an input of trivy-image: the scan runs and fails."""
+    key_id = "AKIA" + "QYLPMN5HHHFPZAM2"  # assembled at run time: the repository carries no key
+    (tiny_context / "settings.py").write_text(
+        f'AWS_ACCESS_KEY_ID = "{key_id}"\nAWS_SECRET_ACCESS_KEY = "{"w" * 8}J/K7MDENG/bPxRfiCYEXAMPLEKEY"\n',
+        encoding="utf-8",
+    )
+    dockerfile = "FROM scratch\nCOPY settings.py /app/settings.py\n"
+    (tiny_context / "Dockerfile").write_text(dockerfile, encoding="utf-8")
+    ref = f"secret-{uuid.uuid4().hex[:8]}:v1"
+    image_id = _tiny_image(engine, tiny_context, ref)
+    image_cleanup.append(ref)
+    repo = make_repo({"pipeline.toml": '[trivy]\nscanners = ["secret"]\n'})
+    record_passes(repo, build={"image_id": image_id, "image": ref, "tags": [ref]})
+    (repo / ".trivyignore").write_text("aws-access-key-id\naws-secret-access-key\n", encoding="utf-8")
+    ok(run_cli(["run", "--stage", "trivy-image"], repo))
+
+    (repo / ".trivyignore").write_text("aws-secret-access-key\n", encoding="utf-8")
+    proc = run_cli(["run", "--stage", "trivy-image"], repo)
+    stage = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))["stages"][0]
+    assert proc.returncode == 1 and stage["status"] == "failed", stage
+    assert "CRITICAL" in stage["error"] and "aws-access-key-id" in stage["error"], stage

@@ -169,3 +169,24 @@ def test_a_type_error_fails_mypy_and_is_named(make_repo) -> None:
     code, _, stage = lint(repo)
     assert code == 0, stage
     assert "mypy 0 errors" in stage["summary"]
+
+
+# A settings file that turns a clean tree's lint red, for each kind of lookup (the nearest to the file for
+# ruff, the working directory for mypy and hadolint): a run after it is added must not be "cached".
+@pytest.mark.parametrize(
+    "rel, text, failing",
+    [
+        ("ruff.toml", '[lint]\nselect = ["ALL"]\n', "ruff"),  # the probe of issue 26
+        ("pkg/.ruff.toml", '[lint]\nselect = ["ALL"]\n', "ruff"),
+        ("mypy.ini", "[mypy]\nplugins = no_such_plugin_here\n", "mypy"),
+        (".hadolint.yaml", "trustedRegistries:\n  - registry.example.com\n", "hadolint"),
+    ],
+)
+def test_a_new_settings_file_reruns_lint(make_repo, rel: str, text: str, failing: str) -> None:
+    repo = make_repo({**CLEAN, "pipeline.toml": TOML + 'mypy_paths = ["pkg"]\n'})
+    code, _, stage = lint(repo)
+    assert code == 0 and stage["status"] == "passed", stage
+    (repo / rel).write_text(text, encoding="utf-8")
+    code, _, stage = lint(repo)
+    assert stage["status"] == "failed" and code == 1, stage
+    assert f"{failing} failed" in stage["error"], stage
