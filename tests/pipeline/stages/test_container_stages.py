@@ -503,7 +503,8 @@ def test_an_ignore_entry_removed_scans_the_image_again(
     image_id = _tiny_image(engine, tiny_context, ref)
     image_cleanup.append(ref)
     repo = make_repo({"pipeline.toml": '[trivy]\nscanners = ["secret"]\n'})
-    record_passes(repo, build={"image_id": image_id, "image": ref, "tags": [ref]})
+    built = BuildOutputs(image_id=image_id, tags=[ref], image=ref, model_version=None, model=None)
+    record_passes(repo, build=built.to_json())
     (repo / ".trivyignore").write_text("aws-access-key-id\naws-secret-access-key\n", encoding="utf-8")
     ok(run_cli(["run", "--stage", "trivy-image"], repo))
 
