@@ -54,7 +54,8 @@ class Inputs:
     - ``named``: files a tool looks up by name (its settings files, an ignore file): relative to the root
       or absolute; each one that exists counts (``file:NAME``), whether git tracks it, ignores it, or it
       lies outside the tree.
-    - ``extra``: digests the stage computes itself, by name.
+    - ``extra``: digests the stage computes itself, by name. A value starting with :data:`UNRESOLVED`
+      (an input that cannot be known now) never matches: the stage runs.
     """
 
     files: tuple[str, ...] = ()
@@ -64,6 +65,10 @@ class Inputs:
     upstream: tuple[str, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
     named: tuple[str, ...] = ()
+
+
+# The value of an input that cannot be known now (a base image the engine does not hold yet): a miss.
+UNRESOLVED = "unresolved: "
 
 
 def _digest(data: bytes) -> str:
@@ -208,6 +213,23 @@ def fingerprint(
     for name, value in inputs.extra.items():
         components[f"extra:{name}"] = value
     return components
+
+
+def unresolved(components: Mapping[str, str]) -> list[str]:
+    """The inputs that cannot be known now, each with why: ``base-image: x is not in the engine yet``."""
+    return [
+        f"{name.partition(':')[2]}: {value[len(UNRESOLVED):]}"
+        for name, value in sorted(components.items())
+        if value.startswith(UNRESOLVED)
+    ]
+
+
+def settle(components: Mapping[str, str], known: Mapping[str, str]) -> dict[str, str]:
+    """``components`` with each unresolved value replaced by the one ``known`` has, if any."""
+    return {
+        name: known.get(name, value) if value.startswith(UNRESOLVED) else value
+        for name, value in components.items()
+    }
 
 
 def key(components: Mapping[str, str]) -> str:

@@ -301,9 +301,10 @@ def _print_plan(
             f"{i}. {stage.name}  (needs: {needs}; timeout {cfg.timeouts.for_stage(stage.name):g}s)",
             markup=False,
         )
-        # When a stage whose outputs are among this one's inputs runs now, they are only known then.
+        # When a stage whose outputs are among this one's inputs runs now (directly needed or not: build
+        # reads train's model through promotion), they are only known then: the run's verdict, not a guess.
         reads = {ref.partition(".")[0] for ref in stage.inputs(cfg).upstream}
-        running_before = [n for n in plan.selected_needs(stage.name) if n in will_run and n in reads]
+        running_before = [n for n in plan.names if n in will_run and n in reads]
         if running_before and stage.cacheable:
             will_run.add(stage.name)
             verdict = f"runs unless what it reads from {', '.join(running_before)} comes out unchanged"

@@ -171,6 +171,9 @@ def check_inputs(
             if record is None or not state.passed(name):
                 raise MissingPrerequisite(stage.name, name, f"a passing '{name}' run")
             now = fingerprint(plan.stage(name), config, state, fingerprinter)
+            # What cannot be known now (the engine is not asked, say) is taken as recorded: the stage that
+            # needs it finds out (its checks); a prerequisite is stale only for what did change.
+            now = cache.settle(now, record.inputs)
             if cache.key(now) != cache.key(record.inputs):
                 raise StalePrerequisite(stage.name, name, cache.explain(record.inputs, now))
 
@@ -199,6 +202,8 @@ def cache_verdict(
         return False, "forced (--no-cache or --rerun)", now
     if record is None or not state.passed(stage.name):
         return False, "no earlier pass recorded", now
+    if unknown := cache.unresolved(now):
+        return False, f"not known before it runs: {', '.join(unknown)}", now
     if record.key != cache.key(now):
         return False, cache.explain(record.inputs, now), now
     return True, f"inputs unchanged since run {record.run_id}", now
@@ -402,7 +407,13 @@ class Runner:
                 ctx.log("# its recorded output is gone; running it")
         elif stage.cacheable:
             ctx.log(f"# runs: {why}")
-        return stage.run(ctx)
+        result = stage.run(ctx)
+        if cache.unresolved(item.inputs):
+            # Known now that it ran (the base image it pulled): recorded, so the next run can be cached.
+            item.inputs = cache.settle(
+                item.inputs, fingerprint(stage, self.config, self.state, self.fingerprinter)
+            )
+        return result
 
     def _poll(self, item: _Running) -> bool:
         """Finish ``item`` if its stage is done or past its timeout; True when it is finished."""

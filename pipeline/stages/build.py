@@ -1,7 +1,9 @@
 """``build``: the service image, with docker-py's low-level build, tags from config and OCI labels.
 
 Its inputs are the build context as ``.dockerignore`` filters it (the model included), the
-Dockerfile and the build arguments that shape the image. With the same inputs the runner reports it
+Dockerfile, the build arguments that shape the image, and the image the engine resolves ``image.base``
+to (a tag moved to a patched image rebuilds; a base the engine does not hold yet is a miss: the build
+pulls it). With the same inputs the runner reports it
 ``cached``: the recorded image, still in the engine, only gets this run's tags. The revision and
 creation date are labels, not inputs, so a new commit that changes nothing the image holds does not
 rebuild it.
@@ -15,9 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.adapters import git
-from pipeline.cache import Inputs
+from pipeline.cache import UNRESOLVED, Inputs
 from pipeline.config import Config
-from pipeline.errors import ToolFailed
+from pipeline.errors import PipelineError, ToolFailed
 from pipeline.outputs import BuildOutputs, OutputsError, short_image_id
 from pipeline.results import Status
 from pipeline.stages import _images, _promotion
@@ -50,6 +52,21 @@ def context_hash(context: Path, dockerfile: str, buildargs: dict[str, str]) -> s
     return digest.hexdigest()
 
 
+def base_image_id(config: Config) -> str:
+    """The id of the image the engine resolves ``image.base`` to, which every ``FROM`` of the build starts
+    from: the same tag moved to another image (a patched base) is another input. The build itself pulls a
+    base it lacks (docker-py ``build(pull=False)`` pulls only what is missing), so a base that the engine
+    does not hold, or an engine that cannot be asked, is not known before the build: a miss."""
+    from pipeline.adapters.docker_engine import DockerEngine
+
+    try:
+        engine = DockerEngine.connect(config.docker_host or None, timeout_s=30)
+        found = engine.image_id(config.image.base)
+    except PipelineError as exc:  # EngineUnavailable, ToolFailed
+        return f"{UNRESOLVED}the engine cannot say which image {config.image.base} is ({exc.message})"
+    return found or f"{UNRESOLVED}{config.image.base} is not in the engine yet (the build pulls it)"
+
+
 class BuildStage(Stage):
     name = "build"
     needs = ("lint", "promotion", "test", "trivy-fs")
@@ -60,7 +77,13 @@ class BuildStage(Stage):
     def inputs(self, config: Config) -> Inputs:
         shaping = _shaping_args(config)
         digest = context_hash(config.path(config.image.context), config.image.dockerfile, shaping)
-        return Inputs(config=("image.context", "image.dockerfile"), extra={"docker-context": digest})
+        return Inputs(
+            # The model train made is in the context (model/); named too, so a dry run before train knows
+            # that build's inputs are not known yet when train runs.
+            upstream=("train.model_version",),
+            config=("image.context", "image.dockerfile"),
+            extra={"docker-context": digest, "base-image": base_image_id(config)},
+        )
 
     def reuse(self, ctx: StageContext, record: StageRecord) -> StageResult | None:
         engine = _images.connect(ctx.config)

@@ -62,6 +62,7 @@ class PromotionStage(Stage):
 
     def inputs(self, config: Config) -> Inputs:
         return Inputs(
+            upstream=("train.model_version",),  # a dry run knows it is only known once train has run
             config=("promotion", "deploy.target", "train.output_dir"),
             extra={"candidate": candidate_digest(config), "champion": champion_digest(config)},
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+from pipeline.outputs import BuildOutputs, PromotionOutputs, TrainOutputs
 from tests.conftest import README_STAGES, ROOT, interrupt_cli, record_passes, run_cli
 from tests.support.processes import find_processes
 
@@ -181,6 +183,47 @@ def test_dry_run_runs_nothing(make_repo, monkeypatch: pytest.MonkeyPatch) -> Non
     assert "1. lint" in result.output and "3. test" in result.output
     assert "model_training --output-dir model" in result.output
     assert not (repo / "reports").exists() and not (repo / ".pipeline").exists()
+
+
+def test_the_dry_run_never_calls_cached_what_the_run_rebuilds(make_repo) -> None:
+    """Issue 26: after a change of training parameters the dry run said build was cached, and the run rebuilt.
+    Build packs the model train makes: when train runs, build's inputs are only known then."""
+    repo = make_repo(
+        {
+            "pipeline.toml": FIXTURE_TOML,
+            "model_training/params.py": "N_ESTIMATORS = 100\n",
+            "Dockerfile": "FROM scratch\nCOPY model/ /model/\n",
+            ".dockerignore": "reports\n.pipeline\nmodel_training\n",  # as the project's: only the model
+            "model/iris_model.onnx": "model",
+        }
+    )
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    train = TrainOutputs(model_version="m1", model_dir="model", cv_accuracy_mean=0.95)
+    built = BuildOutputs(
+        image_id="sha256:" + "a" * 64, tags=["r:t"], image="r:t", model_version="m1", model=None
+    )
+    waived = PromotionOutputs("waived", "m1", None, "local:x", None, None, "waived")
+    record_passes(
+        repo,
+        lint={},
+        train=train.to_json(),
+        promotion=waived.to_json(),
+        test={},
+        trivy_fs={},
+        build=built.to_json(),
+    )
+    dry_run = ["run", "--stage", "train,promotion,build", "--dry-run"]
+    before = run_cli(dry_run, repo)
+    assert before.stdout.count("-> cached: inputs unchanged") == 3, before.stdout
+
+    (repo / "model_training" / "params.py").write_text("N_ESTIMATORS = 1\n", encoding="utf-8")
+    after = run_cli(dry_run, repo)
+
+    assert after.returncode == 0, after.stdout + after.stderr
+    train_part, promotion_part, build_part = re.split(r"\n\d\. (?:promotion|build) ", after.stdout)
+    assert "-> runs:" in train_part
+    assert "-> runs unless what it reads from train comes out unchanged" in promotion_part
+    assert "-> runs unless what it reads from train comes out unchanged" in build_part
 
 
 def test_doctor_reports_missing_tool_with_exit_3(make_repo, monkeypatch: pytest.MonkeyPatch) -> None:

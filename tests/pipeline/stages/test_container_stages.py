@@ -513,3 +513,83 @@ def test_an_ignore_entry_removed_scans_the_image_again(
     stage = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))["stages"][0]
     assert proc.returncode == 1 and stage["status"] == "failed", stage
     assert "CRITICAL" in stage["error"] and "aws-access-key-id" in stage["error"], stage
+
+
+def _base_at(engine: DockerEngine, tmp_path: Path, ref: str, patch: str) -> str:
+    """Tag ``ref`` to a one-file image holding ``patch``: a base image, or the same tag moved to a patch."""
+    context = tmp_path / f"base-{uuid.uuid4().hex[:8]}"
+    context.mkdir()
+    (context / "patch.txt").write_text(patch, encoding="utf-8")
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY patch.txt /patch.txt\n", encoding="utf-8")
+    return engine.build(context, "Dockerfile", [ref], log=lambda _line: None)
+
+
+def _base_repo(make_repo, base: str) -> Path:
+    """A checkout whose Dockerfile builds on ``image.base``, with lint, test and trivy-fs passed."""
+    unique = uuid.uuid4().hex[:8]
+    repo = make_repo(
+        {
+            "pipeline.toml": (
+                f'[image]\nbase = "{base}"\nrepository = "moved-{unique}"\n'
+                f'[deploy.local]\ncontainer_name = "none-{unique}"\n'
+                "[promotion]\ngate = false\n"  # a placeholder model: the base image is the subject
+            ),
+            "Dockerfile": "ARG PYTHON_IMAGE\nFROM ${PYTHON_IMAGE}\nCOPY model/ /model/\n",
+            ".dockerignore": "reports\n.pipeline\n",  # what each run writes is not the image's
+            "model/iris_model.onnx": "placeholder",
+        }
+    )
+    waived = PromotionOutputs("waived", None, None, "local:x", None, None, "promotion gate waived")
+    record_passes(repo, lint={}, promotion=waived.to_json(), test={}, trivy_fs={})
+    return repo
+
+
+def test_a_base_image_moved_under_its_tag_rebuilds(
+    make_repo, engine: DockerEngine, tmp_path: Path, image_cleanup: list[str]
+) -> None:
+    """Issue 26: a base image moved under the same tag left build (and so trivy-image) cached, and the
+    deployed image lacked the patch. The image the engine resolves ``image.base`` to is a build input."""
+    base = f"base-{uuid.uuid4().hex[:8]}:3.11"
+    image_cleanup.append(base)
+    _base_at(engine, tmp_path, base, "unpatched\n")
+    repo = _base_repo(make_repo, base)
+    ok(run_cli(["run", "--stage", "build"], repo, env={"PIPELINE_IMAGE__BASE": base}))
+    state = json.loads((repo / ".pipeline" / "state.json").read_text(encoding="utf-8"))
+    first = state["stages"]["build"]["outputs"]["image_id"]
+    image_cleanup.append(first)
+    ok(run_cli(["run", "--stage", "build"], repo, env={"PIPELINE_IMAGE__BASE": base}))  # unchanged: cached
+    assert (
+        json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))["stages"][0]["status"]
+        == "cached"
+    )
+
+    patched = _base_at(engine, tmp_path, base, "patched\n")  # the same tag, another image
+    dry = ok(run_cli(["run", "--stage", "build", "--dry-run"], repo, env={"PIPELINE_IMAGE__BASE": base}))
+    assert "-> runs: extra base-image changed" in dry, dry
+    ok(run_cli(["run", "--stage", "build"], repo, env={"PIPELINE_IMAGE__BASE": base}))
+    stage = json.loads((repo / "reports" / "pipeline.json").read_text(encoding="utf-8"))["stages"][0]
+    assert stage["status"] == "passed", stage
+    state = json.loads((repo / ".pipeline" / "state.json").read_text(encoding="utf-8"))
+    second = state["stages"]["build"]["outputs"]["image_id"]
+    image_cleanup.append(second)
+    layers = engine.client.api.inspect_image(second)["RootFS"]["Layers"]
+    assert second != first and engine.client.api.inspect_image(patched)["RootFS"]["Layers"][0] in layers
+    # trivy-image follows build's output: the scan of the unpatched image does not stand in for this one
+    assert state["stages"]["build"]["inputs"]["extra:base-image"] == patched
+
+
+def test_a_base_image_the_engine_lacks_is_a_miss_until_built(
+    make_repo, engine: DockerEngine, tmp_path: Path, image_cleanup: list[str]
+) -> None:
+    """Before the build pulls it, nobody knows which image the base tag names: the dry run says build runs,
+    and why; once built, the record holds the base it was built on, and the next run is cached."""
+    base = f"base-{uuid.uuid4().hex[:8]}:3.11"
+    image_cleanup.append(base)
+    _base_at(engine, tmp_path, base, "base\n")
+    repo = _base_repo(make_repo, base)
+    ok(run_cli(["run", "--stage", "build"], repo, env={"PIPELINE_IMAGE__BASE": base}))
+    state = json.loads((repo / ".pipeline" / "state.json").read_text(encoding="utf-8"))
+    image_cleanup.append(state["stages"]["build"]["outputs"]["image_id"])
+    engine.client.api.remove_image(base)  # the built image keeps its layers; the tag is gone
+    dry = ok(run_cli(["run", "--stage", "build", "--dry-run"], repo, env={"PIPELINE_IMAGE__BASE": base}))
+    assert f"-> runs: not known before it runs: base-image: {base} is not in the engine yet" in dry, dry
