@@ -66,6 +66,14 @@ def held() -> dict[str, str]:
     return dict(_HELD)
 
 
+def without_secrets(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: ``os.environ``) without the variables :func:`is_secret_name` calls credentials: the
+    environment of every process the pipeline starts without an environment of its own (Trivy, git), since
+    this process's ``os.environ`` holds the ``AWS_*`` credentials botocore reads (``_take_over``)."""
+    source = os.environ if env is None else env
+    return {name: value for name, value in source.items() if not is_secret_name(name)}
+
+
 def environ() -> dict[str, str]:
     """The environment the pipeline started with: ``os.environ`` and the credentials it took out of it."""
     return {**os.environ, **_HELD}
@@ -120,8 +128,9 @@ def _take_over(fd_text: str) -> None:
     # botocore reads its environment-based credentials from os.environ in this process, not only from the
     # client's arguments: AWS_CONTAINER_AUTHORIZATION_TOKEN (ContainerProvider, botocore 1.44
     # credentials.py), AWS_SESSION_TOKEN, AWS_PROFILE's keys. Setting them here changes this process's C
-    # environ, not the block /proc/PID/environ shows (fixed at execve), and the tools the stages run get
-    # tool_env.tool_environment's allowlist, which names no credential.
+    # environ, not the block /proc/PID/environ shows (fixed at execve). The tools the stages run get
+    # tool_env.tool_environment's allowlist, which names no credential, and every other process the pipeline
+    # starts gets without_secrets() (adapters/process.py, adapters/git.py).
     for name, value in _HELD.items():
         if name.startswith("AWS_"):
             os.environ[name] = value

@@ -9,11 +9,19 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import secret_env
+
 
 def _git(root: Path, *args: str) -> str | None:
     try:
         out = subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, timeout=20, check=False
+            ["git", *args],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+            env=secret_env.without_secrets(),
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -30,6 +38,7 @@ def files(root: Path) -> list[str] | None:
             capture_output=True,
             timeout=60,
             check=False,
+            env=secret_env.without_secrets(),
         )
     except (OSError, subprocess.TimeoutExpired):
         return None

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import secret_env
 from pipeline.errors import Interrupted, StageTimeout, ToolNotFound
 
 LineSink = Callable[[str], None]
@@ -68,7 +69,14 @@ def version_line(argv: list[str], *, timeout_s: float = 20) -> str | None:
     """The first line a tool prints of its version (``tool --version``): stdout, else stderr; "" when it
     prints nothing, ``None`` when it cannot be run or does not end in ``timeout_s``."""
     try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+        out = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+            env=secret_env.without_secrets(),
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     lines = (out.stdout or out.stderr).strip().splitlines()
@@ -87,11 +95,14 @@ def run(
 ) -> ProcessResult:
     """Run ``argv`` to completion and return its result; a non-zero exit is not an exception.
 
-    Raises ``ToolNotFound`` when the executable is missing, ``StageTimeout`` past ``timeout_s`` and
-    ``Interrupted`` when ``cancel`` is set; in both last cases the process group is stopped first.
+    The process gets ``env`` (default: this one's environment) without credentials
+    (``secret_env.without_secrets``). Raises ``ToolNotFound`` when the executable is missing, ``StageTimeout``
+    past ``timeout_s`` and ``Interrupted`` when ``cancel`` is set; in both last cases the process group is
+    stopped first.
     """
     argv = [str(a) for a in argv]
-    search_path = env.get("PATH") if env is not None else None
+    env = secret_env.without_secrets(env)
+    search_path = env.get("PATH")
     if os.sep not in argv[0] and which(argv[0], search_path) is None:
         raise ToolNotFound(argv[0], hint=hint)
     if os.sep in argv[0] and not os.access(argv[0], os.X_OK):  # setpriv would start and then fail (127)
@@ -102,7 +113,7 @@ def run(
         proc = subprocess.Popen(  # pylint: disable=consider-using-with
             [*_DIE_WITH_PARENT, *argv],
             cwd=cwd,
-            env=dict(env) if env is not None else None,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -49,3 +49,30 @@ def test_after_the_start_again_aws_credentials_are_in_this_process_only() -> Non
         [sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.split() == ["tok-123", "None", "/v2/credentials/abc", "False", "False"], out.stderr
+
+
+def test_processes_started_without_an_environment_of_their_own_do_not_inherit_the_credentials(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """os.environ holds the AWS_* credentials for botocore; Trivy (process.run without env), git and the
+    version probes start from it, and must not get them: a child's own /proc/PID/environ is read here."""
+    from pipeline.adapters import git, process
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-789")
+    monkeypatch.setenv("CUSTOM_DEPLOY_TOKEN", "custom-tok-012")
+    monkeypatch.setenv("KEEP_ME", "visible")
+    probe = tmp_path / "bin" / "git"
+    probe.parent.mkdir()
+    probe.write_text(f"#!/bin/sh\ntr '\\0' '\\n' < /proc/$$/environ > {tmp_path}/git-env\necho 0123abcd\n")
+    probe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{probe.parent}{os.pathsep}{os.environ['PATH']}")
+
+    lines: list[str] = []
+    result = process.run(["sh", "-c", "tr '\\0' '\\n' < /proc/$$/environ"], log=lines.append)
+    version = process.version_line(["sh", "-c", "tr '\\0' '\\n' < /proc/$$/environ | sort"])
+    assert git.head_sha(tmp_path) == "0123abcd"
+
+    for seen in (result.output, str(version), (tmp_path / "git-env").read_text()):
+        assert "aws-secret-789" not in seen and "custom-tok-012" not in seen
+    assert "KEEP_ME=visible" in result.output
+    assert "KEEP_ME=visible" in (tmp_path / "git-env").read_text()
