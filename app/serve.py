@@ -1,8 +1,11 @@
-"""The production server: ``python -m app.serve`` runs ``create_app()`` on granian (WSGI).
+"""The production server: ``python -m app.serve`` runs ``create_app()`` on granian.
 
 granian's HTTP layer is Rust (hyper on tokio): request headers are read there, so a slow client holds no
 Python thread, and it used a third less worker CPU per prediction than gunicorn in the project's benchmark
-(README, "Benchmarks"). This module is the server's whole configuration:
+(README, "Benchmarks"). The app is served through granian's ASGI interface by ``app/asgi.py``, which reads the
+request body on the event loop under a deadline and only then runs Flask on one of the worker's threads: on
+granian's WSGI interface a body that trickles in holds a thread, with no timeout (``app/asgi.py`` has the
+source). This module is the server's whole configuration:
 
 - the app (and the model) is built once here, in the main process, before the workers are forked. A missing
   model stops start-up with one clear line and exit 1 instead of crash-looping workers, and the workers share
@@ -14,7 +17,9 @@ Python thread, and it used a third less worker CPU per prediction than gunicorn 
 
 Environment: ``BIND`` (host:port) or ``PORT`` (default 0.0.0.0:5000), ``SERVER_WORKERS`` (2, one per core),
 ``SERVER_THREADS`` (4 per worker), ``SERVER_HEADER_TIMEOUT`` (10 s to send the request headers, also the
-idle keep-alive limit), ``SERVER_GRACEFUL_TIMEOUT`` (20 s), ``LOG_LEVEL`` (info), and the app's own
+idle keep-alive limit), ``SERVER_BODY_TIMEOUT`` (10 s to send the request body, after the headers) and
+``SERVER_BODY_MIN_RATE`` (500: each 500 bytes received give the body one more second; later, a 408 and the
+connection is closed), ``SERVER_GRACEFUL_TIMEOUT`` (20 s), ``LOG_LEVEL`` (info), and the app's own
 (``MODEL_DIR``, ``PROMETHEUS_MULTIPROC_DIR``, ... in ``app/config.py``). A bad value exits 2 naming it.
 """
 
@@ -68,6 +73,8 @@ class ServerSettings:
     workers: int = 2
     threads: int = 4
     header_timeout_s: int = 10
+    body_timeout_s: int = 10
+    body_min_rate: int = 500
     graceful_timeout_s: int = 20
     log_level: str = "info"
 
@@ -88,6 +95,10 @@ class ServerSettings:
             threads=_whole("SERVER_THREADS", environ.get("SERVER_THREADS", "4"), 1, 256),
             header_timeout_s=_whole(
                 "SERVER_HEADER_TIMEOUT", environ.get("SERVER_HEADER_TIMEOUT", "10"), 1, 3600
+            ),
+            body_timeout_s=_whole("SERVER_BODY_TIMEOUT", environ.get("SERVER_BODY_TIMEOUT", "10"), 1, 3600),
+            body_min_rate=_whole(
+                "SERVER_BODY_MIN_RATE", environ.get("SERVER_BODY_MIN_RATE", "500"), 1, 1024 * 1024 * 1024
             ),
             graceful_timeout_s=_whole(
                 "SERVER_GRACEFUL_TIMEOUT", environ.get("SERVER_GRACEFUL_TIMEOUT", "20"), 1, 3600
@@ -151,9 +162,9 @@ def main() -> int:
         "app:create_app",
         address=settings.host,
         port=settings.port,
-        interface=Interfaces.WSGI,
+        # ASGI, without the lifespan protocol: the body is read on the event loop (app/asgi.py says why)
+        interface=Interfaces.ASGINL,
         workers=settings.workers,
-        blocking_threads=settings.threads,
         # 64 KiB for the request line and headers (431 above; granian's default allows about 0.5 MB)
         http1_settings=HTTP1Settings(
             header_read_timeout=settings.header_timeout_s * 1000, max_buffer_size=65536
@@ -169,16 +180,21 @@ def main() -> int:
     logging.getLogger().setLevel(settings.log_level.upper())
 
     from app import ModelLoadError, create_app
+    from app.asgi import BodyLimits, BufferedWSGI
     from app.config import load_settings
 
     try:
-        load_settings()  # the app's own settings (MAX_BATCH_ROWS, ...): a bad one is a line, not a traceback
+        app_settings = (
+            load_settings()
+        )  # the app's own (MAX_BATCH_ROWS, ...): a bad one is a line, not a traceback
     except ValueError as exc:
         return _fail(EXIT_CONFIG, str(exc))
     try:
-        app = create_app()
+        flask_app = create_app()
     except ModelLoadError:
         return 1  # create_app logged why, in one line
+    limits = BodyLimits(settings.body_timeout_s, settings.body_min_rate, app_settings.max_content_length)
+    app = BufferedWSGI(flask_app, limits, settings.threads)
     # Everything loaded so far (Flask, numpy, ONNX Runtime, the model) lives as long as the process. Frozen, a
     # worker's full collections walk only what requests allocate (no 35-50 ms stalls; benchmarks/README.md),
     # and the pages stay shared with this process.
