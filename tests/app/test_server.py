@@ -151,7 +151,6 @@ def test_missing_model_exits_non_zero_with_a_clear_message(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("SERVER_THREADS", "0", "SERVER_THREADS must be between 1 and 256, not 0"),
         ("SERVER_WORKERS", "two", "SERVER_WORKERS must be a whole number, not 'two'"),
         ("BIND", "localhost", "BIND must be HOST:PORT, not 'localhost'"),
         ("LOG_LEVEL", "loud", "LOG_LEVEL must be one of critical, error, warning, info, debug, not 'loud'"),
