@@ -1,8 +1,11 @@
-"""The production server: ``python -m app.serve`` runs ``create_app()`` on granian (WSGI).
+"""The production server: ``python -m app.serve`` runs ``create_app()`` on granian.
 
 granian's HTTP layer is Rust (hyper on tokio): request headers are read there, so a slow client holds no
-Python thread, and it used a third less worker CPU per prediction than gunicorn in the project's benchmark
-(README, "Benchmarks"). This module is the server's whole configuration:
+Python thread, and it uses less worker CPU per prediction than gunicorn in the project's benchmark (README,
+"Benchmarks"). The app is served through granian's RSGI interface by ``app/rsgi.py``, which reads the request
+body on the worker's event loop (uvloop) under a deadline, and only then runs Flask: on granian's WSGI
+interface a body that trickles in holds a thread, with no timeout (``app/rsgi.py`` has the source). This
+module is the server's whole configuration:
 
 - the app (and the model) is built once here, in the main process, before the workers are forked. A missing
   model stops start-up with one clear line and exit 1 instead of crash-looping workers, and the workers share
@@ -13,8 +16,10 @@ Python thread, and it used a third less worker CPU per prediction than gunicorn 
   after ``SERVER_GRACEFUL_TIMEOUT``, inside ECS's 30 s ``stopTimeout``; a worker that dies is replaced.
 
 Environment: ``BIND`` (host:port) or ``PORT`` (default 0.0.0.0:5000), ``SERVER_WORKERS`` (2, one per core),
-``SERVER_THREADS`` (4 per worker), ``SERVER_HEADER_TIMEOUT`` (10 s to send the request headers, also the
-idle keep-alive limit), ``SERVER_GRACEFUL_TIMEOUT`` (20 s), ``LOG_LEVEL`` (info), and the app's own
+``SERVER_HEADER_TIMEOUT`` (10 s to send the request headers, also the idle keep-alive limit),
+``SERVER_BODY_TIMEOUT`` (10 s to send the request body, after the headers) and ``SERVER_BODY_MIN_RATE`` (500:
+each 500 bytes received give the body one more second; later, a 408 and the connection is closed),
+``SERVER_GRACEFUL_TIMEOUT`` (20 s), ``LOG_LEVEL`` (info), and the app's own
 (``MODEL_DIR``, ``PROMETHEUS_MULTIPROC_DIR``, ... in ``app/config.py``). A bad value exits 2 naming it.
 """
 
@@ -61,13 +66,14 @@ class ServerConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """How the server listens and how many workers and threads serve."""
+    """How the server listens, how many workers serve, and how long a client may take."""
 
     host: str = "0.0.0.0"
     port: int = 5000
     workers: int = 2
-    threads: int = 4
     header_timeout_s: int = 10
+    body_timeout_s: int = 10
+    body_min_rate: int = 500
     graceful_timeout_s: int = 20
     log_level: str = "info"
 
@@ -85,9 +91,12 @@ class ServerSettings:
             host=host.strip("[]"),
             port=_whole("port of BIND/PORT", port, 0, 65535),
             workers=_whole("SERVER_WORKERS", environ.get("SERVER_WORKERS", "2"), 1, 64),
-            threads=_whole("SERVER_THREADS", environ.get("SERVER_THREADS", "4"), 1, 256),
             header_timeout_s=_whole(
                 "SERVER_HEADER_TIMEOUT", environ.get("SERVER_HEADER_TIMEOUT", "10"), 1, 3600
+            ),
+            body_timeout_s=_whole("SERVER_BODY_TIMEOUT", environ.get("SERVER_BODY_TIMEOUT", "10"), 1, 3600),
+            body_min_rate=_whole(
+                "SERVER_BODY_MIN_RATE", environ.get("SERVER_BODY_MIN_RATE", "500"), 1, 1024 * 1024 * 1024
             ),
             graceful_timeout_s=_whole(
                 "SERVER_GRACEFUL_TIMEOUT", environ.get("SERVER_GRACEFUL_TIMEOUT", "20"), 1, 3600
@@ -143,7 +152,7 @@ def main() -> int:
         )
 
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import Interfaces, Loops
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
@@ -151,9 +160,9 @@ def main() -> int:
         "app:create_app",
         address=settings.host,
         port=settings.port,
-        interface=Interfaces.WSGI,
+        interface=Interfaces.RSGI,  # the body is read on the event loop (app/rsgi.py says why)
+        loop=Loops.uvloop,
         workers=settings.workers,
-        blocking_threads=settings.threads,
         # 64 KiB for the request line and headers (431 above; granian's default allows about 0.5 MB)
         http1_settings=HTTP1Settings(
             header_read_timeout=settings.header_timeout_s * 1000, max_buffer_size=65536
@@ -170,15 +179,23 @@ def main() -> int:
 
     from app import ModelLoadError, create_app
     from app.config import load_settings
+    from app.rsgi import BodyLimits, BufferedWSGI
 
     try:
-        load_settings()  # the app's own settings (MAX_BATCH_ROWS, ...): a bad one is a line, not a traceback
+        app_settings = load_settings()  # the app's own (MAX_BATCH_ROWS, ...): a bad one is a line
     except ValueError as exc:
         return _fail(EXIT_CONFIG, str(exc))
+    if "SERVER_THREADS" in environ:
+        logging.getLogger(__name__).warning(
+            "SERVER_THREADS is no longer used: requests run on each worker's event loop (app/rsgi.py); "
+            "set SERVER_WORKERS for more parallelism"
+        )
     try:
-        app = create_app()
+        flask_app = create_app()
     except ModelLoadError:
         return 1  # create_app logged why, in one line
+    limits = BodyLimits(settings.body_timeout_s, settings.body_min_rate, app_settings.max_content_length)
+    app = BufferedWSGI(flask_app, limits)
     # Everything loaded so far (Flask, numpy, ONNX Runtime, the model) lives as long as the process. Frozen, a
     # worker's full collections walk only what requests allocate (no 35-50 ms stalls; benchmarks/README.md),
     # and the pages stay shared with this process.

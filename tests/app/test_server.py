@@ -151,10 +151,11 @@ def test_missing_model_exits_non_zero_with_a_clear_message(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("SERVER_THREADS", "0", "SERVER_THREADS must be between 1 and 256, not 0"),
         ("SERVER_WORKERS", "two", "SERVER_WORKERS must be a whole number, not 'two'"),
         ("BIND", "localhost", "BIND must be HOST:PORT, not 'localhost'"),
         ("LOG_LEVEL", "loud", "LOG_LEVEL must be one of critical, error, warning, info, debug, not 'loud'"),
+        ("SERVER_BODY_TIMEOUT", "0", "SERVER_BODY_TIMEOUT must be between 1 and 3600, not 0"),
+        ("SERVER_BODY_MIN_RATE", "fast", "SERVER_BODY_MIN_RATE must be a whole number, not 'fast'"),
         ("MAX_BATCH_ROWS", "-5", "MAX_BATCH_ROWS must be a positive integer, got '-5'"),
     ],
 )
@@ -261,6 +262,18 @@ class SlowClients:
             sock.close()
 
 
+def _assert_the_service_answers_fast(server: Server) -> None:
+    """/health five times, each within a second (the image's HEALTHCHECK allows 3 s), then a prediction."""
+    for _ in range(5):
+        asked = time.monotonic()
+        answer = requests.get(server.url + "/health", timeout=1)
+        assert answer.status_code == 200
+        assert time.monotonic() - asked < 1.0
+        time.sleep(0.2)
+    prediction = requests.post(server.url + "/api/v1/predict", json={"instances": [SETOSA]}, timeout=1)
+    assert prediction.json()["predictions"][0]["label"] == "setosa"
+
+
 def test_slow_clients_do_not_stall_the_service_and_are_closed_at_the_header_deadline(
     model_dir: Path, tmp_path: Path
 ) -> None:
@@ -273,20 +286,108 @@ def test_slow_clients_do_not_stall_the_service_and_are_closed_at_the_header_dead
         wait_ready(server)
         slow = SlowClients(server.url, 20)
         time.sleep(1.0)  # every slow connection is accepted and trickling
-        for _ in range(5):
-            started = time.monotonic()
-            answer = requests.get(server.url + "/health", timeout=1)
-            assert answer.status_code == 200
-            assert time.monotonic() - started < 1.0
-            time.sleep(0.2)
-        prediction = requests.post(server.url + "/api/v1/predict", json={"instances": [SETOSA]}, timeout=1)
-        assert prediction.json()["predictions"][0]["label"] == "setosa"
+        _assert_the_service_answers_fast(server)
         assert slow.closed_by_server() == 0  # still within their 4 s
         time.sleep(3.5)
         assert slow.closed_by_server() == 20
     finally:
         if slow is not None:
             slow.stop()
+        server.stop()
+
+
+class SlowBodies(SlowClients):
+    """``count`` requests whose headers are complete (``Content-Length: 100000``), then one body byte every
+    ``every_s``."""
+
+    def __init__(self, url: str, count: int, every_s: float = 1.0) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        head = (
+            b"POST /api/v1/predict HTTP/1.1\r\nHost: slow\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000\r\n\r\n{"
+        )
+        self.sockets = []
+        for _ in range(count):
+            sock = socket.create_connection((host, int(port)), timeout=5)
+            sock.sendall(head)
+            self.sockets.append(sock)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._trickle, args=(every_s,), daemon=True)
+        self._thread.start()
+
+    def answered(self) -> int:
+        """How many got something from the server (an answer or the end of the connection), right now."""
+        readable, _, _ = select.select(self.sockets, [], [], 0.2)
+        return len(readable)
+
+    def answers(self) -> list[bytes]:
+        """Each connection's status line, read until the server closed it (b"" if it got none; "open" if the
+        server did not close it within 2 s)."""
+        lines = []
+        for sock in self.sockets:
+            sock.settimeout(2)
+            data = b""
+            try:
+                while chunk := sock.recv(65536):
+                    data += chunk
+            except TimeoutError:
+                data = b"open " + data
+            except OSError:
+                pass
+            lines.append(data.split(b"\r\n", 1)[0])
+        return lines
+
+
+def test_slow_bodies_do_not_stall_the_service_and_get_a_408_at_the_body_deadline(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """200 requests whose body trickles in at a byte a second: granian's WSGI interface held a thread for
+    each (8 stopped /health). /health still answers within a second, and each slow one gets a 408 and is
+    closed at SERVER_BODY_TIMEOUT (plus a second per SERVER_BODY_MIN_RATE bytes received: 500, so ~0 here)."""
+    server = start_server(model_dir, tmp_path / "server.log", SERVER_BODY_TIMEOUT="4")
+    slow = None
+    try:
+        wait_ready(server)
+        slow = SlowBodies(server.url, 200)
+        started = time.monotonic()
+        time.sleep(1.0)  # every slow request is in, its headers complete
+        _assert_the_service_answers_fast(server)
+        assert time.monotonic() - started < 3.5
+        assert slow.answered() == 0  # still within their 4 s
+        time.sleep(max(0.0, started + 5.5 - time.monotonic()))
+        assert slow.answered() == 200
+        assert set(slow.answers()) == {b"HTTP/1.1 408 Request Timeout"}  # and each connection closed
+        assert requests.get(server.url + "/health", timeout=1).status_code == 200
+    finally:
+        if slow is not None:
+            slow.stop()
+        server.stop()
+
+
+def test_a_body_faster_than_the_minimum_rate_is_read_past_the_body_timeout(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """Each SERVER_BODY_MIN_RATE bytes received give the body one more second: a 6.7 KB body sent at
+    2 KB/s over 3 s gets its 200 with SERVER_BODY_TIMEOUT=1 (500 B/s adds 2 s per KB)."""
+    server = start_server(model_dir, tmp_path / "server.log", SERVER_BODY_TIMEOUT="1")
+    try:
+        wait_ready(server)
+        host, port = server.url.removeprefix("http://").split(":")
+        body = json.dumps({"instances": [SETOSA] * 80}).encode()
+        assert len(body) > 6000
+        started = time.monotonic()
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(
+                b"POST /api/v1/predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            )
+            for offset in range(0, len(body), 400):
+                sock.sendall(body[offset : offset + 400])
+                time.sleep(0.2)
+            answer = sock.recv(65536)
+        assert time.monotonic() - started > 2.5
+        assert answer.startswith(b"HTTP/1.1 200 OK"), answer[:200]
+    finally:
         server.stop()
 
 
