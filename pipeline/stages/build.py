@@ -30,20 +30,13 @@ from pipeline.state import RunState, StageRecord
 
 def context_hash(context: Path, dockerfile: str, buildargs: dict[str, str]) -> str:
     """A hash of what the engine would be sent and told: context files, Dockerfile, build args."""
-    from docker.utils.build import exclude_paths
+    from pipeline.adapters.docker_images import context_files, dockerignore_patterns
 
-    ignore = context / ".dockerignore"
-    patterns = []
-    if ignore.exists():
-        patterns = [
-            line.strip()
-            for line in ignore.read_text(encoding="utf-8").splitlines()
-            if line.strip() and not line.startswith("#")
-        ]
+    patterns = dockerignore_patterns(context)
     if not (context / dockerfile).is_file():
         return "no-dockerfile"
     digest = hashlib.sha256()
-    for rel in sorted(exclude_paths(str(context), patterns, dockerfile=dockerfile)):
+    for rel in sorted(context_files(context, patterns, dockerfile)):
         path = context / rel
         if path.is_file():
             digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
