@@ -89,7 +89,12 @@ class BuildStage(Stage):
         if engine.image_id(image_id) is None:
             ctx.log(f"image {image_id} is no longer in the engine")
             return None
-        tags = self._tags(ctx.config, short_image_id(image_id))
+        config = ctx.config
+        # Its inputs are today's (a cache hit): outside a git checkout, the tag a build of them gets.
+        hashed = context_hash(
+            config.path(config.image.context), config.image.dockerfile, _shaping_args(config)
+        )
+        tags = self._tags(config, _images.no_commit_sha(hashed))
         for ref in tags:
             engine.tag(image_id, ref)
         ctx.log(f"image {image_id} holds these inputs: tagged {', '.join(tags)}, not rebuilt")
@@ -107,7 +112,7 @@ class BuildStage(Stage):
         return model_missing(config, selected) or super().missing_input(config, state, selected)
 
     def plan(self, config: Config) -> list[str]:
-        tags = self._tags(config, "<context-hash>")
+        tags = self._tags(config, _images.NO_COMMIT_PLACEHOLDER)
         return [
             f"docker build {config.image.context} -f {config.image.dockerfile} "
             f"--build-arg PYTHON_IMAGE={config.image.base} " + " ".join(f"-t {t}" for t in tags),
@@ -115,7 +120,7 @@ class BuildStage(Stage):
 
     @staticmethod
     def _tags(config: Config, fallback: str) -> list[str]:
-        """``image.tags`` resolved; ``fallback`` names the image outside a git checkout."""
+        """``image.tags`` resolved; ``fallback`` is ``{git_sha}`` outside a git checkout."""
         repo = _images.repository(config)
         return [
             f"{repo}:{t}"
@@ -131,7 +136,7 @@ class BuildStage(Stage):
         info = git.info(config.root, config.image.context, config.image.branch)
         shaping = _shaping_args(config)
         inputs = context_hash(context, config.image.dockerfile, shaping)
-        tags = self._tags(config, inputs[:12])
+        tags = self._tags(config, _images.no_commit_sha(inputs))
         ctx.log(f"context hash {inputs}; tags {', '.join(tags)}")
         buildargs = {
             **shaping,
