@@ -333,7 +333,7 @@ def doctor(stage: StageOpt = None, profile: ProfileOpt = None, set_: SetOpt = No
 @guarded
 def status() -> int:
     """The last run's state: each stage's result and what it left (model, image, digest, deployment)."""
-    from pipeline.stages import ORDER
+    from pipeline.stages import STAGES
     from pipeline.state import RunState
 
     cfg = _load_config(None, None)
@@ -341,12 +341,13 @@ def status() -> int:
     if not state.stages:
         typer.echo(f"no run recorded in {cfg.state_file}")
         return 0
-    for name in ORDER:
-        rec = state.record(name)
+    for stage in STAGES:
+        rec = state.record(stage.name)
         if rec is None:
             continue
-        typer.echo(f"{name:<12} {rec.status:<8} {rec.finished_at}  {rec.summary}")
-        for key, value in sorted(rec.outputs.items()):
+        typer.echo(f"{stage.name:<12} {rec.status:<8} {rec.finished_at}  {rec.summary}")
+        outputs = state.outputs(stage.outputs)  # typed: what this pipeline records, or exit 2 naming it
+        for key, value in sorted(outputs.to_json().items() if outputs is not None else ()):
             typer.echo(f"{'':<12}   {key}: {value}")
     note = _recover_target(cfg)
     if note:
