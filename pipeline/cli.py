@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Optional, ParamSpec, TypeVar
 
 import typer
 
@@ -21,6 +21,9 @@ from pipeline import config as config_mod
 from pipeline import interrupts, secret_env
 from pipeline.errors import EXIT_INTERRUPTED, EXIT_PREREQUISITE, PipelineError, UsageError
 from pipeline.lock import RunLock
+
+if TYPE_CHECKING:
+    from pipeline.planning import DryRun
 
 app = typer.Typer(
     name="pipeline",
@@ -206,7 +209,7 @@ def run(
     A stage whose declared inputs (files, config, tools, earlier stages' outputs) are those of its last
     pass is reported 'cached' and not run again (smoke, push and deploy always run).
     """
-    from pipeline import cache, history, report, report_html
+    from pipeline import cache, history, planning, report, report_html
     from pipeline import runner as runner_mod
     from pipeline.stages import STAGES
     from pipeline.state import RunState
@@ -215,19 +218,20 @@ def run(
     reports = _one([str(p) for p in report_dir] if report_dir else None, "--report-dir")
     extra = [f"pipeline.report_dir={reports}"] if reports else []
     cfg = _load_config(profile, set_, extra)
-    plan = runner_mod.select(STAGES, stage=stages, start=_one(from_, "--from"), skip=_names(skip))
+    plan = planning.select(STAGES, stage=stages, start=_one(from_, "--from"), skip=_names(skip))
     console = _console()
-    forced = _rerun_names(_names(rerun), plan)
+    forced = planning.rerun_names(_names(rerun), plan)
     fingerprinter = cache.Fingerprinter(cfg.root)
     if dry_run:
         state = RunState.load(cfg.state_file)
-        _print_plan(console, cfg, plan, state, fingerprinter, no_cache, forced)
+        judge = planning.CacheJudge(cfg, state, fingerprinter, no_cache=no_cache, rerun=forced)
+        _print_dry_run(console, planning.dry_run(plan, judge))
         return 0
     report.prepare_dir(cfg.stage_reports, cfg.report_dir)
     with RunLock(cfg.state_file.parent):
         state = RunState.load(cfg.state_file)
-        runner_mod.check_inputs(plan, cfg, state, fingerprinter)
-        runner_mod.preflight(plan, cfg)
+        planning.check_inputs(plan, cfg, state, fingerprinter)
+        planning.preflight(plan, cfg)
         reporter = report.PlainReporter(console) if plain_output() else report.LiveReporter(console)
         runner = runner_mod.Runner(
             cfg,
@@ -266,59 +270,18 @@ def ci_build_url() -> str | None:
     return url if url.startswith(("https://", "http://")) else None
 
 
-def _rerun_names(rerun: str | None, plan: Any) -> set[str]:
-    """``--rerun a,b``: names of selected stages (exit 2 for any other)."""
-    names = {part.strip() for part in (rerun or "").split(",") if part.strip()}
-    unknown = sorted(names - set(plan.names))
-    if unknown:
-        raise UsageError(
-            f"--rerun: {', '.join(unknown)} not selected in this run",
-            hint=f"selected: {', '.join(plan.names)}",
-        )
-    return names
-
-
-def _print_plan(
-    console: Any,
-    cfg: config_mod.Config,
-    plan: Any,
-    state: Any,
-    fingerprinter: Any,
-    no_cache: bool,
-    forced: set[str],
-) -> None:
-    from pipeline import runner as runner_mod
-
-    console.print(f"plan (profile {cfg.profile}, dry run: nothing is executed)", markup=False)
-    try:
-        runner_mod.check_inputs(plan, cfg, state, fingerprinter)
-    except PipelineError as exc:
-        console.print(f"  note: a real run would refuse: {exc}", markup=False)
-    will_run: set[str] = set()
-    for i, stage in enumerate(plan.stages, 1):
-        needs = ", ".join(stage.needs) or "-"
-        console.print(
-            f"{i}. {stage.name}  (needs: {needs}; timeout {cfg.timeouts.for_stage(stage.name):g}s)",
-            markup=False,
-        )
-        # When a stage whose outputs are among this one's inputs runs now (directly needed or not: build
-        # reads train's model through promotion), they are only known then: the run's verdict, not a guess.
-        reads = {ref.partition(".")[0] for ref in stage.inputs(cfg).upstream}
-        running_before = [n for n in plan.names if n in will_run and n in reads]
-        if running_before and stage.cacheable:
-            will_run.add(stage.name)
-            verdict = f"runs unless what it reads from {', '.join(running_before)} comes out unchanged"
-        else:
-            reusable, why, _ = runner_mod.cache_verdict(
-                stage, cfg, state, fingerprinter, no_cache or stage.name in forced
-            )
-            verdict = f"{'cached' if reusable else 'runs'}: {why}"
-            if not reusable:
-                will_run.add(stage.name)
-        console.print(f"     -> {verdict}", markup=False)
-        for line in stage.plan(cfg):
+def _print_dry_run(console: Any, shown: DryRun) -> None:
+    """``run --dry-run``: the plan (:func:`pipeline.planning.dry_run`), as text."""
+    console.print(f"plan (profile {shown.profile}, dry run: nothing is executed)", markup=False)
+    if shown.refusal is not None:
+        console.print(f"  note: a real run would refuse: {shown.refusal}", markup=False)
+    for i, item in enumerate(shown.stages, 1):
+        needs = ", ".join(item.stage.needs) or "-"
+        console.print(f"{i}. {item.stage.name}  (needs: {needs}; timeout {item.timeout_s:g}s)", markup=False)
+        console.print(f"     -> {item.verdict}", markup=False)
+        for line in item.commands:
             console.print(f"     {line}", markup=False)
-    for name in plan.skipped:
+    for name in shown.skipped:
         console.print(f"-  {name}  (skipped)", markup=False)
 
 
@@ -339,13 +302,13 @@ def doctor(stage: StageOpt = None, profile: ProfileOpt = None, set_: SetOpt = No
     """Check what the selected stages need: tools, engine, registry, credentials; exit 3 if one is missing."""
     from rich.table import Table
 
-    from pipeline import runner as runner_mod
+    from pipeline import planning
     from pipeline.stages import STAGES
     from pipeline.stages.base import tool_version
 
     stages = _selected_stages(stage)
     cfg = _load_config(profile, set_)
-    plan = runner_mod.select(STAGES, stage=stages)
+    plan = planning.select(STAGES, stage=stages)
     table = Table(title=f"doctor (profile {cfg.profile})", title_justify="left")
     for col in ("", "stage", "check", "detail", "what to do"):
         table.add_column(col, overflow="fold")
@@ -370,7 +333,7 @@ def doctor(stage: StageOpt = None, profile: ProfileOpt = None, set_: SetOpt = No
 @guarded
 def status() -> int:
     """The last run's state: each stage's result and what it left (model, image, digest, deployment)."""
-    from pipeline.stages import ORDER
+    from pipeline.stages import STAGES
     from pipeline.state import RunState
 
     cfg = _load_config(None, None)
@@ -378,12 +341,13 @@ def status() -> int:
     if not state.stages:
         typer.echo(f"no run recorded in {cfg.state_file}")
         return 0
-    for name in ORDER:
-        rec = state.record(name)
+    for stage in STAGES:
+        rec = state.record(stage.name)
         if rec is None:
             continue
-        typer.echo(f"{name:<12} {rec.status:<8} {rec.finished_at}  {rec.summary}")
-        for key, value in sorted(rec.outputs.items()):
+        typer.echo(f"{stage.name:<12} {rec.status:<8} {rec.finished_at}  {rec.summary}")
+        outputs = state.outputs(stage.outputs)  # typed: what this pipeline records, or exit 2 naming it
+        for key, value in sorted(outputs.to_json().items() if outputs is not None else ()):
             typer.echo(f"{'':<12}   {key}: {value}")
     note = _recover_target(cfg)
     if note:

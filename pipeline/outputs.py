@@ -7,7 +7,8 @@ back and refuses, naming the field, what this version of the pipeline would not 
 state file, a hand edit): a value is used whole or not at all.
 
 The facts other parts of the pipeline show about a run (the model, the image, where it went) are worked out
-once, by :func:`run_facts`: ``history``, ``report_html`` and ``status`` read them there.
+once, by :func:`run_facts`: ``history`` and ``report_html`` read them there; ``status`` shows each stage's
+outputs as :meth:`~pipeline.state.RunState.outputs` reads them.
 """
 
 from __future__ import annotations

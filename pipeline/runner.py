@@ -1,14 +1,12 @@
-"""Plan a run (select, order, check needs and prerequisites) and execute it, serially or ``--jobs N``.
+"""Execute a plan (:mod:`pipeline.planning`), serially or ``--jobs N``.
 
 The runner knows stages only through ``pipeline.stages.base.Stage``; it knows nothing of Docker,
 Trivy or AWS. One scheduler serves both modes: ``--jobs 1`` is the same loop with one slot. Each
 stage runs in a worker thread with its own cancel event, which the main thread sets on Ctrl-C,
 SIGTERM or when the stage passes its timeout; the stage's tools are stopped through that event.
 
-Caching is the runner's, one mechanism for every stage (``pipeline.cache``): before a cacheable
-stage runs, the fingerprint of its declared inputs is compared with its last pass; the same key
-means ``cached`` (its reports put back), unless ``--no-cache`` or ``--rerun`` says otherwise. A
-prerequisite that is not selected counts only when its last pass is for today's inputs.
+Before a cacheable stage runs, the plan's :func:`~pipeline.planning.cache_verdict` (the dry run's too) says
+whether its last pass stands in for it: then its reports are put back and its outputs recorded again.
 """
 
 from __future__ import annotations
@@ -20,26 +18,18 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pipeline import cache, interrupts
+from pipeline import cache, interrupts, planning
 from pipeline.adapters import git
 from pipeline.config import Config
-from pipeline.errors import (
-    ConfigError,
-    EnvironmentProblem,
-    Interrupted,
-    MissingPrerequisite,
-    PipelineError,
-    StalePrerequisite,
-    UsageError,
-)
+from pipeline.errors import Interrupted, PipelineError
+from pipeline.planning import Plan
 from pipeline.results import RunResult, RunStatus, StageRun, Status
-from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult
+from pipeline.stages.base import Stage, StageContext, StageResult
 from pipeline.state import RunState, StageRecord, utcnow
 
 # How long a stage past its timeout (or a run after Ctrl-C) gets to wind down before we move on.
@@ -54,179 +44,6 @@ class Reporter(Protocol):
     def stage_progress(self, name: str, line: str) -> None: ...
     def stage_finished(self, run: StageRun) -> None: ...
     def run_finished(self, result: RunResult) -> None: ...
-
-
-# --- planning ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Plan:
-    stages: tuple[Stage, ...]
-    skipped: tuple[str, ...]
-    registry: tuple[Stage, ...] = ()
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(s.name for s in self.stages)
-
-    def stage(self, name: str) -> Stage:
-        return next(s for s in (*self.registry, *self.stages) if s.name == name)
-
-    def upstream_of(self, name: str) -> list[str]:
-        """Every stage ``name`` needs, directly or not, nearest first."""
-        found: list[str] = []
-        todo = list(self.stage(name).needs)
-        while todo:
-            need = todo.pop(0)
-            if need not in found:
-                found.append(need)
-                todo.extend(self.stage(need).needs)
-        return found
-
-    def selected_needs(self, name: str) -> list[str]:
-        """The selected stages ``name`` must wait for: its needs, and through a need that is not selected
-        (skipped, or outside ``--from``) that need's own. With ``--skip test``, build still waits for
-        train, which makes the model it packs."""
-        selected = set(self.names)
-        found: list[str] = []
-        todo = list(self.stage(name).needs)
-        seen: set[str] = set()
-        while todo:
-            need = todo.pop(0)
-            if need in seen:
-                continue
-            seen.add(need)
-            if need in selected:
-                found.append(need)
-            else:
-                todo.extend(self.stage(need).needs)
-        return found
-
-    def readable(self, name: str) -> dict[str, Any]:
-        """The run-state outputs stage ``name`` may read: its own and those of every stage it needs."""
-        return {n: self.stage(n).outputs for n in (name, *self.upstream_of(name))}
-
-
-def _split(value: str | None) -> list[str]:
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
-
-
-def select(
-    registry: Sequence[Stage],
-    *,
-    stage: str | None = "all",
-    start: str | None = None,
-    skip: str | None = None,
-) -> Plan:
-    """Resolve ``--stage``, ``--from`` and ``--skip`` against the registry, in the registry's order."""
-    order = [s.name for s in registry]
-    by_name = {s.name: s for s in registry}
-
-    def known(names: Iterable[str], flag: str) -> list[str]:
-        names = list(names)
-        for name in names:
-            if name not in by_name:
-                raise UsageError(f"{flag}: unknown stage '{name}'", hint=f"stages are: {', '.join(order)}")
-        return names
-
-    requested = _split(stage) or ["all"]
-    if "all" in requested:
-        if len(requested) > 1:
-            raise UsageError("--stage: 'all' cannot be combined with stage names")
-        wanted = set(order)
-    else:
-        wanted = set(known(requested, "--stage"))
-    if start:
-        known([start], "--from")
-        wanted &= set(order[order.index(start) :])
-    skipped = set(known(_split(skip), "--skip"))
-    chosen = [by_name[n] for n in order if n in wanted and n not in skipped]
-    if not chosen:
-        raise UsageError("the selection is empty: nothing to run", hint="check --stage, --from and --skip")
-    # Every --skip name waives that stage as a prerequisite, also outside the --stage/--from range.
-    return Plan(tuple(chosen), tuple(n for n in order if n in skipped), tuple(registry))
-
-
-def check_inputs(
-    plan: Plan, config: Config, state: RunState, fingerprinter: cache.Fingerprinter | None = None
-) -> None:
-    """Refuse (exit 2) a selection whose prerequisite output is neither selected nor in the state,
-    or was recorded for other inputs than today's, or whose configuration cannot work for a stage.
-
-    Only direct prerequisites are compared with the tree: each stage's inputs include what the
-    stages before it recorded, so a recorded chain is consistent link by link. ``--skip`` waives.
-    """
-    satisfied = set(plan.names) | set(plan.skipped)
-    fingerprinter = fingerprinter or cache.Fingerprinter(config.root)
-    for stage in plan.stages:
-        stage.validate(config)
-        missing = stage.missing_input(config, state, satisfied)
-        if missing is not None:
-            run_first, what = missing
-            raise MissingPrerequisite(stage.name, run_first, what)
-        for name in stage.prerequisites(config):
-            if name in satisfied:
-                continue
-            record = state.record(name)
-            if record is None or not state.passed(name):
-                raise MissingPrerequisite(stage.name, name, f"a passing '{name}' run")
-            now = fingerprint(plan.stage(name), config, state, fingerprinter)
-            # What cannot be known now (the engine is not asked, say) is taken as recorded: the stage that
-            # needs it finds out (its checks); a prerequisite is stale only for what did change.
-            now = cache.settle(now, record.inputs)
-            if cache.key(now) != cache.key(record.inputs):
-                raise StalePrerequisite(stage.name, name, cache.explain(record.inputs, now))
-
-
-def fingerprint(
-    stage: Stage, config: Config, state: RunState, fingerprinter: cache.Fingerprinter
-) -> dict[str, str]:
-    """The stage's declared inputs as they are now (the outputs of earlier stages from ``state``)."""
-
-    def outputs_of(name: str) -> dict[str, Any] | None:
-        record = state.record(name)
-        return record.outputs if record is not None and state.passed(name) else None
-
-    return cache.fingerprint(stage.inputs(config), config, outputs_of, fingerprinter)
-
-
-def cache_verdict(
-    stage: Stage, config: Config, state: RunState, fingerprinter: cache.Fingerprinter, forced: bool
-) -> tuple[bool, str, dict[str, str]]:
-    """``(reusable, why, fingerprint)``: may the stage's last pass stand in for running it now?"""
-    now = fingerprint(stage, config, state, fingerprinter)
-    record = state.record(stage.name)
-    if not stage.cacheable:
-        return False, "never cached: it acts on the outside world", now
-    if forced:
-        return False, "forced (--no-cache or --rerun)", now
-    if record is None or not state.passed(stage.name):
-        return False, "no earlier pass recorded", now
-    if unknown := cache.unresolved(now):
-        return False, f"not known before it runs: {', '.join(unknown)}", now
-    if record.key != cache.key(now):
-        return False, cache.explain(record.inputs, now), now
-    return True, f"inputs unchanged since run {record.run_id}", now
-
-
-def preflight(plan: Plan, config: Config) -> list[tuple[str, CheckResult]]:
-    """Every check of the selected stages; raises EnvironmentProblem (exit 3) if a required one fails,
-    ConfigError (exit 2) if that is a check of a setting."""
-    rows = [(stage.name, check) for stage in plan.stages for check in stage.checks(config)]
-    failing = [(name, c) for name, c in rows if c.required and not c.ok]
-    for name, check in failing:
-        if check.setting:
-            raise ConfigError(
-                f"{name}: {check.name}: {check.detail}", hint=check.fix or "'python -m pipeline doctor'"
-            )
-    if failing:
-        lines = "; ".join(
-            f"{name}: {c.name}: {c.detail}" + (f" ({c.fix})" if c.fix else "") for name, c in failing
-        )
-        raise EnvironmentProblem(
-            f"missing before any stage ran: {lines}", hint="'python -m pipeline doctor' shows every check"
-        )
-    return rows
 
 
 # --- execution -----------------------------------------------------------------------------------
@@ -278,9 +95,7 @@ class Runner:
         self.run_id = run_id or new_run_id()
         self.clock = clock
         self.interrupted = threading.Event()
-        self.no_cache = no_cache
-        self.rerun = set(rerun)
-        self.fingerprinter = fingerprinter or cache.Fingerprinter(config.root)
+        self.judge = planning.CacheJudge(config, state, fingerprinter, no_cache=no_cache, rerun=rerun)
         self.store = cache.CacheStore(config.path(config.pipeline.state_dir) / "cache")
         self._plan: Plan | None = None
 
@@ -388,17 +203,17 @@ class Runner:
     def _run_or_reuse(self, item: _Running) -> StageResult:
         """The stage's cached result when its inputs are those of its last pass, else its run."""
         stage, ctx = item.stage, item.ctx
-        forced = self.no_cache or stage.name in self.rerun
-        reusable, why, item.inputs = cache_verdict(stage, self.config, self.state, self.fingerprinter, forced)
+        verdict = self.judge.verdict(stage)
+        item.inputs = verdict.inputs
         record = self.state.record(stage.name)
-        if reusable and record is not None:
+        if verdict.reusable and record is not None:
             restored, problem = self.store.restore(stage.name, record.key or "", self.config.stage_reports)
             if not restored:
                 ctx.log(f"# warning: the cache entry of '{stage.name}' is not used: {problem}; running it")
             else:
                 result = stage.reuse(ctx, record)
                 if result is not None:
-                    ctx.log(f"# cached: {why} (key {(record.key or '')[:12]}); its reports are put back")
+                    ctx.log(f"# {verdict.line} (key {(record.key or '')[:12]}); its reports are put back")
                     earlier = self.store.earlier_log(stage.name)
                     if earlier:
                         ctx.log("# --- the log of that run ---")
@@ -406,13 +221,11 @@ class Runner:
                     return result
                 ctx.log("# its recorded output is gone; running it")
         elif stage.cacheable:
-            ctx.log(f"# runs: {why}")
+            ctx.log(f"# {verdict.line}")
         result = stage.run(ctx)
         if cache.unresolved(item.inputs):
             # Known now that it ran (the base image it pulled): recorded, so the next run can be cached.
-            item.inputs = cache.settle(
-                item.inputs, fingerprint(stage, self.config, self.state, self.fingerprinter)
-            )
+            item.inputs = cache.settle(item.inputs, self.judge.fingerprint(stage))
         return result
 
     def _poll(self, item: _Running) -> bool:

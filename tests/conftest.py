@@ -184,7 +184,7 @@ def record_passes(repo: Path, **stages: dict) -> None:
     """Write ``repo``'s run state as if each named stage (``trivy_fs`` for ``trivy-fs``) had just passed
     for the repository's inputs as they are now, leaving the given outputs: what a real earlier run
     records, so a stage selected alone finds its prerequisites fresh."""
-    from pipeline import cache, runner
+    from pipeline import cache, planning
     from pipeline import config as config_mod
     from pipeline.stages import BY_NAME, ORDER
     from pipeline.state import RunState, StageRecord
@@ -196,7 +196,7 @@ def record_passes(repo: Path, **stages: dict) -> None:
         state.stages[name] = StageRecord("passed", "t", "r0", outputs=outputs)
     fingerprinter = cache.Fingerprinter(repo)
     for name in (n for n in ORDER if n in named):
-        inputs = runner.fingerprint(BY_NAME[name], cfg, state, fingerprinter)
+        inputs = planning.fingerprint(BY_NAME[name], cfg, state, fingerprinter)
         state.stages[name] = StageRecord(
             "passed", "t", "r0", outputs=named[name], inputs=inputs, key=cache.key(inputs)
         )

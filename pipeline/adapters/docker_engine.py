@@ -7,7 +7,7 @@
 - ``docker_core``: ``DockerConnection``, the docker-py client (``connect``, ``client``, ``version``), engine
   errors into the pipeline's exception tree (``_call``) and stream reading with cancellation (``_chunks``).
 - ``docker_images``: ``ImagesMixin`` (build, image_id, image_labels, tag,
-  remove_image) and ``split_image_ref``.
+  remove_image), ``split_image_ref``, and ``context_files`` (a context as ``.dockerignore`` filters it).
 - ``docker_push``: ``PushMixin`` (push with retries, distribution_digest).
 - ``docker_containers``: ``ContainersMixin`` (run, inspect, state, logs, uid, stop/start/rename/remove,
   by label), ``ContainerState`` and ``free_port``.

@@ -1,4 +1,5 @@
-"""Images in the Docker engine: build (reading its stream), look up, label, tag and remove."""
+"""Images in the Docker engine: build (reading its stream), look up, label, tag and remove; and what of a
+build context the engine is sent (``.dockerignore``)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,26 @@ def split_image_ref(ref: str) -> tuple[str, str]:
     if colon > last_slash:
         return name[:colon], name[colon + 1 :]
     return name, "latest"
+
+
+def dockerignore_patterns(context: Path) -> list[str]:
+    """The patterns of ``context/.dockerignore`` (none without one), comments and blank lines left out."""
+    ignore = context / ".dockerignore"
+    if not ignore.exists():
+        return []
+    return [
+        line.strip()
+        for line in ignore.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+
+def context_files(context: Path, patterns: Sequence[str], dockerfile: str) -> set[str]:
+    """What of ``context`` a build sends the engine (files and folders, relative): docker-py's own reading
+    of the ``.dockerignore`` ``patterns``, the Dockerfile always sent."""
+    from docker.utils.build import exclude_paths
+
+    return set(exclude_paths(str(context), list(patterns), dockerfile=dockerfile))
 
 
 class ImagesMixin(DockerConnection):

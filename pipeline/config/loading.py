@@ -11,14 +11,12 @@ import dataclasses
 import json
 import math
 import tomllib
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pipeline import references
 from pipeline.config.schema import (
-    _META_FIELDS,
     CONFIG_FILE,
     DEFAULT_PROFILE,
     SCHEMA,
@@ -26,6 +24,7 @@ from pipeline.config.schema import (
     Config,
     Leaf,
     Secrets,
+    build,
 )
 from pipeline.errors import ConfigError
 from pipeline.tool_env import secret_values, tool_environment
@@ -279,7 +278,7 @@ def load(
             if value
         ),
     )
-    sections: Config = _build(Config, values, "")
+    sections = build(values)
     return dataclasses.replace(
         sections,
         profile=profile,
@@ -290,20 +289,6 @@ def load(
         tool_environ=tool_environment(environ),
         secret_values=secret_values(environ),
     )
-
-
-def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if not prefix and f.name in _META_FIELDS:
-            continue
-        key = prefix + f.name
-        if dataclasses.is_dataclass(hints[f.name]):
-            kwargs[f.name] = _build(hints[f.name], values, key + ".")
-        else:
-            kwargs[f.name] = values[key]
-    return cls(**kwargs)
 
 
 def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -349,20 +349,44 @@ def _default(f: dataclasses.Field[Any]) -> Any:
     raise TypeError(f"config field {f.name} has no default")
 
 
-def _leaves(cls: type, prefix: str = "") -> dict[str, Leaf]:
+def _walk(
+    cls: type,
+    leaf: Callable[[str, Any, dataclasses.Field[Any]], Any],
+    section: Callable[[type, dict[str, Any]], Any],
+    prefix: str = "",
+) -> Any:
+    """The one walk of the tree (the Config's bookkeeping fields left out): each leaf becomes
+    ``leaf(dotted key, type, field)``, and each section ``section(its class, {field name: what its field
+    became})``."""
     hints = typing.get_type_hints(cls)
-    out: dict[str, Leaf] = {}
+    parts: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if not prefix and f.name in _META_FIELDS:
             continue
-        key = prefix + f.name
-        hint = hints[f.name]
+        key, hint = prefix + f.name, hints[f.name]
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-            out.update(_leaves(hint, key + "."))
+            parts[f.name] = _walk(hint, leaf, section, key + ".")
         else:
-            out[key] = Leaf(key, hint, _default(f), f.metadata.get("rule"))
+            parts[f.name] = leaf(key, hint, f)
+    return section(cls, parts)
+
+
+def _leaves(_cls: type, parts: dict[str, Any]) -> dict[str, Leaf]:
+    """A section's leaves, its sections' included, by dotted key."""
+    out: dict[str, Leaf] = {}
+    for part in parts.values():
+        out.update(part if isinstance(part, dict) else {part.key: part})
     return out
 
 
-SCHEMA: dict[str, Leaf] = _leaves(Config)
+def build(values: Mapping[str, Any]) -> Config:
+    """A :class:`Config` of the value of each leaf (by dotted key); its bookkeeping fields at their
+    defaults."""
+    made: Config = _walk(Config, lambda key, _hint, _field: values[key], lambda cls, parts: cls(**parts))
+    return made
+
+
+SCHEMA: dict[str, Leaf] = _walk(
+    Config, lambda key, hint, f: Leaf(key, hint, _default(f), f.metadata.get("rule")), _leaves
+)
 SECTIONS = {k.rsplit(".", 1)[0] for k in SCHEMA if "." in k} | {k.split(".")[0] for k in SCHEMA}

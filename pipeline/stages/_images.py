@@ -93,10 +93,23 @@ def repository(config: Config) -> str:
     return f"{config.registry.url.rstrip('/')}/{repo}"
 
 
+# ``{git_sha}`` where git cannot tell the commit (a source tarball): the first digits of the hash of the build
+# context, as many as a short sha has, so the same files get the same tag; the dry run, before the context
+# is final (train may run first), shows the placeholder.
+NO_COMMIT_DIGITS = 12
+NO_COMMIT_PLACEHOLDER = "<context-hash>"
+
+
+def no_commit_sha(context_hash: str) -> str:
+    """What ``{git_sha}`` is outside a git checkout, for a build context of hash ``context_hash``."""
+    return context_hash[:NO_COMMIT_DIGITS]
+
+
 def resolve_tags(config: Config, git: GitInfo, fallback: str) -> list[str]:
-    """Tags from ``image.tags`` templates: ``{git_sha}`` (``-dirty`` when the tree is), ``{branch}``,
-    and ``NAME@default-branch`` for a tag given only on the default branch, from a clean tree (a
-    ``latest`` built from uncommitted files would be a release nobody can rebuild)."""
+    """Tags from ``image.tags`` templates: ``{git_sha}`` (``-dirty`` when the tree is; ``fallback`` outside a
+    git checkout, :func:`no_commit_sha`), ``{branch}``, and ``NAME@default-branch`` for a tag given only on
+    the default branch, from a clean tree (a ``latest`` built from uncommitted files would be a release
+    nobody can rebuild)."""
     sha = (git.sha or fallback) + ("-dirty" if git.dirty else "")
     tags: list[str] = []
     for template in config.image.tags:

@@ -30,20 +30,13 @@ from pipeline.state import RunState, StageRecord
 
 def context_hash(context: Path, dockerfile: str, buildargs: dict[str, str]) -> str:
     """A hash of what the engine would be sent and told: context files, Dockerfile, build args."""
-    from docker.utils.build import exclude_paths
+    from pipeline.adapters.docker_images import context_files, dockerignore_patterns
 
-    ignore = context / ".dockerignore"
-    patterns = []
-    if ignore.exists():
-        patterns = [
-            line.strip()
-            for line in ignore.read_text(encoding="utf-8").splitlines()
-            if line.strip() and not line.startswith("#")
-        ]
+    patterns = dockerignore_patterns(context)
     if not (context / dockerfile).is_file():
         return "no-dockerfile"
     digest = hashlib.sha256()
-    for rel in sorted(exclude_paths(str(context), patterns, dockerfile=dockerfile)):
+    for rel in sorted(context_files(context, patterns, dockerfile)):
         path = context / rel
         if path.is_file():
             digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
@@ -96,7 +89,12 @@ class BuildStage(Stage):
         if engine.image_id(image_id) is None:
             ctx.log(f"image {image_id} is no longer in the engine")
             return None
-        tags = self._tags(ctx.config, short_image_id(image_id))
+        config = ctx.config
+        # Its inputs are today's (a cache hit): outside a git checkout, the tag a build of them gets.
+        hashed = context_hash(
+            config.path(config.image.context), config.image.dockerfile, _shaping_args(config)
+        )
+        tags = self._tags(config, _images.no_commit_sha(hashed))
         for ref in tags:
             engine.tag(image_id, ref)
         ctx.log(f"image {image_id} holds these inputs: tagged {', '.join(tags)}, not rebuilt")
@@ -114,7 +112,7 @@ class BuildStage(Stage):
         return model_missing(config, selected) or super().missing_input(config, state, selected)
 
     def plan(self, config: Config) -> list[str]:
-        tags = self._tags(config, "<context-hash>")
+        tags = self._tags(config, _images.NO_COMMIT_PLACEHOLDER)
         return [
             f"docker build {config.image.context} -f {config.image.dockerfile} "
             f"--build-arg PYTHON_IMAGE={config.image.base} " + " ".join(f"-t {t}" for t in tags),
@@ -122,7 +120,7 @@ class BuildStage(Stage):
 
     @staticmethod
     def _tags(config: Config, fallback: str) -> list[str]:
-        """``image.tags`` resolved; ``fallback`` names the image outside a git checkout."""
+        """``image.tags`` resolved; ``fallback`` is ``{git_sha}`` outside a git checkout."""
         repo = _images.repository(config)
         return [
             f"{repo}:{t}"
@@ -138,7 +136,7 @@ class BuildStage(Stage):
         info = git.info(config.root, config.image.context, config.image.branch)
         shaping = _shaping_args(config)
         inputs = context_hash(context, config.image.dockerfile, shaping)
-        tags = self._tags(config, inputs[:12])
+        tags = self._tags(config, _images.no_commit_sha(inputs))
         ctx.log(f"context hash {inputs}; tags {', '.join(tags)}")
         buildargs = {
             **shaping,

@@ -10,9 +10,11 @@ stage's own. ``--skip promotion`` or ``promotion.gate = false`` waive it, visibl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
+from pathlib import Path
 
 from pipeline.cache import Inputs
 from pipeline.config import Config
@@ -25,9 +27,43 @@ from pipeline.state import RunState
 
 
 def candidate_digest(config: Config) -> str:
-    """The candidate as the gate reads it: ``metadata.json`` and the ONNX file, hashed ("none" without)."""
-    digest = hashlib.sha256()
+    """The candidate as the gate reads it: ``metadata.json`` and the ONNX file, hashed ("none" without).
+    Read again only when a file changed (train ran), not at each fingerprint of the run."""
     model_dir = config.path(config.train.output_dir)
+    return _candidate_digest(model_dir, _stamps(model_dir / METADATA_FILE, model_dir / MODEL_FILE))
+
+
+def champion_digest(config: Config) -> str:
+    """The champion as recorded for the deploy target: its identity and the last release's model. With no
+    release recorded here the champion is asked of the live service when the stage runs; that answer is not
+    an input (``--rerun promotion`` asks again). The run state is read again only when it changed."""
+    from pipeline.stages.targets import target_class
+
+    identity = target_class(config).identity(config)
+    return _champion_digest(identity, config.state_file, _stamps(config.state_file))
+
+
+_Stamp = tuple[int, int, int] | None
+
+
+def _stamps(*paths: Path) -> tuple[_Stamp, ...]:
+    """What tells whether a file changed without reading it (its change time, size and inode), per path;
+    None for a file that is not there."""
+    found: list[_Stamp] = []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:
+            found.append(None)
+        else:
+            found.append((stat.st_mtime_ns, stat.st_size, stat.st_ino))
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=16)
+def _candidate_digest(model_dir: Path, stamps: tuple[_Stamp, ...]) -> str:
+    del stamps  # the key: the same files as when last read
+    digest = hashlib.sha256()
     for name in (METADATA_FILE, MODEL_FILE):
         try:
             digest.update((model_dir / name).read_bytes())
@@ -36,16 +72,14 @@ def candidate_digest(config: Config) -> str:
     return digest.hexdigest()[:16]
 
 
-def champion_digest(config: Config) -> str:
-    """The champion as recorded for the deploy target: its identity and the last release's model. With no
-    release recorded here the champion is asked of the live service when the stage runs; that answer is not
-    an input (``--rerun promotion`` asks again)."""
-    from pipeline.stages.targets import Release, target_class
+@functools.lru_cache(maxsize=16)
+def _champion_digest(identity: str, state_file: Path, stamps: tuple[_Stamp, ...]) -> str:
+    from pipeline.stages.targets import Release
 
-    identity = target_class(config).identity(config)
+    del stamps  # the key: the same run state as when last read
     model: object
     try:
-        releases = RunState.load(config.state_file).releases(identity)
+        releases = RunState.load(state_file).releases(identity)
         model = Release.from_state(releases[-1], identity).model if releases else None
     except PipelineError as exc:  # a state the run refuses with its own message: a key of its own here
         model = {"unreadable": exc.message}

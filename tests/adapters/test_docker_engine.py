@@ -12,7 +12,7 @@ import requests
 
 from pipeline.adapters.docker_containers import free_port
 from pipeline.adapters.docker_engine import DockerEngine
-from pipeline.adapters.docker_images import split_image_ref
+from pipeline.adapters.docker_images import context_files, dockerignore_patterns, split_image_ref
 from pipeline.errors import EngineUnavailable, Interrupted, ToolFailed
 
 pytestmark = pytest.mark.integration
@@ -24,6 +24,21 @@ def _write_dockerfile(tmp_path: Path, body: str) -> Path:
     context.mkdir(exist_ok=True)
     (context / "Dockerfile").write_text("ARG PYTHON_IMAGE\nFROM ${PYTHON_IMAGE}\n" + body, encoding="utf-8")
     return context
+
+
+def test_the_context_sent_is_what_dockerignore_leaves(tmp_path: Path) -> None:
+    context = _write_dockerfile(tmp_path, "")
+    (context / ".dockerignore").write_text("# comment\nsecret\n\n*.log\n", encoding="utf-8")
+    for rel in ("app.py", "secret/key", "run.log"):
+        (context / rel).parent.mkdir(exist_ok=True)
+        (context / rel).write_text("x", encoding="utf-8")
+
+    patterns = dockerignore_patterns(context)
+
+    assert patterns == ["secret", "*.log"]
+    assert context_files(context, patterns, "Dockerfile") == {"Dockerfile", ".dockerignore", "app.py"}
+    assert patterns == ["secret", "*.log"]  # docker-py adds the Dockerfile to a list of its own
+    assert dockerignore_patterns(tmp_path) == []
 
 
 def test_connect_to_missing_engine_says_how_to_start_one() -> None:

@@ -103,3 +103,17 @@ def test_an_attached_branch_wins_over_the_environment(checkout: Path) -> None:
     info = git.info(checkout, ".", cfg.image.branch)
     assert info.branch == "feature"
     assert _images.resolve_tags(cfg, info, "x") == [info.sha]
+
+
+def test_outside_a_checkout_the_tag_is_the_start_of_the_context_hash(tmp_path: Path) -> None:
+    """The one fallback for ``{git_sha}``: the run's build, its cache hit and the dry run's placeholder."""
+    (tmp_path / "pipeline.toml").write_text("", encoding="utf-8")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n", encoding="utf-8")
+    cfg = config.load(tmp_path, environ={})
+    info = git.info(tmp_path)
+    assert info.sha is None and info.branch is None
+    hashed = "0123456789abcdef" * 4
+    assert _images.no_commit_sha(hashed) == hashed[: _images.NO_COMMIT_DIGITS] == "0123456789ab"
+    assert _images.resolve_tags(cfg, info, _images.no_commit_sha(hashed)) == ["0123456789ab"]
+    (command,) = BuildStage().plan(cfg)
+    assert re.findall(r" -t \S+:(\S+)", command) == [_images.NO_COMMIT_PLACEHOLDER]

@@ -294,7 +294,7 @@ def test_the_pipeline_cli_accepts_the_sh_step_for_every_profile_choice(
 
     from pipeline import config as config_mod
     from pipeline.cli import app
-    from pipeline.runner import select
+    from pipeline.planning import select
     from pipeline.stages import STAGES
 
     run = get_command(app).commands["run"]  # type: ignore[attr-defined]

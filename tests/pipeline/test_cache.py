@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from pipeline import cache, config, report, results, runner
+from pipeline import cache, config, planning, report, results, runner
 from pipeline.errors import StalePrerequisite
 from pipeline.outputs import Outputs
 from pipeline.stages import BY_NAME
@@ -110,9 +110,9 @@ def repo(tmp_path: Path) -> Path:
 
 def run(root: Path, *stages: Stage, sets: tuple[str, ...] = (), **options: Any) -> results.RunResult:
     cfg = config.load(root, overrides=list(sets), environ={})
-    plan = runner.select(list(stages), stage=",".join(s.name for s in stages))
+    plan = planning.select(list(stages), stage=",".join(s.name for s in stages))
     state = RunState.load(cfg.state_file)
-    runner.check_inputs(plan, cfg, state)
+    planning.check_inputs(plan, cfg, state)
     result = runner.Runner(cfg, state, Recorder(), **options).execute(plan)
     report.write_reports(result, cfg.report_dir)
     return result
@@ -145,6 +145,36 @@ def test_a_second_run_with_the_same_inputs_is_cached_and_still_reported(repo: Pa
     assert (repo / "reports" / "stages" / "count-report.txt").read_text(encoding="utf-8") == "run 1\n"
     log = stage_log(repo)
     assert "# cached: inputs unchanged" in log and "# --- the log of that run ---" in log
+
+
+def test_the_dry_run_and_the_run_take_their_verdicts_from_the_one_plan_function(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever ``planning.CacheJudge.verdict`` decides is what the dry run shows and what the run does."""
+    first = run(repo, Counting()).run_id
+    decide = planning.CacheJudge.verdict
+    asked: list[str] = []
+
+    def decided_here(judge: planning.CacheJudge, stage: Stage) -> planning.CacheVerdict:
+        asked.append(stage.name)
+        verdict = decide(judge, stage)
+        return planning.CacheVerdict(verdict.reusable, f"decided here ({verdict.why})", verdict.inputs)
+
+    monkeypatch.setattr(planning.CacheJudge, "verdict", decided_here)
+    cfg = config.load(repo, environ={})
+    plan = planning.select([Counting()], stage="count")
+
+    def dry_run(**forcing: Any) -> str:
+        judge = planning.CacheJudge(cfg, RunState.load(cfg.state_file), **forcing)
+        return planning.dry_run(plan, judge).stages[0].verdict
+
+    assert dry_run() == f"cached: decided here (inputs unchanged since run {first})"
+    assert status(run(repo, Counting())) == "cached" and Counting.runs == 1
+    assert f"# cached: decided here (inputs unchanged since run {first})" in stage_log(repo)
+    assert dry_run(rerun={"count"}) == "runs: decided here (forced (--no-cache or --rerun))"
+    assert status(run(repo, Counting(), rerun={"count"})) == "passed" and Counting.runs == 2
+    assert "# runs: decided here (forced (--no-cache or --rerun))" in stage_log(repo)
+    assert asked == ["count"] * 4
 
 
 @pytest.mark.parametrize(
@@ -220,13 +250,13 @@ def test_a_stale_prerequisite_is_refused_naming_it(repo: Path) -> None:
     run(repo, Counting())
     (repo / "src" / "a.py").write_text("A = 4\n", encoding="utf-8")
     cfg = config.load(repo, environ={})
-    plan = runner.select([Counting(), After()], stage="after")
+    plan = planning.select([Counting(), After()], stage="after")
     with pytest.raises(StalePrerequisite) as caught:
-        runner.check_inputs(plan, cfg, RunState.load(cfg.state_file))
+        planning.check_inputs(plan, cfg, RunState.load(cfg.state_file))
     assert "needs 'count'" in caught.value.message and "src/a.py changed" in caught.value.message
     assert "--skip count" in (caught.value.hint or "")
-    waived = runner.select([Counting(), After()], stage="after", skip="count")
-    runner.check_inputs(waived, cfg, RunState.load(cfg.state_file))
+    waived = planning.select([Counting(), After()], stage="after", skip="count")
+    planning.check_inputs(waived, cfg, RunState.load(cfg.state_file))
 
 
 class ReadsUndeclared(Stage):
@@ -305,7 +335,7 @@ def fingerprints(root: Path) -> dict[str, dict[str, str]]:
     cfg = config.load(root, environ={})
     state = RunState.load(cfg.state_file)
     fingerprinter = cache.Fingerprinter(root)
-    return {name: runner.fingerprint(stage, cfg, state, fingerprinter) for name, stage in BY_NAME.items()}
+    return {name: planning.fingerprint(stage, cfg, state, fingerprinter) for name, stage in BY_NAME.items()}
 
 
 def changed_stages(root: Path, rel: str, text: str) -> set[str]:

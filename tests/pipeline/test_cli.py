@@ -235,6 +235,28 @@ def test_doctor_reports_missing_tool_with_exit_3(make_repo, monkeypatch: pytest.
     assert "✗" in result.output and "pylint" in result.output
 
 
+def test_status_shows_each_stages_typed_outputs(make_repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.state import RunState, StageRecord
+
+    repo = make_repo({"pipeline.toml": FIXTURE_TOML})
+    state = RunState.load(repo / ".pipeline" / "state.json")
+    train = TrainOutputs(model_version="m1", model_dir="model", cv_accuracy_mean=0.95)
+    state.put("train", StageRecord("passed", "t1", "r1", "trained", outputs=train.to_json()))
+    state.put("test", StageRecord("failed", "t2", "r1", "2 failed"))
+    result = invoke(["status"], repo, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "train        passed   t1  trained",
+        "               cv_accuracy_mean: 0.95",
+        "               model_dir: model",
+        "               model_version: m1",
+        "test         failed   t2  2 failed",
+    ]
+    state.put("train", StageRecord("passed", "t1", "r1", "trained", outputs={"model_version": 1}))
+    result = invoke(["status"], repo, monkeypatch)
+    assert result.exit_code == 2 and "train.model_version is 1, not str" in result.output
+
+
 def test_status_and_rollback_before_any_deploy(make_repo, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = make_repo({"pipeline.toml": FIXTURE_TOML})
     assert "no run recorded" in invoke(["status"], repo, monkeypatch).output

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pipeline import config, report, results, runner
+from pipeline import config, planning, report, results, runner
 from pipeline.errors import EnvironmentProblem, GateFailed, MissingPrerequisite, UsageError
 from pipeline.outputs import Outputs
 from pipeline.stages import STAGES
@@ -115,10 +115,10 @@ def execute(
     keep_going: bool = False,
     **selection: str | None,
 ) -> results.RunResult:
-    plan = runner.select(stages, **selection)
+    plan = planning.select(stages, **selection)
     state = RunState.load(cfg.state_file)
-    runner.check_inputs(plan, cfg, state)
-    runner.preflight(plan, cfg)
+    planning.check_inputs(plan, cfg, state)
+    planning.preflight(plan, cfg)
     return runner.Runner(cfg, state, Recorder(), jobs=jobs, keep_going=keep_going).execute(plan)
 
 
@@ -128,10 +128,10 @@ def statuses(result: results.RunResult) -> dict[str, str]:
 
 def test_selection_order_from_and_skip() -> None:
     stages = registry()
-    assert runner.select(stages, stage="all").names == ("a", "b", "c", "d")
-    assert runner.select(stages, stage="d,a").names == ("a", "d")
-    assert runner.select(stages, start="b").names == ("b", "c", "d")
-    plan = runner.select(stages, stage="all", skip="c")
+    assert planning.select(stages, stage="all").names == ("a", "b", "c", "d")
+    assert planning.select(stages, stage="d,a").names == ("a", "d")
+    assert planning.select(stages, start="b").names == ("b", "c", "d")
+    plan = planning.select(stages, stage="all", skip="c")
     assert plan.names == ("a", "b", "d") and plan.skipped == ("c",)
 
 
@@ -146,7 +146,7 @@ def test_selection_order_from_and_skip() -> None:
 )
 def test_bad_selection_is_a_usage_error(selection: dict[str, str], message: str) -> None:
     with pytest.raises(UsageError, match=message):
-        runner.select(registry(), **selection)
+        planning.select(registry(), **selection)
 
 
 def test_the_real_registry_has_the_nine_stages_in_order() -> None:
@@ -267,7 +267,7 @@ def test_a_crashing_stage_fails_cleanly(cfg: config.Config) -> None:
 
 @pytest.mark.usefixtures("ctrl_c_works")
 def test_interrupt_marks_running_stage_and_exits_130(cfg: config.Config) -> None:
-    plan = runner.select([make_stage("a", sleep=10), make_stage("b", ("a",))])
+    plan = planning.select([make_stage("a", sleep=10), make_stage("b", ("a",))])
     run = runner.Runner(cfg, RunState.load(cfg.state_file), Recorder())
     timer = threading.Timer(0.3, _thread.interrupt_main)  # what Ctrl-C does
     timer.start()

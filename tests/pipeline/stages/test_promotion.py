@@ -271,3 +271,28 @@ def test_promotion_refuses_a_model_whose_metadata_does_not_describe_its_onnx_fil
     assert stage["status"] == "failed", stage
     assert "the model in model/ cannot be trusted" in stage["summary"], stage
     assert "answers differently from the recorded evaluation_predictions" in stage["summary"], stage
+
+
+def test_the_fingerprint_reads_the_model_and_the_state_once_until_they_change(
+    tmp_path: Path, weak_model: Path, champion: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.stages import promotion
+
+    cfg, _ = repo_with(tmp_path, weak_model, champion)
+    (tmp_path / "model" / "iris_model.onnx").write_bytes(b"onnx")
+    reads: list[str] = []
+    read_bytes, load = Path.read_bytes, RunState.load
+    monkeypatch.setattr(Path, "read_bytes", lambda path: reads.append(path.name) or read_bytes(path))
+    monkeypatch.setattr(RunState, "load", lambda path: reads.append(path.name) or load(path))
+    stage = promotion.PromotionStage()
+
+    first = stage.inputs(cfg).extra
+    assert sorted(reads) == ["iris_model.onnx", "metadata.json", "state.json"]
+    assert [stage.inputs(cfg).extra for _ in range(3)] == [first] * 3 and len(reads) == 3
+
+    (tmp_path / "model" / "iris_model.onnx").write_bytes(b"another onnx")  # train ran
+    assert stage.inputs(cfg).extra["candidate"] != first["candidate"]
+    state = RunState.load(cfg.state_file)
+    state.set_releases(IDENTITY, [])  # a release recorded (or undone) while the run went on
+    reads.clear()
+    assert stage.inputs(cfg).extra["champion"] != first["champion"] and reads == ["state.json"]
