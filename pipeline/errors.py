@@ -11,7 +11,9 @@ that turns them into exit codes (README, "Exit codes")::
     │   └── StalePrerequisite       exit 2: ... of a stage that passed for other inputs than today's
     ├── EnvironmentProblem          exit 3: a tool, the Docker engine or a credential is missing
     │   ├── ToolNotFound            an executable is not on PATH
-    │   └── EngineUnavailable       the Docker engine does not answer
+    │   ├── EngineUnavailable       the Docker engine does not answer
+    │   ├── StoreUnavailable        pipeline.store does not answer or refuses: network, rights, disk
+    │   └── StoreCorrupt            a stored object is not what its name says; callers take it as a miss
     ├── StageFailed                 exit 1: a stage ran and failed (a gate, a tool error)
     │   ├── ToolFailed              an outside tool exited non-zero or said "error"
     │   │   └── ServiceBusy         an outside service did not answer this time (throttled, 5xx, network)
@@ -120,6 +122,16 @@ class ToolNotFound(EnvironmentProblem):
 
 class EngineUnavailable(EnvironmentProblem):
     """The Docker engine does not answer."""
+
+
+class StoreUnavailable(EnvironmentProblem):
+    """The pipeline's store (:mod:`pipeline.store`) cannot be read or written: a bucket that does not answer
+    or refuses, a shared folder that is not mounted, a disk that is full or read-only."""
+
+
+class StoreCorrupt(EnvironmentProblem):
+    """An object in the store is not what its name says (a blob whose bytes do not hash to its name): never
+    returned as data; a reader takes it as a miss."""
 
 
 class StageFailed(PipelineError):
