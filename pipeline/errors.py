@@ -7,6 +7,8 @@ that turns them into exit codes (README, "Exit codes")::
     ├── UsageError                  exit 2: a bad command line (stage names, flags)
     │   ├── ConfigError             exit 2: pipeline.toml, a profile, an env var or --set is invalid
     │   ├── RunLocked               exit 2: another run of this checkout holds .pipeline/run.lock
+    │   ├── LeaseTaken              exit 2: another agent holds a lease of the shared store (pipeline.store)
+    │   │   └── LeaseLost           ... the lease this run held was taken over (it expired unrenewed)
     │   ├── MissingPrerequisite     exit 2: a selected stage needs the output of a stage not yet run
     │   └── StalePrerequisite       exit 2: ... of a stage that passed for other inputs than today's
     ├── EnvironmentProblem          exit 3: a tool, the Docker engine or a credential is missing
@@ -89,6 +91,18 @@ class MissingPrerequisite(UsageError):
 
 class RunLocked(UsageError):
     """Another run of this checkout holds its lock (``.pipeline/run.lock``)."""
+
+
+class LeaseTaken(UsageError):
+    """Another holder has the lease (:mod:`pipeline.store.lease`); ``holder`` says who, when known."""
+
+    def __init__(self, message: str, *, holder: object = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.holder = holder
+
+
+class LeaseLost(LeaseTaken):
+    """The lease this holder had was taken over by another (it expired before it was renewed)."""
 
 
 class StalePrerequisite(UsageError):
