@@ -94,7 +94,7 @@ def acquire(store: Store, name: str, holder: Holder, ttl_s: float, *, clock: Clo
     for _ in range(_ATTEMPTS):
         now = clock()
         record = LeaseRecord(holder, now, now + ttl_s)
-        version = store.swap(key, record.to_json(), None)
+        version = _swap(store, key, record.to_json(), None)
         if version is not None:
             return Lease(store, name, record, version, ttl_s, clock)
         data, current = store.read_versioned(key)
@@ -107,7 +107,7 @@ def acquire(store: Store, name: str, holder: Holder, ttl_s: float, *, clock: Clo
                 holder=found,
                 hint="wait for that run to end, or for the lease to expire if that run is gone",
             )
-        version = store.swap(key, record.to_json(), current)
+        version = _swap(store, key, record.to_json(), current)
         if version is not None:
             return Lease(store, name, record, version, ttl_s, clock)
     raise LeaseTaken(
@@ -146,7 +146,7 @@ class Lease:
             if self._version is None:
                 raise LeaseLost(f"lease '{self.name}' was released", hint="acquire it again")
             record = replace(self._record, expires=self._clock() + (ttl_s or self.ttl_s))
-            version = self.store.swap(lease_key(self.name), record.to_json(), self._version)
+            version = _swap(self.store, lease_key(self.name), record.to_json(), self._version)
             if version is None:
                 self._version = None
                 raise self._lost()
@@ -159,7 +159,7 @@ class Lease:
             if self._version is None:
                 return False
             record = replace(self._record, expires=self._record.started)
-            version = self.store.swap(lease_key(self.name), record.to_json(), self._version)
+            version = _swap(self.store, lease_key(self.name), record.to_json(), self._version)
             self._version = None
             return version is not None
 
@@ -209,6 +209,20 @@ class Lease:
             holder=found,
             hint="it expired before it was renewed: renew more often than its TTL (Lease.keep_alive)",
         )
+
+
+def _swap(store: Store, key: str, data: bytes, expected: Version | None) -> Version | None:
+    """:meth:`Store.swap`, and when it says it lost, a look whether the record is ours all the same.
+
+    botocore retries a request whose answer was lost (a reset, a timeout, a 5xx): when the first attempt was
+    stored, the retry finds the condition broken by that very write. A record holds its holder and its times
+    to the microsecond, so the same bytes are this holder's write, not another's.
+    """
+    version = store.swap(key, data, expected)
+    if version is not None:
+        return version
+    found, current = store.read_versioned(key)
+    return current if found == data else None
 
 
 def _iso(epoch: float) -> str:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
 from pipeline.errors import EXIT_USAGE, LeaseLost, LeaseTaken
-from pipeline.store import Holder, Lease, LeaseRecord, Store, acquire
+from pipeline.store import Holder, Lease, LeaseRecord, LocalStore, Store, acquire
 from pipeline.store.lease import lease_key
 from tests.pipeline.store.conftest import race
 
@@ -116,3 +117,28 @@ def test_this_process() -> None:
     holder = Holder.this_process("run-9")
     assert holder.run_id == "run-9" and holder.pid > 0 and holder.hostname
     assert str(holder).startswith(f"{holder.hostname} (run run-9, pid ")
+
+
+class LostAnswers(LocalStore):
+    """A folder store whose next ``swaps`` swaps are written but answered as lost: what a request looks
+    like when its answer was lost and botocore's retry finds the condition broken by its own first write."""
+
+    def __init__(self, root: Path, swaps: int) -> None:
+        super().__init__(root)
+        self.swaps = swaps
+
+    def swap(self, key: str, data: bytes, expected_version: str | None) -> str | None:
+        version = super().swap(key, data, expected_version)
+        if self.swaps > 0:
+            self.swaps -= 1
+            return None
+        return version
+
+
+def test_a_write_whose_answer_was_lost_is_still_ours(tmp_path: Path) -> None:
+    lossy = LostAnswers(tmp_path, swaps=3)
+    lease = acquire(lossy, "retried", ALICE, ttl_s=30)  # created, "lost"
+    lease.renew()  # renewed, "lost"
+    assert lease.release() is True  # released, "lost"
+    assert lossy.swaps == 0
+    assert acquire(lossy, "retried", BOB, ttl_s=30).record.holder == BOB
