@@ -7,11 +7,15 @@ that turns them into exit codes (README, "Exit codes")::
     ├── UsageError                  exit 2: a bad command line (stage names, flags)
     │   ├── ConfigError             exit 2: pipeline.toml, a profile, an env var or --set is invalid
     │   ├── RunLocked               exit 2: another run of this checkout holds .pipeline/run.lock
+    │   ├── LeaseTaken              exit 2: another agent holds a lease of the shared store (pipeline.store)
+    │   │   └── LeaseLost           ... the lease this run held was taken over (it expired unrenewed)
     │   ├── MissingPrerequisite     exit 2: a selected stage needs the output of a stage not yet run
     │   └── StalePrerequisite       exit 2: ... of a stage that passed for other inputs than today's
     ├── EnvironmentProblem          exit 3: a tool, the Docker engine or a credential is missing
     │   ├── ToolNotFound            an executable is not on PATH
-    │   └── EngineUnavailable       the Docker engine does not answer
+    │   ├── EngineUnavailable       the Docker engine does not answer
+    │   ├── StoreUnavailable        pipeline.store does not answer or refuses: network, rights, disk
+    │   └── StoreCorrupt            a stored object is not what its name says; callers take it as a miss
     ├── StageFailed                 exit 1: a stage ran and failed (a gate, a tool error)
     │   ├── ToolFailed              an outside tool exited non-zero or said "error"
     │   │   └── ServiceBusy         an outside service did not answer this time (throttled, 5xx, network)
@@ -89,6 +93,18 @@ class RunLocked(UsageError):
     """Another run of this checkout holds its lock (``.pipeline/run.lock``)."""
 
 
+class LeaseTaken(UsageError):
+    """Another holder has the lease (:mod:`pipeline.store.lease`); ``holder`` says who, when known."""
+
+    def __init__(self, message: str, *, holder: object = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.holder = holder
+
+
+class LeaseLost(LeaseTaken):
+    """The lease this holder had was taken over by another (it expired before it was renewed)."""
+
+
 class StalePrerequisite(UsageError):
     """A selected stage needs a stage whose recorded pass was for other inputs than the tree's today."""
 
@@ -120,6 +136,16 @@ class ToolNotFound(EnvironmentProblem):
 
 class EngineUnavailable(EnvironmentProblem):
     """The Docker engine does not answer."""
+
+
+class StoreUnavailable(EnvironmentProblem):
+    """The pipeline's store (:mod:`pipeline.store`) cannot be read or written: a bucket that does not answer
+    or refuses, a shared folder that is not mounted, a disk that is full or read-only."""
+
+
+class StoreCorrupt(EnvironmentProblem):
+    """An object in the store is not what its name says (a blob whose bytes do not hash to its name): never
+    returned as data; a reader takes it as a miss."""
 
 
 class StageFailed(PipelineError):

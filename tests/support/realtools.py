@@ -232,8 +232,8 @@ def fake_trivy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @dataclass
 class MotoServer:
-    """A real ``moto_server`` process (corrected where moto differs from ECS: ``tests.support.moto_ecs``):
-    the ECS API over HTTP on a loopback port."""
+    """A real ``moto_server`` process (corrected where moto differs from ECS: ``tests.support.moto_ecs``,
+    or from S3: ``tests.support.moto_s3``): the AWS APIs over HTTP on a loopback port."""
 
     url: str
     process: subprocess.Popen[bytes]
@@ -250,6 +250,35 @@ class MotoServer:
         )
 
 
+def start_moto(module: str, scratch: Path, env: dict[str, str]) -> MotoServer:
+    """Start ``python -m MODULE`` (``moto_server`` with corrections: ``tests.support.moto_ecs``,
+    ``tests.support.moto_s3``) on a free loopback port, logging to ``scratch``; wait until it answers.
+    The caller stops it (``process.terminate()``)."""
+    port = free_port()
+    log_file = open(scratch / f"moto-{port}.log", "wb")  # pylint: disable=consider-using-with
+    process = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped by the caller
+        [sys.executable, "-m", module, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    log_file.close()
+    server = MotoServer(f"http://127.0.0.1:{port}", process)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"moto_server exited with {process.returncode}", pytrace=False)
+        try:
+            requests.get(server.url + "/moto-api/", timeout=1)
+            return server
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    process.kill()
+    process.wait()
+    raise pytest.fail.Exception("moto_server did not answer within 30 s", pytrace=False)
+
+
 @pytest.fixture(scope="module")
 def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., MotoServer]]:
     """Start ``moto_server`` processes; ``running`` sets MOTO_ECS_SERVICE_RUNNING (None: rollouts never end).
@@ -260,31 +289,12 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[.
     scratch = tmp_path_factory.mktemp("moto")
 
     def start(running: int | None) -> MotoServer:
-        port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOTO_")}
         if running is not None:
             env["MOTO_ECS_SERVICE_RUNNING"] = str(running)
-        log_file = open(scratch / f"moto-{port}.log", "wb")  # pylint: disable=consider-using-with
-        process = subprocess.Popen(  # pylint: disable=consider-using-with  # stopped at teardown
-            [sys.executable, "-m", "tests.support.moto_ecs", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=REPO_ROOT,
-        )
-        log_file.close()
-        server = MotoServer(f"http://127.0.0.1:{port}", process)
+        server = start_moto("tests.support.moto_ecs", scratch, env)
         servers.append(server)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"moto_server exited with {process.returncode}", pytrace=False)
-            try:
-                requests.get(server.url + "/moto-api/", timeout=1)
-                return server
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        raise pytest.fail.Exception("moto_server did not answer within 30 s", pytrace=False)
+        return server
 
     yield start
     for server in servers:
