@@ -108,6 +108,9 @@ def _load_config(
     from pipeline.stages.targets import target_class  # the one list of deploy targets
 
     target_class(cfg)  # a deploy.target it does not name: exit 2 now, whatever the command
+    from pipeline.store.configured import check_url
+
+    check_url(cfg)  # a store.url it cannot read: exit 2 now, too
     return cfg
 
 

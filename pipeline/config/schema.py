@@ -254,6 +254,21 @@ class DeploySection:
 
 
 @dataclass(frozen=True)
+class StoreSection:
+    """Where the pipeline's memory lives that several agents share (README, "Shared store").
+
+    ``url``: ``.pipeline`` (the default, the checkout's ``pipeline.state_dir``: nothing shared), a folder,
+    ``file:///shared/path`` (an NFS or shared volume, never created) or ``s3://bucket/prefix``.
+    """
+
+    url: str = ".pipeline"
+    write: bool = True  # false: read the shared cache, never fill it (an untrusted build, a pull request)
+    region: str = ""
+    endpoint_url: str = ""  # S3-compatible stores (MinIO) and moto
+    lease_ttl_s: float = seconds(60)  # a deploy's lease on its target lapses this long after its holder died
+
+
+@dataclass(frozen=True)
 class Secrets:
     """Credentials from the environment; never printed, never written to disk by the pipeline."""
 
@@ -287,6 +302,7 @@ class Config:
     trivy: TrivySection = field(default_factory=TrivySection)
     smoke: SmokeSection = field(default_factory=SmokeSection)
     deploy: DeploySection = field(default_factory=DeploySection)
+    store: StoreSection = field(default_factory=StoreSection)
     profile: str = DEFAULT_PROFILE
     root: Path = Path(".")
     sources: Mapping[str, str] = field(default_factory=dict)
