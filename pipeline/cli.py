@@ -114,6 +114,24 @@ def _load_config(
     return cfg
 
 
+def _shared_cache(cfg: config_mod.Config) -> Any:
+    """The shared stage cache of ``[store]`` (a ``SharedCache``), or None: none configured, or one that cannot
+    be opened (said on stderr; the run goes on without it)."""
+    from pipeline.errors import StoreUnavailable
+    from pipeline.shared_cache import SharedCache
+    from pipeline.store.configured import shared_store
+
+    def warn(line: str) -> None:
+        typer.echo(f"warning: {line}", err=True)
+
+    try:
+        store = shared_store(cfg)
+    except StoreUnavailable as exc:
+        warn(f"the shared store {cfg.store.url} cannot be used: {exc.message}; this run goes on without it")
+        return None
+    return None if store is None else SharedCache(store, write=cfg.store.write, warn=warn)
+
+
 def _selected_stages(values: list[str] | None) -> str:
     """``--stage`` (repeatable, adding up) as one comma-separated selection, 'all' when it is not given.
     Refuses an empty or blank one (exit 2) instead of reading it as 'all'."""
@@ -227,7 +245,9 @@ def run(
     fingerprinter = cache.Fingerprinter(cfg.root)
     if dry_run:
         state = RunState.load(cfg.state_file)
-        judge = planning.CacheJudge(cfg, state, fingerprinter, no_cache=no_cache, rerun=forced)
+        judge = planning.CacheJudge(
+            cfg, state, fingerprinter, no_cache=no_cache, rerun=forced, shared=_shared_cache(cfg)
+        )
         _print_dry_run(console, planning.dry_run(plan, judge))
         return 0
     report.prepare_dir(cfg.stage_reports, cfg.report_dir)
@@ -245,6 +265,7 @@ def run(
             no_cache=no_cache,
             rerun=forced,
             fingerprinter=fingerprinter,
+            shared=_shared_cache(cfg),
         )
         result = runner.execute(plan)
         result.build_url = ci_build_url()

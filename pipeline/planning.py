@@ -27,6 +27,7 @@ from pipeline.errors import (
     StalePrerequisite,
     UsageError,
 )
+from pipeline.shared_cache import Entry, SharedCache, describe
 from pipeline.stages.base import CheckResult, Stage
 from pipeline.state import RunState
 
@@ -187,6 +188,8 @@ class CacheVerdict:
     reusable: bool
     why: str
     inputs: dict[str, str]
+    entry: Entry | None = None
+    """When ``reusable`` by the shared store's entry rather than this checkout's last pass: that entry."""
 
     @property
     def line(self) -> str:
@@ -206,12 +209,14 @@ class CacheJudge:
         *,
         no_cache: bool = False,
         rerun: Iterable[str] = (),
+        shared: SharedCache | None = None,
     ) -> None:
         self.config = config
         self.state = state
         self.fingerprinter = fingerprinter or cache.Fingerprinter(config.root)
         self.no_cache = no_cache
         self.rerun = frozenset(rerun)
+        self.shared = shared
 
     def fingerprint(self, stage: Stage) -> dict[str, str]:
         return fingerprint(stage, self.config, self.state, self.fingerprinter)
@@ -223,13 +228,21 @@ class CacheJudge:
             return CacheVerdict(False, "never cached: it acts on the outside world", now)
         if self.no_cache or stage.name in self.rerun:
             return CacheVerdict(False, "forced (--no-cache or --rerun)", now)
-        if record is None or not self.state.passed(stage.name):
+        unknown = cache.unresolved(now)
+        passed = record is not None and self.state.passed(stage.name)
+        if record is not None and passed and not unknown and record.key == cache.key(now):
+            return CacheVerdict(True, f"inputs unchanged since run {record.run_id}", now)
+        if self.shared is not None and not unknown:
+            entry = self.shared.lookup(stage.name, cache.key(now))
+            if entry is not None:
+                return CacheVerdict(
+                    True, f"in the shared store: {describe(entry)} had these inputs", now, entry
+                )
+        if record is None or not passed:
             return CacheVerdict(False, "no earlier pass recorded", now)
-        if unknown := cache.unresolved(now):
+        if unknown:
             return CacheVerdict(False, f"not known before it runs: {', '.join(unknown)}", now)
-        if record.key != cache.key(now):
-            return CacheVerdict(False, cache.explain(record.inputs, now), now)
-        return CacheVerdict(True, f"inputs unchanged since run {record.run_id}", now)
+        return CacheVerdict(False, cache.explain(record.inputs, now), now)
 
 
 def preflight(plan: Plan, config: Config) -> list[tuple[str, CheckResult]]:

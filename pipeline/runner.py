@@ -29,6 +29,7 @@ from pipeline.config import Config
 from pipeline.errors import Interrupted, PipelineError
 from pipeline.planning import Plan
 from pipeline.results import RunResult, RunStatus, StageRun, Status
+from pipeline.shared_cache import SharedCache, files_under
 from pipeline.stages.base import Stage, StageContext, StageResult
 from pipeline.state import RunState, StageRecord, utcnow
 
@@ -86,6 +87,7 @@ class Runner:
         no_cache: bool = False,
         rerun: Iterable[str] = (),
         fingerprinter: cache.Fingerprinter | None = None,
+        shared: SharedCache | None = None,
     ) -> None:
         self.config = config
         self.state = state
@@ -95,7 +97,10 @@ class Runner:
         self.run_id = run_id or new_run_id()
         self.clock = clock
         self.interrupted = threading.Event()
-        self.judge = planning.CacheJudge(config, state, fingerprinter, no_cache=no_cache, rerun=rerun)
+        self.judge = planning.CacheJudge(
+            config, state, fingerprinter, no_cache=no_cache, rerun=rerun, shared=shared
+        )
+        self.shared = shared
         self.store = cache.CacheStore(config.path(config.pipeline.state_dir) / "cache")
         self._plan: Plan | None = None
 
@@ -206,7 +211,11 @@ class Runner:
         verdict = self.judge.verdict(stage)
         item.inputs = verdict.inputs
         record = self.state.record(stage.name)
-        if verdict.reusable and record is not None:
+        if verdict.entry is not None:
+            result = self._take_shared(item, verdict)
+            if result is not None:
+                return result
+        elif verdict.reusable and record is not None:
             restored, problem = self.store.restore(stage.name, record.key or "", self.config.stage_reports)
             if not restored:
                 ctx.log(f"# warning: the cache entry of '{stage.name}' is not used: {problem}; running it")
@@ -226,6 +235,27 @@ class Runner:
         if cache.unresolved(item.inputs):
             # Known now that it ran (the base image it pulled): recorded, so the next run can be cached.
             item.inputs = cache.settle(item.inputs, self.judge.fingerprint(stage))
+        return result
+
+    def _take_shared(self, item: _Running, verdict: planning.CacheVerdict) -> StageResult | None:
+        """The result of a shared store hit, its files put in place; None (and why, in the log) to run."""
+        stage, ctx, entry, shared = item.stage, item.ctx, verdict.entry, self.shared
+        assert entry is not None and shared is not None
+        config = self.config
+        problem = shared.restore(entry, config.stage_reports, config.root, stage.produces(config))
+        if problem is not None:
+            ctx.log(f"# warning: the shared cache entry of '{stage.name}' is not used: {problem}; running it")
+            return None
+        result = stage.reuse(ctx, entry.record)
+        if result is None:
+            ctx.log("# its shared entry cannot stand in for it here; running it")
+            return None
+        ctx.log(f"# {verdict.line} (key {entry.key[:12]}, from {shared.url}); its files are put back")
+        self.store.save(stage.name, entry.key, config.stage_reports)  # the next run here finds it locally
+        earlier = shared.earlier_log(entry)
+        if earlier:
+            ctx.log("# --- the log of that run ---")
+            ctx.log(earlier.rstrip("\n"))
         return result
 
     def _poll(self, item: _Running) -> bool:
@@ -291,6 +321,9 @@ class Runner:
         self.state.put(run.name, record)
         if run.status == Status.PASSED and item.stage.cacheable and record.key:
             self.store.save(run.name, record.key, self.config.stage_reports)
+            if self.shared is not None:
+                produced = files_under(item.stage.produces(self.config))
+                self.shared.save(run.name, record, self.config.stage_reports, self.config.root, produced)
         self.reporter.stage_finished(run)
 
     def _scrub_reports(self, item: _Running) -> None:

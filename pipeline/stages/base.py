@@ -231,6 +231,11 @@ class Stage:
             return None
         return StageResult(status=Status.CACHED, summary=record.summary, artifacts=dict(record.artifacts))
 
+    def produces(self, config: Config) -> tuple[Path, ...]:  # pylint: disable=unused-argument
+        """Files or folders a pass leaves in the checkout besides its reports (``train``: the model), which a
+        shared cache entry carries to other agents (:mod:`pipeline.shared_cache`)."""
+        return ()
+
     def checks(self, config: Config) -> list[CheckResult]:  # pylint: disable=unused-argument
         """What this stage needs on the machine; every ``ok=False, required=True`` stops the run (exit 3)."""
         return []

@@ -69,6 +69,9 @@ class TrainStage(Stage):
             f"--min-cv-accuracy {config.train.min_cv_accuracy}",
         ]
 
+    def produces(self, config: Config) -> tuple[Path, ...]:
+        return (config.path(config.train.output_dir),)
+
     def reuse(self, ctx: StageContext, record: StageRecord) -> StageResult | None:
         model_dir = ctx.config.path(ctx.config.train.output_dir)
         current = read_model_metadata(model_dir)
