@@ -35,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ("lint", "train", "test", "trivy-fs", "build", "trivy-image", "smoke", "push", "deploy")
+STAGES = ("lint", "train", "promotion", "test", "trivy-fs", "build", "trivy-image", "smoke", "push", "deploy")
 NEVER_CACHED = {"smoke", "push", "deploy"}
 # The stages whose declared inputs include app/ (see each stage's inputs()).
 READ_APP = {"lint", "test", "trivy-fs", "build", "trivy-image"}
@@ -164,11 +164,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--first-run-only", action="store_true", help="only the first-run round(s)")
-    args = parser.parse_args()
+def testbed_environ() -> dict[str, str]:
+    """This process's environment with the test bed's (``scripts/testbed.sh env``), as the pipeline needs it."""
     env = {**os.environ, "CI": "true"}
     env.setdefault("DOCKER_HOST", "unix:///var/run/docker.sock")
     testbed = subprocess.run(
@@ -179,6 +176,15 @@ def main() -> int:
         env.setdefault(name, value)
     if not (Path(env.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "trivy" / "db" / "trivy.db").exists():
         env.setdefault("PIPELINE_TRIVY__SCANNERS", "secret,misconfig")  # no public vulnerability DB here
+    return env
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--first-run-only", action="store_true", help="only the first-run round(s)")
+    args = parser.parse_args()
+    env = testbed_environ()
     if shutil.which("docker") is None:
         raise SystemExit("bench_rerun: the docker CLI is needed (bash scripts/testbed.sh install)")
 
