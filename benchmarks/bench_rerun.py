@@ -165,7 +165,7 @@ def _free_port() -> int:
 
 
 def testbed_environ() -> dict[str, str]:
-    """This process's environment with the test bed's (``scripts/testbed.sh env``), as the pipeline needs it."""
+    """This environment with the test bed's (``scripts/testbed.sh env``), as the pipeline needs it."""
     env = {**os.environ, "CI": "true"}
     env.setdefault("DOCKER_HOST", "unix:///var/run/docker.sock")
     testbed = subprocess.run(

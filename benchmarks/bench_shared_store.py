@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_rerun import (  # noqa: E402  # pylint: disable=wrong-import-position
+from benchmarks.bench_rerun import (  # pylint: disable=wrong-import-position
     NEVER_CACHED,
     READ_APP,
     ROOT,

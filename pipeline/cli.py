@@ -337,7 +337,12 @@ def doctor(stage: StageOpt = None, profile: ProfileOpt = None, set_: SetOpt = No
     for col in ("", "stage", "check", "detail", "what to do"):
         table.add_column(col, overflow="fold")
     table.add_row("✓", "-", "config", f"{cfg.root / config_mod.CONFIG_FILE} is valid", "")
-    missing = 0
+    from pipeline.store.configured import probe
+
+    store_ok, store_detail = probe(cfg)
+    fix = "check store.url, its credentials (boto3's chain) and store.endpoint_url; or mount the share"
+    table.add_row("✓" if store_ok else "✗", "-", "store", store_detail, "" if store_ok else fix)
+    missing = int(not store_ok)
     for s in plan.stages:
         for check in s.checks(cfg):
             mark = "✓" if check.ok else "✗"

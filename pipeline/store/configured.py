@@ -26,3 +26,28 @@ def shared_store(config: Config) -> Store | None:
 def check_url(config: Config) -> None:
     """``store.url`` can be read (``ConfigError``, exit 2, when not): checked when the config is loaded."""
     parse(config.store.url, base_dir=config.root)
+
+
+def probe(config: Config) -> tuple[bool, str]:
+    """``doctor``'s check: ``(ok, what was found)`` after writing, reading back and deleting one object."""
+    import os
+    import socket
+
+    from pipeline.errors import StoreUnavailable
+
+    try:
+        store = shared_store(config)
+        if store is None:
+            return True, f"{config.store.url}: the checkout's own state folder (nothing shared)"
+        key = f"doctor/{socket.gethostname()}-{os.getpid()}"
+        store.put(key, b"doctor")
+        read = store.get(key)
+        store.delete(key)
+    except StoreUnavailable as exc:
+        return False, exc.message
+    if read != b"doctor":
+        return False, f"{store.url}: an object written could not be read back"
+    write = (
+        "written and read" if config.store.write else "written and read (store.write = false: runs only read)"
+    )
+    return True, f"{store.url}: {write}"

@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, run_cli
-from tests.pipeline.store.conftest import BUCKET, S3Server, s3_server  # noqa: F401  # pylint: disable=unused-import
+from tests.pipeline.store.conftest import (
+    BUCKET,
+    S3Server,
+    s3_server,
+)  # noqa: F401  # pylint: disable=unused-import
 
 pytestmark = pytest.mark.xdist_group("shared-cache")
 
@@ -175,3 +179,17 @@ def test_store_write_false_reads_the_cache_but_never_fills_it(
     assert trusted("run", "--stage", "train", *options, env=env).returncode == 0
     assert reader("run", "--stage", "train", *options, "--set", "store.write=false", env=env).returncode == 0
     assert statuses(reader.root) == {"train": "cached"}  # type: ignore[attr-defined]
+
+
+def test_doctor_writes_and_reads_the_store_and_fails_when_it_cannot(tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    good = run_cli(["doctor", "--stage", "train", "--set", f"store.url=file://{share}"], cwd=ROOT)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "written and read" in good.stdout
+    assert not (share / "doctor").exists() or not any((share / "doctor").iterdir())
+    gone = run_cli(
+        ["doctor", "--stage", "train", "--set", f"store.url=file://{tmp_path}/unmounted"], cwd=ROOT
+    )
+    assert gone.returncode == 3, gone.stdout + gone.stderr
+    assert "does not exist" in gone.stdout
