@@ -14,11 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, run_cli
-from tests.pipeline.store.conftest import (
-    BUCKET,
-    S3Server,
-    s3_server,
-)  # noqa: F401  # pylint: disable=unused-import
+from tests.support.s3 import BUCKET, S3Server
 
 pytestmark = pytest.mark.xdist_group("shared-cache")
 
