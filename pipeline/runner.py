@@ -186,6 +186,7 @@ class Runner:
             timeout_s=timeout_s,
             readable=self._plan.readable(stage.name) if self._plan else None,
         )
+        ctx.shared = self.shared
         run.started_at = utcnow()
         run.status = Status.RUNNING
         self.reporter.stage_started(run)

@@ -106,6 +106,10 @@ def entry_key(stage: str, key: str) -> str:
     return f"cache/{stage}/{key}.json"
 
 
+def _image_key(image_id: str) -> str:
+    return f"images/{image_id.removeprefix('sha256:')}.json"
+
+
 def agent_name() -> str:
     """Who wrote an entry: Jenkins' ``NODE_NAME`` when set, else the host name."""
     return os.environ.get("NODE_NAME") or socket.gethostname()
@@ -181,6 +185,26 @@ class SharedCache:
             self._call(put_all)
         except OSError as exc:  # a report that went away, a full disk: the entry is not written
             self._warn(f"the pass of '{stage}' is not in the shared store: {exc}")
+
+    def remember_image(self, image_id: str, reference: str) -> None:
+        """Say where ``image_id`` was pushed (``repo@sha256:...``), so an agent whose engine lacks it can pull
+        it instead of building it again."""
+        if not self.write:
+            return
+        data = json.dumps({"image_id": image_id, "reference": reference, "agent": agent_name()}).encode()
+        self._call(lambda: self.store.put(_image_key(image_id), data))
+
+    def image_reference(self, image_id: str) -> str | None:
+        """Where ``image_id`` was pushed, as :meth:`remember_image` said; None when nobody said."""
+        data = self._call(lambda: self.store.get(_image_key(image_id)))
+        try:
+            found = json.loads(data) if data else None
+        except ValueError:
+            return None
+        if not isinstance(found, dict) or found.get("image_id") != image_id:
+            return None
+        reference = found.get("reference")
+        return reference if isinstance(reference, str) and "@sha256:" in reference else None
 
     def earlier_log(self, entry: Entry) -> str:
         """The log of the run that made ``entry``, or "" (a log the store lost is no reason to run)."""

@@ -137,6 +137,19 @@ class ImagesMixin(DockerConnection):
         except docker.errors.ImageNotFound:
             return None
 
+    def pull(self, ref: str, auth: Mapping[str, str] | None = None) -> str | None:
+        """Pull ``ref`` (``repo@sha256:...`` or ``repo:tag``) from its registry; the pulled image's id, or
+        ``None`` when the registry does not have it."""
+        import docker
+
+        try:
+            self._call(
+                "pull image", lambda: self._client.images.pull(ref, auth_config=dict(auth) if auth else None)
+            )
+        except (docker.errors.NotFound, docker.errors.APIError):
+            return None
+        return self.image_id(ref)
+
     def image_labels(self, ref: str) -> dict[str, str]:
         """The labels of a local image; ``ToolFailed`` if the engine does not have it."""
         import docker

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from pipeline.adapters import process
 from pipeline.adapters.process import ProcessResult
@@ -39,6 +39,9 @@ from pipeline.outputs import Outputs, OutputsError, OutputsT
 from pipeline.results import Status
 from pipeline.scrub import Scrubber
 from pipeline.state import RunState, StageRecord
+
+if TYPE_CHECKING:
+    from pipeline.shared_cache import SharedCache
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,8 @@ class StageContext:
         self._readable = readable
         self.scrub = Scrubber(config.secret_values)
         self.log_error: str | None = None  # why the log stopped (a full disk), once it has
+        # The stage cache shared through the store, when [store] names one (the runner sets it).
+        self.shared: SharedCache | None = None
 
     @property
     def root(self) -> Path:

@@ -15,6 +15,7 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.adapters import git
 from pipeline.cache import UNRESOLVED, Inputs
@@ -26,6 +27,9 @@ from pipeline.stages import _images, _promotion
 from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult
 from pipeline.stages.train import model_missing, read_model_metadata
 from pipeline.state import RunState, StageRecord
+
+if TYPE_CHECKING:
+    from pipeline.adapters.docker_engine import DockerEngine
 
 
 def context_hash(context: Path, dockerfile: str, buildargs: dict[str, str]) -> str:
@@ -86,9 +90,11 @@ class BuildStage(Stage):
             ctx.log(f"the earlier build cannot be reused: {exc}")
             return None
         image_id = earlier.image_id
+        pulled = ""
         if engine.image_id(image_id) is None:
-            ctx.log(f"image {image_id} is no longer in the engine")
-            return None
+            pulled = self._pull(ctx, engine, image_id)
+            if not pulled:
+                return None
         config = ctx.config
         # Its inputs are today's (a cache hit): outside a git checkout, the tag a build of them gets.
         hashed = context_hash(
@@ -101,7 +107,7 @@ class BuildStage(Stage):
         self._record(ctx, image_id, tags, earlier.model_version)
         return StageResult(
             status=Status.CACHED,
-            summary=f"{short_image_id(image_id)} (unchanged) {', '.join(tags)}",
+            summary=f"{short_image_id(image_id)} ({pulled or 'unchanged'}) {', '.join(tags)}",
             artifacts={"image_id": image_id, "tags": tags},
         )
 
@@ -117,6 +123,24 @@ class BuildStage(Stage):
             f"docker build {config.image.context} -f {config.image.dockerfile} "
             f"--build-arg PYTHON_IMAGE={config.image.base} " + " ".join(f"-t {t}" for t in tags),
         ]
+
+    @staticmethod
+    def _pull(ctx: StageContext, engine: DockerEngine, image_id: str) -> str:
+        """Pull ``image_id`` by the digest another agent pushed it under (the shared store says where):
+        ``"pulled from REF"`` once the engine holds it and its id is ``image_id``, else "" (build it)."""
+        reference = ctx.shared.image_reference(image_id) if ctx.shared is not None else None
+        if reference is None:
+            ctx.log(f"image {image_id} is not in the engine, and no agent pushed it: building it")
+            return ""
+        ctx.progress(f"pulling {reference}")
+        got = engine.pull(reference, _images.auth_config(ctx.config))
+        if got != image_id:
+            ctx.log(
+                f"image {image_id} is not in the engine; {reference} gave {got or 'nothing'}: building it"
+            )
+            return ""
+        ctx.log(f"image {image_id} is not in the engine: pulled {reference} (its id checked), not rebuilt")
+        return f"pulled from {reference}"
 
     @staticmethod
     def _tags(config: Config, fallback: str) -> list[str]:

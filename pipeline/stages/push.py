@@ -154,6 +154,8 @@ class PushStage(Stage):
                 model=build.model,
             )
         )
+        if ctx.shared is not None:  # an agent whose engine lacks the image pulls it (build's cache hit)
+            ctx.shared.remember_image(build.image_id, reference)
         return StageResult(
             summary=f"{reference} ({len(tags)} tags)", artifacts={"image": reference, "tags": tags}
         )

@@ -189,3 +189,36 @@ def test_doctor_writes_and_reads_the_store_and_fails_when_it_cannot(tmp_path: Pa
     )
     assert gone.returncode == 3, gone.stdout + gone.stderr
     assert "does not exist" in gone.stdout
+
+
+def test_an_agent_whose_engine_lacks_the_image_pulls_it_by_digest_instead_of_building_it(
+    agents: Callable[[str], Agent], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The real engine and registry of the test bed; the second agent's engine is the same one with the
+    image removed (one engine here: a second engine would hold nothing of the first's either)."""
+    options, env = store_settings("folder", tmp_path, request)
+    options += ["--set", "trivy.scanners=secret,misconfig"]  # Trivy's public vulnerability DB is out of reach
+    first, second = agents("agent-1"), agents("agent-2")
+    ran = first("run", "--stage", "all", "--skip", "deploy", *options, env=env)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    report = json.loads((first.root / "reports" / "pipeline.json").read_text(encoding="utf-8"))  # type: ignore[attr-defined]
+    image_id = next(s for s in report["stages"] if s["name"] == "build")["artifacts"]["image_id"]
+    subprocess.run(["docker", "rmi", "-f", image_id], capture_output=True, check=True)
+
+    again = second("run", "--stage", "all", "--skip", "deploy", *options, env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    stages = json.loads((second.root / "reports" / "pipeline.json").read_text(encoding="utf-8"))["stages"]  # type: ignore[attr-defined]
+    by_name = {s["name"]: s for s in stages}
+    assert {
+        n: by_name[n]["status"]
+        for n in ("lint", "train", "promotion", "test", "trivy-fs", "build", "trivy-image")
+    } == dict.fromkeys(("lint", "train", "promotion", "test", "trivy-fs", "build", "trivy-image"), "cached")
+    assert "pulled from " in by_name["build"]["summary"] and "@sha256:" in by_name["build"]["summary"]
+    assert by_name["smoke"]["status"] == "passed" and by_name["push"]["status"] == "passed"
+    inspected = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", image_id],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert inspected.stdout.strip() == image_id
