@@ -80,7 +80,7 @@ def _fits(value: object, hint: Any) -> bool:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         return any(_fits(value, arg) for arg in args)
-    if hint is type(None):
+    if hint is types.NoneType:
         return value is None
     if hint is Any:
         return True
