@@ -343,6 +343,8 @@ def status() -> int:
     state = RunState.load(cfg.state_file)
     if not state.stages:
         typer.echo(f"no run recorded in {cfg.state_file}")
+        for line in _shared_releases(cfg, state):
+            typer.echo(line)
         return 0
     for stage in STAGES:
         rec = state.record(stage.name)
@@ -352,10 +354,34 @@ def status() -> int:
         outputs = state.outputs(stage.outputs)  # typed: what this pipeline records, or exit 2 naming it
         for key, value in sorted(outputs.to_json().items() if outputs is not None else ()):
             typer.echo(f"{'':<12}   {key}: {value}")
+    for line in _shared_releases(cfg, state):
+        typer.echo(line)
     note = _recover_target(cfg)
     if note:
         typer.echo(note)
     return 0
+
+
+def _shared_releases(cfg: config_mod.Config, state: Any) -> list[str]:
+    """With a shared store: the releases of the configured target as the store has them (another agent's
+    deploy shows here too); nothing without one (the deploy stage's lines above say it all)."""
+    from pipeline.releases import Releases
+    from pipeline.stages.targets import Release, target_class
+
+    identity = target_class(cfg).identity(cfg)
+    try:
+        book = Releases.of(cfg, state)
+        if book.store is None:
+            return []
+        releases = [Release.from_state(raw, identity) for raw in book.read(identity)]
+    except PipelineError as exc:
+        return [f"releases of {identity}: not read ({exc.message})"]
+    lines = [f"releases of {identity} in {book.where}: {len(releases)}"]
+    if releases:
+        last = releases[-1]
+        lines.append(f"{'':<12}   live: {last.image} (run {last.run_id or '?'})")
+        lines.append(f"{'':<12}   previous: {last.previous or '-'}")
+    return lines
 
 
 def _recover_target(cfg: config_mod.Config) -> str | None:
