@@ -249,10 +249,8 @@ def run(
         result = runner.execute(plan)
         result.build_url = ci_build_url()
         with interrupts.shield():  # the reports of an aborted run are written all the same
-            try:
-                history.append(cfg.state_file.parent, history.entry_for(result, state))
-            except OSError as exc:  # the history is a convenience: the reports still get written
-                typer.echo(f"warning: the run is not in the history: {exc}", err=True)
+            # the history is a convenience: what fails is a warning, and the reports still get written
+            history.record(cfg, history.entry_for(result, state), lambda text: typer.echo(text, err=True))
             try:
                 written = report.write_reports(result, cfg.report_dir)
                 written.append(report_html.write(result, cfg, state))
@@ -406,7 +404,8 @@ def show_history(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs, newest first.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
 ) -> int:
-    """The last runs of this checkout: when, how they ended, model, image and where they deployed."""
+    """The last runs of this checkout (of every agent, with a shared store): when, how they ended, model,
+    image and where they deployed."""
     import dataclasses
     import json
 
@@ -415,13 +414,13 @@ def show_history(
     from pipeline import history
 
     cfg = _load_config(None, None)
-    entries = history.read(cfg.state_file.parent, limit, warn=lambda text: typer.echo(text, err=True))
+    entries, where = history.recent(cfg, limit, warn=lambda text: typer.echo(text, err=True))
     if as_json:
         for entry in entries:
             typer.echo(json.dumps(dataclasses.asdict(entry), sort_keys=True))
         return 0
     if not entries:
-        typer.echo(f"no run recorded in {cfg.state_file.parent / history.FILE_NAME}")
+        typer.echo(f"no run recorded in {where}")
         return 0
     table = Table(title=f"last {len(entries)} run(s), newest first", title_justify="left")
     for column in ("run", "started", "status", "duration", "model", "cv acc.", "image", "deployed to"):

@@ -22,7 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline import config as config_mod
-from pipeline import deploy_lease
+from pipeline import deploy_lease, history
 from pipeline.cli import app
 from pipeline.config import Config
 from pipeline.releases import Releases
@@ -134,6 +134,43 @@ def test_concurrent_release_updates_of_two_agents_all_land(agents: tuple[Agent, 
         assert sorted(r["image"] for r in book.read(IDENTITY)) == sorted(images)
 
 
+def test_the_history_of_both_agents_is_listed_by_either(agents: tuple[Agent, Agent]) -> None:
+    one, two = agents
+    assert one.deploy(FIRST)[0] == 0
+    assert two.deploy(SECOND)[0] == 0
+
+    runs = [_report(agent)["run_id"] for agent in agents]
+    for agent in agents:
+        listed = [json.loads(line) for line in agent.cli("history", "--json").splitlines()]
+        assert [entry["run_id"] for entry in listed] == runs[::-1]  # newest first
+        assert [entry["deployed_to"] for entry in listed] == [IDENTITY, IDENTITY]
+    assert len((one.root / ".pipeline" / "history.jsonl").read_text("utf-8").splitlines()) == 1  # a copy
+    assert _run_ids(one.cli("history", "--limit", "1", "--json")) == runs[1:]
+
+
+def test_a_shared_history_that_cannot_be_written_is_a_warning_and_one_not_read_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A share that is not mounted (``file://``, never created): the run's entry goes to the checkout's own
+    history with a warning; ``history`` refuses (exit 3) rather than pass the checkout's runs for all."""
+    (tmp_path / "pipeline.toml").write_text(f'[store]\nurl = "file://{tmp_path}/gone"\n', encoding="utf-8")
+    agent = Agent(tmp_path, monkeypatch)
+    entry = history.RunEntry(
+        "r1", "2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z", "passed", 1.0, "local", None, {}
+    )
+    warnings: list[str] = []
+
+    history.record(agent.config(), entry, warnings.append)
+
+    assert warnings == [
+        f"warning: the run is not in the shared history: store file://{tmp_path}/gone: the "
+        f"folder {tmp_path}/gone does not exist"
+    ]
+    assert [e.run_id for e in history.read(tmp_path / ".pipeline", 5)] == ["r1"]
+    code, output = agent.invoke("history")
+    assert code == 3 and f"store file://{tmp_path}/gone" in output, output
+
+
 def test_a_target_one_agent_holds_is_refused_to_the_others_deploy_and_rollback(
     agents: tuple[Agent, Agent],
 ) -> None:
@@ -209,3 +246,7 @@ def _url(agent: Agent) -> str:
 
 def _report(agent: Agent) -> dict:
     return json.loads((agent.root / "reports" / "pipeline.json").read_text(encoding="utf-8"))
+
+
+def _run_ids(lines: str) -> list[str]:
+    return [json.loads(line)["run_id"] for line in lines.splitlines()]
