@@ -270,10 +270,8 @@ def run(
         result = runner.execute(plan)
         result.build_url = ci_build_url()
         with interrupts.shield():  # the reports of an aborted run are written all the same
-            try:
-                history.append(cfg.state_file.parent, history.entry_for(result, state))
-            except OSError as exc:  # the history is a convenience: the reports still get written
-                typer.echo(f"warning: the run is not in the history: {exc}", err=True)
+            # the history is a convenience: what fails is a warning, and the reports still get written
+            history.record(cfg, history.entry_for(result, state), lambda text: typer.echo(text, err=True))
             try:
                 written = report.write_reports(result, cfg.report_dir)
                 written.append(report_html.write(result, cfg, state))
@@ -369,6 +367,8 @@ def status() -> int:
     state = RunState.load(cfg.state_file)
     if not state.stages:
         typer.echo(f"no run recorded in {cfg.state_file}")
+        for line in _shared_releases(cfg, state):
+            typer.echo(line)
         return 0
     for stage in STAGES:
         rec = state.record(stage.name)
@@ -378,10 +378,34 @@ def status() -> int:
         outputs = state.outputs(stage.outputs)  # typed: what this pipeline records, or exit 2 naming it
         for key, value in sorted(outputs.to_json().items() if outputs is not None else ()):
             typer.echo(f"{'':<12}   {key}: {value}")
+    for line in _shared_releases(cfg, state):
+        typer.echo(line)
     note = _recover_target(cfg)
     if note:
         typer.echo(note)
     return 0
+
+
+def _shared_releases(cfg: config_mod.Config, state: Any) -> list[str]:
+    """With a shared store: the releases of the configured target as the store has them (another agent's
+    deploy shows here too); nothing without one (the deploy stage's lines above say it all)."""
+    from pipeline.releases import Releases
+    from pipeline.stages.targets import Release, target_class
+
+    identity = target_class(cfg).identity(cfg)
+    try:
+        book = Releases.of(cfg, state)
+        if book.store is None:
+            return []
+        releases = [Release.from_state(raw, identity) for raw in book.read(identity)]
+    except PipelineError as exc:
+        return [f"releases of {identity}: not read ({exc.message})"]
+    lines = [f"releases of {identity} in {book.where}: {len(releases)}"]
+    if releases:
+        last = releases[-1]
+        lines.append(f"{'':<12}   live: {last.image} (run {last.run_id or '?'})")
+        lines.append(f"{'':<12}   previous: {last.previous or '-'}")
+    return lines
 
 
 def _recover_target(cfg: config_mod.Config) -> str | None:
@@ -406,7 +430,8 @@ def show_history(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs, newest first.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
 ) -> int:
-    """The last runs of this checkout: when, how they ended, model, image and where they deployed."""
+    """The last runs of this checkout (of every agent, with a shared store): when, how they ended, model,
+    image and where they deployed."""
     import dataclasses
     import json
 
@@ -415,13 +440,13 @@ def show_history(
     from pipeline import history
 
     cfg = _load_config(None, None)
-    entries = history.read(cfg.state_file.parent, limit, warn=lambda text: typer.echo(text, err=True))
+    entries, where = history.recent(cfg, limit, warn=lambda text: typer.echo(text, err=True))
     if as_json:
         for entry in entries:
             typer.echo(json.dumps(dataclasses.asdict(entry), sort_keys=True))
         return 0
     if not entries:
-        typer.echo(f"no run recorded in {cfg.state_file.parent / history.FILE_NAME}")
+        typer.echo(f"no run recorded in {where}")
         return 0
     table = Table(title=f"last {len(entries)} run(s), newest first", title_justify="left")
     for column in ("run", "started", "status", "duration", "model", "cv acc.", "image", "deployed to"):

@@ -1,9 +1,15 @@
-"""The local run history, ``.pipeline/history.jsonl``: one line per finished run, newest last.
+"""The run history: one entry per finished run.
 
 ``python -m pipeline history`` shows the last runs: when, how it ended, how long it took, the model it
 trained or used, the image it pushed and where it deployed. Only what a stage of that very run recorded is
-shown (a run that only linted has no model or image), so an old push never passes for a new one. The file
-keeps the last :data:`KEEP` runs; it is rewritten whole (atomically) when it grows past that.
+shown (a run that only linted has no model or image), so an old push never passes for a new one.
+
+Each checkout keeps its own, ``.pipeline/history.jsonl`` (one line per run, newest last, the last
+:data:`KEEP`; rewritten whole, atomically, when it grows past that). With a shared store
+(:func:`pipeline.store.configured.shared_store`) every run is also one object there,
+``history/<finished>-<run id>.json``, written once (a conditional create: no agent ever overwrites
+another's), and ``history`` lists the newest of those: the runs of every agent, the same on each. The
+checkout's file is then a copy that nothing reads. :func:`record` and :func:`recent` choose.
 """
 
 from __future__ import annotations
@@ -16,12 +22,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import Config
+from pipeline.errors import PipelineError
 from pipeline.outputs import run_facts
 from pipeline.results import RunResult
 from pipeline.state import RunState, atomic_write_text
+from pipeline.store import Store
+from pipeline.store.configured import shared_store
 
 KEEP = 200
 FILE_NAME = "history.jsonl"
+PREFIX = "history"
+
+Warn = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,14 @@ class RunEntry:
     promotion: str | None = None  # the promotion stage's verdict line, when it ran in this run
     image: str | None = None
     deployed_to: str | None = None
+
+    @classmethod
+    def parse(cls, data: bytes) -> RunEntry | None:
+        """An entry from its JSON bytes; None for bytes that are not one."""
+        try:
+            return cls.from_json(json.loads(data.decode("utf-8")))
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            return None
 
     @classmethod
     def from_json(cls, raw: Any) -> RunEntry | None:
@@ -132,19 +153,71 @@ def read(state_dir: Path, limit: int, warn: Callable[[str], None] | None = None)
     path = state_dir / FILE_NAME
     if not path.exists():
         return []
+    found = [RunEntry.parse(raw) for raw in path.read_bytes().splitlines() if raw.strip()]
+    entries = [entry for entry in found if entry is not None]
+    bad = len(found) - len(entries)
+    if bad and warn is not None:
+        warn(f"warning: {bad} line(s) of {path} are not runs (torn or damaged); skipped")
+    return list(reversed(entries))[:limit]
+
+
+def record(config: Config, entry: RunEntry, warn: Warn) -> None:
+    """Add ``entry`` to the checkout's history and, when there is one, to the shared store's. The history is
+    a convenience: what fails is said through ``warn``, never a failure of the run."""
+    state_dir = config.state_file.parent
+    try:
+        append(state_dir, entry)
+    except OSError as exc:
+        warn(f"warning: the run is not in the history: {exc}")
+    try:
+        store = shared_store(config)
+        if store is not None:
+            append_shared(store, entry)
+    except PipelineError as exc:
+        warn(f"warning: the run is not in the shared history: {exc.message}")
+
+
+def recent(config: Config, limit: int, warn: Warn) -> tuple[list[RunEntry], str]:
+    """The last ``limit`` runs, newest first, and where they were read: the shared store's when there is
+    one (:class:`~pipeline.errors.StoreUnavailable` when it does not answer), else the checkout's."""
+    store = shared_store(config)
+    if store is None:
+        state_dir = config.state_file.parent
+        return read(state_dir, limit, warn), str(state_dir / FILE_NAME)
+    return read_shared(store, limit, warn), f"store {store.url}"
+
+
+def entry_key(entry: RunEntry) -> str:
+    """``history/20261130T210544Z-<run id>.json``: sorted by key is sorted by the time the run finished."""
+    finished = "".join(ch for ch in entry.finished_at if ch.isalnum())[:32] or "0"
+    run_id = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in entry.run_id)[:80] or "run"
+    return f"{PREFIX}/{finished}-{run_id}.json"
+
+
+def append_shared(store: Store, entry: RunEntry) -> None:
+    """Write ``entry`` as its own object, once; keep the newest :data:`KEEP` (older ones are deleted)."""
+    store.put_if_absent(entry_key(entry), json.dumps(asdict(entry), sort_keys=True).encode("utf-8"))
+    keys = store.list(f"{PREFIX}/")
+    for key in keys[: max(0, len(keys) - KEEP)]:
+        store.delete(key)
+
+
+def read_shared(store: Store, limit: int, warn: Warn | None = None) -> list[RunEntry]:
+    """The newest ``limit`` runs in ``store``, newest first; objects that are not runs are skipped, and
+    ``warn`` hears how many, once (a run deleted meanwhile, by another agent's pruning, is just left out)."""
     entries: list[RunEntry] = []
     bad = 0
-    for raw in path.read_bytes().splitlines():
-        if not raw.strip():
+    for key in reversed(store.list(f"{PREFIX}/")):
+        if len(entries) >= limit:
+            break
+        data = store.get(key)
+        if data is None:
             continue
-        try:
-            entry = RunEntry.from_json(json.loads(raw.decode("utf-8")))
-        except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-            entry = None
+        entry = RunEntry.parse(data)
         if entry is None:
             bad += 1
         else:
             entries.append(entry)
     if bad and warn is not None:
-        warn(f"warning: {bad} line(s) of {path} are not runs (torn or damaged); skipped")
-    return list(reversed(entries))[:limit]
+        warn(f"warning: {bad} object(s) under {store.url}/{PREFIX}/ are not runs (damaged); skipped")
+    return entries

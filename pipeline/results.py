@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from pipeline.errors import EXIT_INTERRUPTED, EXIT_LEFT_BROKEN, EXIT_OK, EXIT_STAGE_FAILED
+from pipeline.errors import EXIT_INTERRUPTED, EXIT_LEFT_BROKEN, EXIT_OK, EXIT_STAGE_FAILED, EXIT_USAGE
 
 
 class Status(StrEnum):
@@ -72,4 +72,8 @@ class RunResult:
             return EXIT_INTERRUPTED
         if any(stage.exit_code == EXIT_LEFT_BROKEN for stage in self.stages):
             return EXIT_LEFT_BROKEN  # a target left in a state nobody chose outranks a plain failure
+        if any(stage.exit_code == EXIT_USAGE for stage in self.stages):
+            # a stage refused for a reason of the command's own (another agent holds the deploy target's
+            # lease, a run state it cannot use): exit 2, as the same refusal before the run would
+            return EXIT_USAGE
         return EXIT_OK if self.status == RunStatus.PASSED else EXIT_STAGE_FAILED

@@ -150,14 +150,16 @@ def compare(candidate: dict[str, Any], champion: dict[str, Any], settings: Promo
 def champion_of(config: Config, state: RunState, log: Any) -> tuple[str, dict[str, Any] | None]:
     """(the deploy target's identity, the champion's model or None).
 
-    The model of the last release recorded here; without one (a fresh agent, a release of ``deploy.image``),
-    what the live service reports at ``/api/v1/model`` when it answers (``DeployTarget.live_url``).
+    The model of the last release recorded (here, or in the shared store when there is one); without one (a
+    fresh agent, a release of ``deploy.image``), what the live service reports at ``/api/v1/model`` when it
+    answers (``DeployTarget.live_url``).
     """
+    from pipeline.releases import Releases
     from pipeline.stages.targets import Release, target_class
 
     kind = target_class(config)
     identity = kind.identity(config)
-    releases = state.releases(identity)
+    releases = Releases.of(config, state).read(identity)
     if releases:
         model = Release.from_state(releases[-1], identity).model
         if model is not None:

@@ -2,8 +2,10 @@
 
 The target is chosen by ``deploy.target`` from ``pipeline.stages.targets.TARGETS``: ``local`` (the
 service's container on the local engine) or ``ecs`` (a service on AWS ECS). Each release that went live
-is appended to the run state's releases under the target's identity (``ecs:REGION/CLUSTER/SERVICE``,
-``local:CONTAINER``), with what ran before it; ``rollback`` walks them back on that target only.
+is appended to the releases of the target's identity (``ecs:REGION/CLUSTER/SERVICE``, ``local:CONTAINER``),
+with what ran before it; ``rollback`` walks them back on that target only. The releases are the run state's,
+or the shared store's when there is one (:mod:`pipeline.releases`); then a deploy or rollback also holds the
+target's lease (:mod:`pipeline.deploy_lease`), so two agents never change one target at once.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from pipeline import deploy_lease
 from pipeline.config import Config
-from pipeline.errors import StageFailed
+from pipeline.errors import StageFailed, StoreUnavailable
 from pipeline.outputs import DeployOutputs, PushOutputs
+from pipeline.releases import Releases, after_rollback
 from pipeline.stages.base import CheckResult, Stage, StageContext, StageResult
 from pipeline.stages.targets import Release, target_class
-from pipeline.state import RunState
+from pipeline.state import RunState, utcnow
 
 
 class DeployStage(Stage):
@@ -54,13 +58,15 @@ class DeployStage(Stage):
         identity = kind.identity(config)
         ctx.progress(f"deploying {image} to {identity}")
         target = kind(config, ctx.log, ctx.cancel, ctx.remaining_s)
-        recorded = [Release.from_state(raw, identity) for raw in ctx.state.releases(identity)]
-        done = target.deploy(image, ctx.run_id, model_version, recorded)
-        # The model's metrics go with the release: the next candidate's promotion gate compares with them.
-        release = dataclasses.replace(done.release, model=pushed.model if pushed else None)
-        if not done.unchanged:
-            releases = ctx.state.releases(identity)
-            ctx.state.set_releases(identity, [*releases, release.to_state()])
+        book = Releases.of(config, ctx.state)
+        ttl_s = config.store.lease_ttl_s
+        with deploy_lease.hold(book.store, identity, run_id=ctx.run_id, ttl_s=ttl_s, log=ctx.log):
+            recorded = [Release.from_state(raw, identity) for raw in book.read(identity)]
+            done = target.deploy(image, ctx.run_id, model_version, recorded)
+            # The model's metrics go with the release: the next candidate's promotion gate compares with them.
+            release = dataclasses.replace(done.release, model=pushed.model if pushed else None)
+            if not done.unchanged:
+                _record(book, identity, release)
         ctx.record(
             DeployOutputs(
                 target=kind.name,
@@ -83,7 +89,34 @@ class DeployStage(Stage):
         kind = target_class(config)
         kind.validate(config)
         identity = kind.identity(config)
-        releases = [Release.from_state(raw, identity) for raw in state.releases(identity)]
-        done = kind(config, log).roll_back(releases)
-        state.set_releases(identity, [release.to_state() for release in done.remaining])
+        book = Releases.of(config, state)
+        run_id = "rollback-" + utcnow()
+        with deploy_lease.hold(book.store, identity, run_id=run_id, ttl_s=config.store.lease_ttl_s, log=log):
+            read = book.read(identity)
+            releases = [Release.from_state(raw, identity) for raw in read]
+            done = kind(config, log).roll_back(releases)
+            remaining = [release.to_state() for release in done.remaining]
+            try:
+                book.update(identity, after_rollback(read, remaining))
+            except StoreUnavailable as exc:
+                raise StoreUnavailable(
+                    f"{done.message}, but {book.where} could not record it: {exc.message}",
+                    hint="a rollback from another agent would take the release undone here as live: record "
+                    "it by hand, or deploy again once the store answers",
+                ) from None
         return done.message
+
+
+def _record(book: Releases, identity: str, release: Release) -> None:
+    """Add the release that went live; when the shared store fails, say so loudly (a rollback depends on
+    it) and keep it in this checkout's run state at least."""
+    try:
+        book.append(identity, release.to_state())
+    except StoreUnavailable as exc:
+        book.state.set_releases(identity, [*book.state.releases(identity), release.to_state()])
+        raise StoreUnavailable(
+            f"{release.image} is live on {identity}, but its release could not be recorded in {book.where}: "
+            f"{exc.message}",
+            hint=f"a rollback needs it: it is kept in {book.state.path} only; deploy again once the store "
+            "answers, or roll back by hand",
+        ) from None

@@ -14,12 +14,14 @@ import functools
 import hashlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.cache import Inputs
 from pipeline.config import Config
 from pipeline.errors import GateFailed, PipelineError, StageFailed
 from pipeline.outputs import PromotionOutputs
+from pipeline.releases import Releases
 from pipeline.stages import _promotion
 from pipeline.stages.base import Stage, StageContext, StageResult
 from pipeline.stages.train import METADATA_FILE, MODEL_FILE, model_missing
@@ -35,12 +37,20 @@ def candidate_digest(config: Config) -> str:
 
 def champion_digest(config: Config) -> str:
     """The champion as recorded for the deploy target: its identity and the last release's model. With no
-    release recorded here the champion is asked of the live service when the stage runs; that answer is not
-    an input (``--rerun promotion`` asks again). The run state is read again only when it changed."""
+    release recorded the champion is asked of the live service when the stage runs; that answer is not
+    an input (``--rerun promotion`` asks again). The run state is read again only when it changed; a shared
+    store (:mod:`pipeline.releases`) each time, since another agent may have deployed meanwhile."""
     from pipeline.stages.targets import target_class
+    from pipeline.store.configured import shared_store
 
     identity = target_class(config).identity(config)
-    return _champion_digest(identity, config.state_file, _stamps(config.state_file))
+    try:
+        store = shared_store(config)
+    except PipelineError as exc:  # a share that is not mounted: the stage itself will say so
+        return _digest(identity, {"unreadable": exc.message})
+    if store is None:
+        return _champion_digest(identity, config.state_file, _stamps(config.state_file))
+    return _digest(identity, _last_model(identity, lambda: Releases(RunState(config.state_file), store)))
 
 
 _Stamp = tuple[int, int, int] | None
@@ -74,15 +84,22 @@ def _candidate_digest(model_dir: Path, stamps: tuple[_Stamp, ...]) -> str:
 
 @functools.lru_cache(maxsize=16)
 def _champion_digest(identity: str, state_file: Path, stamps: tuple[_Stamp, ...]) -> str:
+    del stamps  # the key: the same run state as when last read
+    return _digest(identity, _last_model(identity, lambda: Releases(RunState.load(state_file), None)))
+
+
+def _last_model(identity: str, book: Callable[[], Releases]) -> object:
+    """The model of the last release of ``identity``; what is wrong, when the releases cannot be read."""
     from pipeline.stages.targets import Release
 
-    del stamps  # the key: the same run state as when last read
-    model: object
     try:
-        releases = RunState.load(state_file).releases(identity)
-        model = Release.from_state(releases[-1], identity).model if releases else None
-    except PipelineError as exc:  # a state the run refuses with its own message: a key of its own here
-        model = {"unreadable": exc.message}
+        releases = book().read(identity)
+        return Release.from_state(releases[-1], identity).model if releases else None
+    except PipelineError as exc:  # releases the run refuses with its own message: a key of their own here
+        return {"unreadable": exc.message}
+
+
+def _digest(identity: str, model: object) -> str:
     text = json.dumps({"identity": identity, "model": model}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
