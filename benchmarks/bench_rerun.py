@@ -66,9 +66,13 @@ Timeline = list[tuple[str, float, float]]  # (stage, seconds after the first sta
 
 
 def run_pipeline(
-    clone: Path, env: dict[str, str], sets: list[str], python: str = sys.executable
+    clone: Path,
+    env: dict[str, str],
+    sets: list[str],
+    python: str = sys.executable,
+    extra: list[str] | None = None,
 ) -> tuple[float, dict[str, str], Timeline]:
-    argv = [python, "-m", "pipeline", "run", "--stage", "all", "--profile", "local"]
+    argv = [python, "-m", "pipeline", "run", "--stage", "all", "--profile", "local", *(extra or [])]
     for item in sets:
         argv += ["--set", item]
     started = time.perf_counter()

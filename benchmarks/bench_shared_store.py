@@ -3,7 +3,8 @@
 Each round: a fresh prefix of an S3 bucket on a real ``moto_server`` (started here) as ``store.url``; two
 fresh clones of HEAD in different folders, each with its own ``.pipeline/`` (the agents). Agent 1 runs
 ``run --stage all`` cold; then agent 2 runs the same commit, and then again after changing one line in
-``app/``. Wall times and each stage's status.
+``app/``. Agent 1 skips ``deploy``: a deploy moves the champion that ``promotion`` compares with, so agent 2's
+``promotion`` would run again for that reason and not the commit's. Wall times and each stage's status.
 
 Goals (2 cores): agent 2's run of the unchanged commit <= 10 s with every cacheable stage ``cached`` (from
 the store: its log says so); after the ``app/`` change it reruns exactly the stages whose inputs include
@@ -128,7 +129,11 @@ def one_round(env: dict[str, str], endpoint: str) -> dict[str, Step]:
         for clone in (first, second):
             subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
         try:
-            seconds, statuses, _ = run_pipeline(first, {**agent_env, "NODE_NAME": "agent-1"}, sets)
+            # Agent 1 builds and pushes but does not deploy: a deploy moves the champion that promotion
+            # compares with, which would make agent 2's promotion run again for that reason, not the commit's.
+            seconds, statuses, _ = run_pipeline(
+                first, {**agent_env, "NODE_NAME": "agent-1"}, sets, extra=["--skip", "deploy"]
+            )
             steps["agent 1, cold"] = (seconds, statuses, "", set())
             for label, change in (("agent 2, same commit", None), ("agent 2, one line in app/", change_app)):
                 stale = stale_stages(second, agent_env, sets) if change is not None else set()
