@@ -52,7 +52,12 @@ def hermetic_environ() -> dict[str, str]:
 HERMETIC = hermetic_environ()
 os.environ.update(HERMETIC)
 
-pytest_plugins = ("tests.support.realtools", "tests.support.browser", "tests.support.s3")
+pytest_plugins = (
+    "tests.support.realtools",
+    "tests.support.browser",
+    "tests.support.s3",
+    "tests.support.second_engine",
+)
 
 # The stages of the README's "Stages", in order: what `list`, the registry and the reports must agree on.
 README_STAGES = (
