@@ -300,11 +300,11 @@ class SlowBodies(SlowClients):
     """``count`` requests whose headers are complete (``Content-Length: 100000``), then one body byte every
     ``every_s``."""
 
-    def __init__(self, url: str, count: int, every_s: float = 1.0) -> None:
+    def __init__(self, url: str, count: int, every_s: float = 1.0, length: int = 100000) -> None:
         host, port = url.removeprefix("http://").split(":")
         head = (
             b"POST /api/v1/predict HTTP/1.1\r\nHost: slow\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 100000\r\n\r\n{"
+            + f"Content-Length: {length}\r\n\r\n{{".encode()
         )
         self.sockets = []
         for _ in range(count):
@@ -358,6 +358,28 @@ def test_slow_bodies_do_not_stall_the_service_and_get_a_408_at_the_body_deadline
         assert slow.answered() == 200
         assert set(slow.answers()) == {b"HTTP/1.1 408 Request Timeout"}  # and each connection closed
         assert requests.get(server.url + "/health", timeout=1).status_code == 200
+    finally:
+        if slow is not None:
+            slow.stop()
+        server.stop()
+
+
+def test_a_small_body_gets_its_size_at_the_minimum_rate_up_front_and_no_more(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """A declared body up to 4 KiB is read whole, its deadline set when its headers are in: the timeout plus
+    its size at SERVER_BODY_MIN_RATE (1000 bytes at 500 B/s: 2 s more). Trickled a byte a second, it gets
+    its 408 then (within the watchdog's 0.5 s), not later."""
+    server = start_server(model_dir, tmp_path / "server.log", SERVER_BODY_TIMEOUT="2")
+    slow = None
+    try:
+        wait_ready(server)
+        slow = SlowBodies(server.url, 5, length=1000)
+        started = time.monotonic()
+        time.sleep(3.0)
+        assert slow.answered() == 0  # within its 2 + 2 s
+        time.sleep(max(0.0, started + 5.5 - time.monotonic()))
+        assert set(slow.answers()) == {b"HTTP/1.1 408 Request Timeout"}
     finally:
         if slow is not None:
             slow.stop()
