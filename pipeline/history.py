@@ -7,7 +7,7 @@ shown (a run that only linted has no model or image), so an old push never passe
 Each checkout keeps its own, ``.pipeline/history.jsonl`` (one line per run, newest last, the last
 :data:`KEEP`; rewritten whole, atomically, when it grows past that). With a shared store
 (:func:`pipeline.store.configured.shared_store`) every run is also one object there,
-``history/<finished>-<run id>.json``, written once (a conditional create: no agent ever overwrites
+``history/<finished>-<written>-<run id>.json``, written once (a conditional create: no agent ever overwrites
 another's), and ``history`` lists the newest of those: the runs of every agent, the same on each. The
 checkout's file is then a copy that nothing reads. :func:`record` and :func:`recent` choose.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -187,16 +188,20 @@ def recent(config: Config, limit: int, warn: Warn) -> tuple[list[RunEntry], str]
     return read_shared(store, limit, warn), f"store {store.url}"
 
 
-def entry_key(entry: RunEntry) -> str:
-    """``history/20261130T210544Z-<run id>.json``: sorted by key is sorted by the time the run finished."""
+def entry_key(entry: RunEntry, written_ns: int) -> str:
+    """``history/20261130T210544Z-<written, ns>-<run id>.json``: sorted by key is sorted by the time the run
+    finished. ``finished_at`` has whole seconds: two runs that finish within one (two agents) are told apart
+    by when their entries were written, not by their random run ids."""
     finished = "".join(ch for ch in entry.finished_at if ch.isalnum())[:32] or "0"
     run_id = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in entry.run_id)[:80] or "run"
-    return f"{PREFIX}/{finished}-{run_id}.json"
+    return f"{PREFIX}/{finished}-{written_ns:020d}-{run_id}.json"
 
 
 def append_shared(store: Store, entry: RunEntry) -> None:
     """Write ``entry`` as its own object, once; keep the newest :data:`KEEP` (older ones are deleted)."""
-    store.put_if_absent(entry_key(entry), json.dumps(asdict(entry), sort_keys=True).encode("utf-8"))
+    store.put_if_absent(
+        entry_key(entry, time.time_ns()), json.dumps(asdict(entry), sort_keys=True).encode("utf-8")
+    )
     keys = store.list(f"{PREFIX}/")
     for key in keys[: max(0, len(keys) - KEEP)]:
         store.delete(key)
