@@ -24,6 +24,7 @@ from pipeline.lock import RunLock
 
 if TYPE_CHECKING:
     from pipeline.planning import DryRun
+    from pipeline.shared_cache import SharedCache
 
 app = typer.Typer(
     name="pipeline",
@@ -114,9 +115,9 @@ def _load_config(
     return cfg
 
 
-def _shared_cache(cfg: config_mod.Config) -> Any:
-    """The shared stage cache of ``[store]`` (a ``SharedCache``), or None: none configured, or one that cannot
-    be opened (said on stderr; the run goes on without it)."""
+def _shared_cache(cfg: config_mod.Config) -> SharedCache | None:
+    """The shared stage cache of ``[store]``, or None: none configured, or one that cannot be opened (said on
+    stderr; the run goes on without it)."""
     from pipeline.errors import StoreUnavailable
     from pipeline.shared_cache import SharedCache
     from pipeline.store.configured import shared_store

@@ -2,8 +2,8 @@
 whether its last pass can stand in for running it (``cached``, or ``runs`` and why).
 
 ``python -m pipeline run --dry-run`` shows the plan (:func:`dry_run`); the run executes it
-(:mod:`pipeline.runner`). Both take each stage's cache verdict from :func:`cache_verdict`, the one place that
-decides "cached / runs, and why".
+(:mod:`pipeline.runner`). Both take each stage's cache verdict from :meth:`CacheJudge.verdict`, the one place
+that decides "cached / runs, and why": this checkout's last pass, else the shared store's entry.
 
 Caching is one mechanism for every stage (``pipeline.cache``): the fingerprint of a cacheable stage's
 declared inputs is compared with its last pass; the same key means ``cached`` (its reports put back), unless

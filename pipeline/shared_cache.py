@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pipeline.errors import StoreCorrupt, StoreUnavailable
-from pipeline.state import StageRecord
+from pipeline.state import StageRecord, atomic_write_bytes
 from pipeline.store import Store
 
 ENTRY_VERSION = 1
@@ -163,7 +163,7 @@ class SharedCache:
                 return self._down or f"its copy of {target.name} is not in the store"
             fetched.append((target, data))
         for target, data in fetched:
-            _write_atomically(target, data)
+            atomic_write_bytes(target, data)
         return None
 
     def save(
@@ -219,11 +219,12 @@ class SharedCache:
 
     def _blob(self, digest: str) -> bytes | None:
         """The checked blob (None when gone or the store is down); :class:`StoreCorrupt` when damaged."""
-        data: bytes | None = self._call(lambda: self.store.get_blob(digest), corrupt_is_miss=False)
+        data: bytes | None = self._call(lambda: self.store.get_blob(digest))
         return data
 
-    def _call(self, action: Callable[[], Any], *, corrupt_is_miss: bool = True) -> Any:
-        """``action()``, or None once the store is down (said once, then not asked again)."""
+    def _call(self, action: Callable[[], Any]) -> Any:
+        """``action()``, or None once the store is down (said once, then not asked again). A damaged blob
+        (:class:`StoreCorrupt`, only ``get_blob`` raises it) reaches the caller, which says which file."""
         if self._down is not None:
             return None
         try:
@@ -233,10 +234,6 @@ class SharedCache:
                 if self._down is None:
                     self._down = f"the shared store {self.url} cannot be used: {exc.message}"
                     self._warn(f"{self._down}; this run goes on without the shared cache")
-            return None
-        except StoreCorrupt:
-            if not corrupt_is_miss:
-                raise
             return None
 
 
@@ -249,13 +246,6 @@ def files_under(folders: Iterable[Path]) -> list[Path]:
         elif folder.is_dir():
             found.extend(p for p in folder.rglob("*") if p.is_file())
     return sorted(found)
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, target)
 
 
 def describe(entry: Entry) -> str:
